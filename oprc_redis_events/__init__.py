@@ -1,0 +1,69 @@
+"""oprc-redis-events: OPRC-style object events for objects kept in Redis."""
+
+from __future__ import annotations
+
+from .config import Settings
+from .errors import (
+    ConfigError,
+    InvalidIdError,
+    InvalidTriggerError,
+    InvalidValueError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OprcEventsError,
+    RedisUnavailableError,
+    ZenohUnavailableError,
+)
+from .ops import ObjectRecord, WriteResult
+from .pb.oprc_data_pb2 import (
+    DataTrigger,
+    EventInfo,
+    EventType,
+    FuncTrigger,
+    ObjData,
+    ObjectEvent,
+    TriggerPayload,
+    TriggerTarget,
+    ValData,
+    ValType,
+)
+from .pb.oprc_invoke_pb2 import (
+    InvocationRequest,
+    InvocationResponse,
+    ObjectInvocationRequest,
+    ResponseStatus,
+)
+from .store import ObjectStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataTrigger",
+    "EventInfo",
+    "EventType",
+    "FuncTrigger",
+    "InvalidIdError",
+    "InvalidTriggerError",
+    "InvalidValueError",
+    "InvocationRequest",
+    "InvocationResponse",
+    "ObjData",
+    "ObjectEvent",
+    "ObjectExistsError",
+    "ObjectInvocationRequest",
+    "ObjectNotFoundError",
+    "ObjectRecord",
+    "ObjectStore",
+    "OprcEventsError",
+    "RedisUnavailableError",
+    "ResponseStatus",
+    "Settings",
+    "TriggerPayload",
+    "TriggerTarget",
+    "ValData",
+    "ValType",
+    "WriteResult",
+    "ZenohUnavailableError",
+    "__version__",
+]

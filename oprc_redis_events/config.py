@@ -1,0 +1,152 @@
+"""One typed settings object, read from the environment in one place.
+
+The platform's own names come first (``ODGM_EVENTS_ENABLED``, ``ODGM_MAX_TRIGGER_DEPTH``,
+``ODGM_TRIGGER_TIMEOUT_MS``) with the platform's defaults; this project's own settings
+use the ``OPRC_EVENTS_`` prefix.  CLI flags override the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "redact_url"]
+
+PayloadFormat = Literal["json", "protobuf"]
+PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
+ZENOH_MODES: tuple[str, ...] = ("peer", "client", "router")
+
+#: setting name -> environment variable
+ENV_VARS: dict[str, str] = {
+    "events_enabled": "ODGM_EVENTS_ENABLED",
+    "max_trigger_depth": "ODGM_MAX_TRIGGER_DEPTH",
+    "trigger_timeout_ms": "ODGM_TRIGGER_TIMEOUT_MS",
+    "max_concurrent_triggers": "OPRC_EVENTS_MAX_CONCURRENT_TRIGGERS",
+    "payload_format": "OPRC_EVENTS_PAYLOAD_FORMAT",
+    "redis_url": "OPRC_EVENTS_REDIS_URL",
+    "zenoh_mode": "OPRC_EVENTS_ZENOH_MODE",
+    "zenoh_connect": "OPRC_EVENTS_ZENOH_CONNECT",
+    "zenoh_listen": "OPRC_EVENTS_ZENOH_LISTEN",
+    "zenoh_config": "OPRC_EVENTS_ZENOH_CONFIG",
+    "zenoh_multicast_scouting": "OPRC_EVENTS_ZENOH_MULTICAST_SCOUTING",
+    "group": "OPRC_EVENTS_GROUP",
+    "consumer": "OPRC_EVENTS_CONSUMER",
+    "batch_size": "OPRC_EVENTS_BATCH_SIZE",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and reprs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the library, the worker and the CLI can be configured with.
+
+    ``events_enabled=False`` makes writes plain writes: no diff, no matching, no outbox entry.
+    ``max_trigger_depth``: an event whose depth is >= this is not dispatched.
+    ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
+    """
+
+    events_enabled: bool = True
+    max_trigger_depth: int = 10
+    trigger_timeout_ms: int = 30_000
+    max_concurrent_triggers: int = 256
+    payload_format: PayloadFormat = "json"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    zenoh_mode: str = "peer"
+    zenoh_connect: tuple[str, ...] = ()
+    zenoh_listen: tuple[str, ...] = ()
+    zenoh_config: str | None = None
+    zenoh_multicast_scouting: bool = False
+    group: str = "oprc-events"
+    consumer: str = field(default_factory=_default_consumer)
+    batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.max_trigger_depth < 1:
+            raise ConfigError(f"max_trigger_depth must be >= 1, got {self.max_trigger_depth}")
+        if self.trigger_timeout_ms < 1:
+            raise ConfigError(f"trigger_timeout_ms must be >= 1, got {self.trigger_timeout_ms}")
+        if self.max_concurrent_triggers < 1:
+            raise ConfigError(
+                f"max_concurrent_triggers must be >= 1, got {self.max_concurrent_triggers}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.payload_format not in PAYLOAD_FORMATS:
+            raise ConfigError(
+                f"payload_format must be one of {', '.join(PAYLOAD_FORMATS)}, "
+                f"got {self.payload_format!r}"
+            )
+        if self.zenoh_mode not in ZENOH_MODES:
+            raise ConfigError(
+                f"zenoh_mode must be one of {', '.join(ZENOH_MODES)}, got {self.zenoh_mode!r}"
+            )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Settings(redis_url={redact_url(self.redis_url)!r}, {shown})"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``), then ``overrides`` on top."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name, var in ENV_VARS.items():
+            raw = env.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = _parse(var, raw.strip(), str(types[name]))
+        return cls(**values).replace(**overrides)
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> Settings:
+        """Settings from the environment with ``redis_url=url``."""
+        return cls.from_env(redis_url=url, **overrides)
+
+
+def _parse(var: str, raw: str, type_name: str) -> Any:
+    if type_name == "bool":
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{var}={raw!r} is not a boolean (use true or false)")
+    if type_name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not an integer") from None
+    if type_name.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw

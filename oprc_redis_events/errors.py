@@ -1,0 +1,58 @@
+"""One exception root, a subclass per failure area.
+
+Foreign errors (redis-py, zenoh, protobuf) are converted at the boundary with
+``raise ... from err`` so callers only need to catch :class:`OprcEventsError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InvalidIdError",
+    "InvalidTriggerError",
+    "InvalidValueError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "OprcEventsError",
+    "RedisUnavailableError",
+    "ZenohUnavailableError",
+]
+
+
+class OprcEventsError(Exception):
+    """Root of every error this package raises."""
+
+
+class InvalidIdError(OprcEventsError, ValueError):
+    """A class, function, object id or field key cannot be used (empty, special character, range)."""
+
+
+class InvalidValueError(OprcEventsError, TypeError):
+    """A field value has a type the store cannot keep."""
+
+
+class InvalidTriggerError(OprcEventsError, ValueError):
+    """A trigger configuration is malformed, names an invalid target or is too large."""
+
+
+class ObjectExistsError(OprcEventsError):
+    """``create`` was asked for an object that already exists."""
+
+
+class ObjectNotFoundError(OprcEventsError, KeyError):
+    """An operation that needs an existing object found none."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(OprcEventsError, ValueError):
+    """A setting has a value that cannot be used."""
+
+
+class RedisUnavailableError(OprcEventsError, ConnectionError):
+    """Redis could not be reached or refused the operation."""
+
+
+class ZenohUnavailableError(OprcEventsError, ConnectionError):
+    """A Zenoh session could not be opened or used."""

@@ -1,0 +1,177 @@
+"""Key layout in Redis and validation of every id that reaches a key.
+
+Every key of one (class, partition) pair carries the same Redis Cluster hash tag,
+so an object, its partition's outbox stream and its bookkeeping live in one slot
+and one Lua call can touch them all::
+
+    oprc:{orders:0}:obj:1001      hash    the object's fields (field name = field key)
+    oprc:{orders:0}:meta:1001     hash    version, trigger configuration and trigger index
+    oprc:{orders:0}:outbox        stream  events waiting for the worker
+    oprc:{orders:0}:dlq           stream  events the worker could not handle, with the reason
+    oprc:partitions               set     "cls:pid" of every partition written to (a discovery hint)
+
+Numeric and string ids share one namespace, told apart by their spelling: an object
+id (or field key) written as a canonical decimal number is the numeric id (u64 for
+objects, u32 for fields); any other spelling is a string id.  A *string* id that is a
+canonical decimal number would be ambiguous, so it is rejected with an error that
+says to pass the integer instead.
+
+Ids may not contain characters that are special to Zenoh key expressions or to this
+layout (``/ * $ # ? { }`` and whitespace) and may not be empty; they are rejected,
+never escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import InvalidIdError
+
+__all__ = [
+    "MAX_PARTITION",
+    "MAX_U32",
+    "MAX_U64",
+    "PARTITIONS_KEY",
+    "PREFIX",
+    "FieldKey",
+    "ObjectId",
+    "PartitionKeys",
+    "field_name",
+    "parse_field_name",
+    "parse_object_segment",
+    "object_segment",
+    "validate_id",
+]
+
+PREFIX: Final = "oprc"
+PARTITIONS_KEY: Final = f"{PREFIX}:partitions"
+MAX_U32: Final = 2**32 - 1
+MAX_U64: Final = 2**64 - 1
+MAX_PARTITION: Final = MAX_U32
+MAX_ID_LENGTH: Final = 256
+
+ObjectId = int | str
+FieldKey = int | str
+
+_FORBIDDEN = re.compile(r"[/*$#?{}\s]")
+_CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def validate_id(kind: str, value: object) -> str:
+    """Return ``value`` when it can be used as a ``kind`` id, else raise :class:`InvalidIdError`."""
+    if not isinstance(value, str):
+        raise InvalidIdError(f"{kind} must be a string, got {type(value).__name__} {value!r}")
+    if not value:
+        raise InvalidIdError(f"{kind} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidIdError(f"{kind} {value[:40]!r}... is longer than {MAX_ID_LENGTH} characters")
+    bad = _FORBIDDEN.search(value)
+    if bad:
+        raise InvalidIdError(
+            f"{kind} {value!r} contains {bad.group()!r}, which is special to Zenoh key "
+            "expressions or to the key layout (forbidden: / * $ # ? { } and whitespace)"
+        )
+    return value
+
+
+def validate_partition(value: object) -> int:
+    """Return a partition id (u32) or raise :class:`InvalidIdError`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidIdError(f"partition_id must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= MAX_PARTITION:
+        raise InvalidIdError(f"partition_id {value} is outside 0..{MAX_PARTITION}")
+    return value
+
+
+def _segment(kind: str, value: object, limit: int) -> str:
+    if isinstance(value, bool):
+        raise InvalidIdError(f"{kind} must be an int or a string, got bool {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value <= limit:
+            raise InvalidIdError(f"{kind} {value} is outside 0..{limit}")
+        return str(value)
+    if isinstance(value, str):
+        validate_id(kind, value)
+        if _CANONICAL_DECIMAL.fullmatch(value):
+            raise InvalidIdError(
+                f"{kind} {value!r} is a decimal number written as a string; pass the int "
+                f"{value} for a numeric id (string ids must not be canonical numbers)"
+            )
+        return value
+    raise InvalidIdError(f"{kind} must be an int or a string, got {type(value).__name__} {value!r}")
+
+
+def object_segment(object_id: object) -> str:
+    """Spell an object id (u64 or string) as it appears in keys and stream entries."""
+    return _segment("object_id", object_id, MAX_U64)
+
+
+def field_name(key: object) -> str:
+    """Spell a field key (u32 or string) as the hash field name."""
+    return _segment("field key", key, MAX_U32)
+
+
+def _parse(text: str, limit: int) -> int | str:
+    if _CANONICAL_DECIMAL.fullmatch(text) and int(text) <= limit:
+        return int(text)
+    return text
+
+
+def parse_object_segment(text: str) -> ObjectId:
+    """Inverse of :func:`object_segment`."""
+    return _parse(text, MAX_U64)
+
+
+def parse_field_name(text: str) -> FieldKey:
+    """Inverse of :func:`field_name`: numeric spelling gives an int key."""
+    return _parse(text, MAX_U32)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """The keys of one (class, partition) pair; every one carries the same hash tag."""
+
+    cls_id: str
+    partition_id: int
+
+    @classmethod
+    def of(cls, cls_id: object, partition_id: object) -> PartitionKeys:
+        return cls(validate_id("cls_id", cls_id), validate_partition(partition_id))
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.cls_id}:{self.partition_id}}}"
+
+    @property
+    def outbox(self) -> str:
+        return f"{PREFIX}:{self.tag}:outbox"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{PREFIX}:{self.tag}:dlq"
+
+    @property
+    def member(self) -> str:
+        """This partition's member name in :data:`PARTITIONS_KEY`."""
+        return f"{self.cls_id}:{self.partition_id}"
+
+    def obj(self, segment: str) -> str:
+        return f"{PREFIX}:{self.tag}:obj:{segment}"
+
+    def meta(self, segment: str) -> str:
+        return f"{PREFIX}:{self.tag}:meta:{segment}"
+
+    @classmethod
+    def from_member(cls, member: str) -> PartitionKeys:
+        cls_id, _, pid = member.rpartition(":")
+        return cls.of(cls_id, int(pid))
+
+    @classmethod
+    def from_key(cls, key: str) -> PartitionKeys:
+        """The partition of any key of the layout (``oprc:{cls:pid}:...``)."""
+        start, end = key.find("{"), key.find("}")
+        if not key.startswith(PREFIX + ":{") or end < start:
+            raise InvalidIdError(f"{key!r} is not a key of the {PREFIX} layout")
+        return cls.from_member(key[start + 1 : end])

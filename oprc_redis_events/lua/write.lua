@@ -1,0 +1,202 @@
+-- write.lua: one atomic write of one object, with its field-level events.
+--
+-- KEYS[1]  object hash     oprc:{cls:pid}:obj:<oid>
+-- KEYS[2]  meta hash       oprc:{cls:pid}:meta:<oid>   (v, ev, t:<code>:<key>, y:<field>)
+-- KEYS[3]  outbox stream   oprc:{cls:pid}:outbox
+--
+-- ARGV[1]  mode: create | update | upsert | replace | delete_fields | delete | set_triggers
+-- ARGV[2]  object id as spelled in keys (goes into the entry as `o`)
+-- ARGV[3]  depth of this write (0 for a user's own write)
+-- ARGV[4]  W3C traceparent, or ""
+-- ARGV[5]  "1": events enabled (diff, match, XADD); "0": plain write
+-- ARGV[6]  n = number of field items, then the items:
+--            set modes (create, update, upsert, replace): n triples  name, value, type ("0" byte, "1" crdt map)
+--            delete_fields: n names;  delete, set_triggers: n = 0
+-- then     "1" when the trigger configuration is replaced (create, set_triggers), else "0";
+--          when "1": serialized ObjectEvent ("" for none), m, then m pairs  index field, encoded targets
+--
+-- Returns {status, version, entry id or "", number of events in the entry}
+--   status 0 ok; 1 the object already exists (create); 2 no such object (update,
+--   delete_fields, delete, set_triggers).  Nothing is written unless status is 0.
+--
+-- Events: a field that appears is CREATE (3); one whose bytes or type change is UPDATE (4);
+-- one that disappears is DELETE (5); an unchanged value gives nothing.  Targets come from
+-- one HGET of t:<c|u|d>:<field> per changed field.  One stream entry per write, and only
+-- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>], t<i>
+-- (a write with more than 500 matched events is split over several entries; the last id is returned).
+
+local obj, meta, outbox = KEYS[1], KEYS[2], KEYS[3]
+local mode, oid, depth, traceparent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local events = ARGV[5] == "1"
+local n = tonumber(ARGV[6])
+local pos = 7
+
+-- Lua's unpack() is limited to a few thousand values: send long lists in chunks.
+local function chunked(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 1000 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+    if type(r) == "table" then
+      for _, x in ipairs(r) do out[#out + 1] = x end
+    end
+  end
+  return out
+end
+
+local exists = redis.call("EXISTS", obj, meta) > 0
+if mode == "create" and exists then return {1, 0, "", 0} end
+if not exists and mode ~= "create" and mode ~= "upsert" and mode ~= "replace" then
+  return {2, 0, "", 0}
+end
+
+local names, values, types = {}, {}, {}
+local per_item = (mode == "delete_fields") and 1 or 3
+for i = 1, n do
+  names[i] = ARGV[pos]
+  if per_item == 3 then
+    values[i], types[i] = ARGV[pos + 1], ARGV[pos + 2]
+  end
+  pos = pos + per_item
+end
+
+-- Trigger configuration first, so a create's own events see the triggers it was given.
+if ARGV[pos] == "1" then
+  local serialized, m = ARGV[pos + 1], tonumber(ARGV[pos + 2])
+  local old = redis.call("HKEYS", meta)
+  local stale = {}
+  for _, f in ipairs(old) do
+    if string.sub(f, 1, 2) == "t:" or f == "ev" then stale[#stale + 1] = f end
+  end
+  chunked("HDEL", meta, stale)
+  local fresh = {}
+  if serialized ~= "" then fresh = {"ev", serialized} end
+  for j = 0, m - 1 do
+    fresh[#fresh + 1] = ARGV[pos + 3 + 2 * j]
+    fresh[#fresh + 1] = ARGV[pos + 4 + 2 * j]
+  end
+  chunked("HSET", meta, fresh)
+end
+
+local changes = {}  -- {code, name, value or false}
+
+local function typekeys(list)
+  local out = {}
+  for i, name in ipairs(list) do out[i] = "y:" .. name end
+  return out
+end
+
+if per_item == 3 and n > 0 then
+  local old, oldtypes = {}, {}
+  if events then
+    old = chunked("HMGET", obj, names)
+  end
+  oldtypes = chunked("HMGET", meta, typekeys(names))
+  local args, settypes, cleartypes = {}, {}, {}
+  for i = 1, n do
+    local oldtype = oldtypes[i] or "0"
+    if events then
+      if not old[i] then
+        changes[#changes + 1] = {"c", names[i], values[i]}
+      elseif old[i] ~= values[i] or oldtype ~= types[i] then
+        changes[#changes + 1] = {"u", names[i], values[i]}
+      end
+    end
+    args[#args + 1] = names[i]
+    args[#args + 1] = values[i]
+    if types[i] ~= "0" then
+      settypes[#settypes + 1] = "y:" .. names[i]
+      settypes[#settypes + 1] = types[i]
+    elseif oldtypes[i] then
+      cleartypes[#cleartypes + 1] = "y:" .. names[i]
+    end
+  end
+  chunked("HSET", obj, args)
+  chunked("HSET", meta, settypes)
+  chunked("HDEL", meta, cleartypes)
+end
+
+local removed = {}
+if mode == "replace" then
+  local given = {}
+  for i = 1, n do given[names[i]] = true end
+  for _, name in ipairs(redis.call("HKEYS", obj)) do
+    if not given[name] then removed[#removed + 1] = name end
+  end
+elseif mode == "delete_fields" and n > 0 then
+  local present = chunked("HMGET", obj, names)
+  for i = 1, n do
+    if present[i] then removed[#removed + 1] = names[i] end
+  end
+elseif mode == "delete" and events then
+  removed = redis.call("HKEYS", obj)
+end
+if events then
+  for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
+end
+
+-- Match while the configuration still exists (delete removes it below).
+-- Events are grouped 500 to an entry (one entry for any ordinary write) so that
+-- unpack() stays within Lua's limits.
+local batches = {}
+local matched = 0
+if events then
+  local codes = {c = "3", u = "4", d = "5"}
+  local entry, count = nil, 0
+  for _, ch in ipairs(changes) do
+    local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
+    if targets then
+      if entry == nil or count == 500 then
+        entry, count = {}, 0
+        batches[#batches + 1] = entry
+      end
+      count = count + 1
+      matched = matched + 1
+      entry.n = count
+      local i = tostring(count)
+      entry[#entry + 1] = "e" .. i
+      entry[#entry + 1] = codes[ch[1]]
+      entry[#entry + 1] = "k" .. i
+      entry[#entry + 1] = ch[2]
+      if ch[3] then
+        entry[#entry + 1] = "p" .. i
+        entry[#entry + 1] = ch[3]
+      end
+      entry[#entry + 1] = "t" .. i
+      entry[#entry + 1] = targets
+    end
+  end
+end
+
+local version = 0
+if mode == "delete" then
+  version = tonumber(redis.call("HGET", meta, "v") or "0") + 1
+  redis.call("DEL", obj, meta)
+else
+  if #removed > 0 then
+    chunked("HDEL", obj, removed)
+    chunked("HDEL", meta, typekeys(removed))
+  end
+  if mode == "create" or #changes > 0 or (not events and (n > 0 or #removed > 0)) then
+    version = redis.call("HINCRBY", meta, "v", 1)
+  else
+    version = tonumber(redis.call("HGET", meta, "v") or "0")
+  end
+end
+
+if matched == 0 then return {0, version, "", 0} end
+
+local now = redis.call("TIME")
+local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local id = ""
+for _, entry in ipairs(batches) do
+  local fields = {"o", oid, "v", tostring(version), "d", depth, "ts", ts}
+  if traceparent ~= "" then
+    fields[#fields + 1] = "tp"
+    fields[#fields + 1] = traceparent
+  end
+  fields[#fields + 1] = "n"
+  fields[#fields + 1] = tostring(entry.n)
+  for _, x in ipairs(entry) do fields[#fields + 1] = x end
+  id = redis.call("XADD", outbox, "*", unpack(fields))
+end
+return {0, version, id, matched}

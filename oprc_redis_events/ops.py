@@ -1,0 +1,241 @@
+"""Operations on objects without I/O: what to send to Redis and how to read the reply.
+
+The sync and asyncio stores are thin faces over these functions: each builds a
+:class:`ScriptCall` or a list of read commands here, sends it, and hands the reply back
+here to be turned into a result or an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .errors import InvalidIdError, InvalidValueError, ObjectExistsError, ObjectNotFoundError
+from .keys import (
+    FieldKey,
+    ObjectId,
+    PartitionKeys,
+    field_name,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+)
+from .pb.oprc_data_pb2 import ObjData, ObjectEvent, ValData, ValType
+from .triggers import build_index, coerce_event
+
+__all__ = [
+    "ObjectRecord",
+    "ScriptCall",
+    "ObjectRef",
+    "WriteResult",
+    "build_write",
+    "encode_entries",
+    "parse_record",
+    "parse_write",
+]
+
+SET_MODES: Final = ("create", "update", "upsert", "replace")
+MAX_FIELDS_PER_WRITE: Final = 100_000
+Value = bytes | bytearray | memoryview | str | ValData
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Where one object lives: its partition keys and its id as spelled in keys."""
+
+    keys: PartitionKeys
+    segment: str
+
+    @classmethod
+    def of(cls, cls_id: object, partition_id: object, object_id: object) -> ObjectRef:
+        return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+
+    @property
+    def obj(self) -> str:
+        return self.keys.obj(self.segment)
+
+    @property
+    def meta(self) -> str:
+        return self.keys.meta(self.segment)
+
+    def describe(self) -> str:
+        return f"object {self.keys.cls_id}/{self.keys.partition_id}/{self.segment}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of the write script: its keys and arguments, and what the reply means."""
+
+    target: ObjectRef
+    mode: str
+    keys: list[str]
+    args: list[bytes | str | int]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: the object's version after it and the outbox entry it queued.
+
+    ``entry_id`` is ``None`` when no trigger matched (nothing was queued); ``events`` is the
+    number of matched events in the entry.  For ``delete``, ``existed`` says whether there
+    was an object to delete.
+    """
+
+    version: int
+    entry_id: str | None
+    events: int
+    existed: bool = True
+
+
+@dataclass(slots=True)
+class ObjectRecord:
+    """An object as stored: its fields, trigger configuration and version."""
+
+    cls_id: str
+    partition_id: int
+    object_id: ObjectId
+    version: int
+    entries: dict[FieldKey, bytes] = field(default_factory=dict)
+    types: dict[FieldKey, int] = field(default_factory=dict)
+    event: ObjectEvent | None = None
+
+    def to_obj_data(self) -> ObjData:
+        """The platform's ``ObjData`` for this object (numeric keys in ``entries``)."""
+        data = ObjData()
+        data.metadata.cls_id = self.cls_id
+        data.metadata.partition_id = self.partition_id
+        if isinstance(self.object_id, int):
+            data.metadata.object_id = self.object_id
+        else:
+            data.metadata.object_id_str = self.object_id
+        for key, value in self.entries.items():
+            target = data.entries[key] if isinstance(key, int) else data.entries_str[key]
+            target.data = value
+            target.type = ValType.ValueType(self.types.get(key, 0))
+        if self.event is not None:
+            data.event.CopyFrom(self.event)
+        return data
+
+
+def _encode_value(key: object, value: object) -> tuple[bytes, int]:
+    if isinstance(value, ValData):
+        return value.data, int(value.type)
+    if isinstance(value, bytes):
+        return value, 0
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value), 0
+    if isinstance(value, str):
+        return value.encode("utf-8"), 0
+    raise InvalidValueError(
+        f"value of field {key!r} must be bytes, str or ValData, got {type(value).__name__}"
+    )
+
+
+def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str]:
+    """Flatten ``{key: value}`` into ``name, value, type`` triples, validating each."""
+    if entries is None:
+        return []
+    if not isinstance(entries, Mapping):
+        raise InvalidValueError(f"entries must be a mapping of field key to value, got {type(entries).__name__}")
+    if len(entries) > MAX_FIELDS_PER_WRITE:
+        raise InvalidValueError(f"{len(entries)} fields in one write; the limit is {MAX_FIELDS_PER_WRITE}")
+    flat: list[bytes | str] = []
+    for key, value in entries.items():
+        data, vtype = _encode_value(key, value)
+        flat += [field_name(key), data, str(vtype)]
+    return flat
+
+
+def _field_names(keys: Iterable[FieldKey]) -> list[str]:
+    if isinstance(keys, (str, bytes, int)):
+        raise InvalidIdError(f"field keys must be a list of keys, got {keys!r}")
+    return [field_name(k) for k in keys]
+
+
+def build_write(
+    target: ObjectRef,
+    mode: str,
+    *,
+    entries: Mapping[FieldKey, Value] | None = None,
+    delete_keys: Iterable[FieldKey] | None = None,
+    event: object = None,
+    replace_triggers: bool = False,
+    depth: int = 0,
+    traceparent: str | None = None,
+    events_enabled: bool = True,
+) -> ScriptCall:
+    """Validate a write and spell it as one call of ``write.lua`` (see its header)."""
+    items: Sequence[bytes | str]
+    if mode in SET_MODES:
+        items = encode_entries(entries)
+        count = len(items) // 3
+    elif mode == "delete_fields":
+        items = _field_names(delete_keys or ())
+        count = len(items)
+    else:
+        items, count = [], 0
+    trigger_args: list[bytes | str | int] = ["0"]
+    if replace_triggers:
+        parsed = coerce_event(event)
+        index = build_index(parsed)
+        trigger_args = ["1", parsed.SerializeToString() if parsed is not None else b"", len(index)]
+        for name, blob in index.items():
+            trigger_args += [name, blob]
+    args: list[bytes | str | int] = [
+        mode,
+        target.segment,
+        depth,
+        traceparent or "",
+        "1" if events_enabled else "0",
+        count,
+        *items,
+        *trigger_args,
+    ]
+    keys = [target.obj, target.meta, target.keys.outbox]
+    return ScriptCall(target, mode, keys, args)
+
+
+def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
+    """Turn the script's reply into a result, or raise the error it stands for."""
+    status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
+    if status == 1:
+        raise ObjectExistsError(f"{call.target.describe()} already exists; use update or upsert")
+    if status == 2:
+        if call.mode == "delete":
+            return WriteResult(0, None, 0, existed=False)
+        raise ObjectNotFoundError(f"{call.target.describe()} does not exist; create it first")
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    return WriteResult(version, entry_id or None, events)
+
+
+def read_commands(target: ObjectRef) -> list[tuple[Any, ...]]:
+    """Commands whose replies :func:`parse_record` reads (send them in one pipeline)."""
+    return [("HGETALL", target.obj), ("HGETALL", target.meta)]
+
+
+def parse_record(target: ObjectRef, data: Mapping[bytes, bytes], meta: Mapping[bytes, bytes]) -> ObjectRecord | None:
+    """An :class:`ObjectRecord` from the two hashes, ``None`` when neither exists."""
+    if not data and not meta:
+        return None
+    record = ObjectRecord(
+        target.keys.cls_id,
+        target.keys.partition_id,
+        parse_object_segment(target.segment),
+        int(meta.get(b"v", b"0")),
+    )
+    for name, value in data.items():
+        record.entries[parse_field_name(name.decode())] = value
+    for name, value in meta.items():
+        if name.startswith(b"y:"):
+            record.types[parse_field_name(name[2:].decode())] = int(value)
+    record.event = parse_event(meta.get(b"ev"))
+    return record
+
+
+def parse_event(serialized: bytes | None) -> ObjectEvent:
+    event = ObjectEvent()
+    if serialized:
+        event.ParseFromString(serialized)
+    return event

@@ -1,0 +1,60 @@
+"""The edge to Zenoh, behind a small interface.
+
+:class:`Publisher` is what the worker needs: put bytes on a key.  :class:`ZenohPublisher`
+does it on a Zenoh session with congestion control BLOCK (DROP, Zenoh's default, loses
+messages under load); :class:`MemoryPublisher` records puts for tests of the layers above.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from .errors import ZenohUnavailableError
+
+__all__ = ["MemoryPublisher", "Publisher", "ZenohPublisher"]
+
+
+class Publisher(Protocol):
+    def put(self, key: str, payload: bytes) -> None:
+        """Hand one message to the transport (raise on failure)."""
+
+    def close(self) -> None:
+        """Release what the publisher holds."""
+
+
+class ZenohPublisher:
+    """Puts on a Zenoh session (which it closes only when it opened it)."""
+
+    def __init__(self, session: Any, *, owned: bool = False) -> None:
+        import zenoh
+
+        self.session = session
+        self._owned = owned
+        self._block = zenoh.CongestionControl.BLOCK
+        self._zerror = zenoh.ZError
+
+    def put(self, key: str, payload: bytes) -> None:
+        try:
+            self.session.put(key, payload, congestion_control=self._block)
+        except self._zerror as err:
+            raise ZenohUnavailableError(f"Zenoh put on {key!r} failed: {err}") from err
+
+    def close(self) -> None:
+        if self._owned:
+            self.session.close()
+
+
+class MemoryPublisher:
+    """Records every put in :attr:`sent`, in order; thread-safe."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+
+    def put(self, key: str, payload: bytes) -> None:
+        with self._lock:
+            self.sent.append((key, payload))
+
+    def close(self) -> None:
+        pass

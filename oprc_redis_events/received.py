@@ -1,0 +1,88 @@
+"""Decoding what a trigger put on Zenoh, as a receiving function would (used by the demo,
+``tail`` and the tests)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from .errors import OprcEventsError
+from .pb.oprc_data_pb2 import EventInfo, EventType, TriggerPayload
+from .pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
+
+__all__ = ["ReceivedTrigger", "decode_trigger"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedTrigger:
+    """One received trigger: the request wrapper and the TriggerPayload inside it."""
+
+    key: str
+    request: InvocationRequest | ObjectInvocationRequest
+    payload: TriggerPayload
+    payload_format: str
+
+    @property
+    def invocation_id(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def event_name(self) -> str:
+        return EventType.Name(self.payload.event_info.event_type).removeprefix("EVENT_TYPE_")
+
+    @property
+    def field(self) -> int | str | None:
+        info = self.payload.event_info
+        if info.HasField("key"):
+            return info.key
+        if info.HasField("key_str"):
+            return info.key_str
+        return None
+
+    @property
+    def depth(self) -> int:
+        return int(self.payload.event_info.context.get("depth", "0"))
+
+    def describe(self) -> str:
+        info = self.payload.event_info
+        source = info.source_object_id_str if info.HasField("source_object_id_str") else str(
+            info.source_object_id)
+        value = (
+            repr(self.payload.original_payload) if self.payload.HasField("original_payload") else "-"
+        )
+        target = f"{self.request.cls_id}.{self.request.fn_id}"
+        return (
+            f"{self.event_name:<13} {info.source_cls_id}/{info.source_partition_id}/{source} "
+            f"field={self.field} value={value} -> {target} depth={self.depth} "
+            f"invocation={self.invocation_id}"
+        )
+
+
+def _payload_from_json(body: bytes) -> TriggerPayload:
+    doc: dict[str, Any] = json.loads(body)
+    info = {k: v for k, v in doc["event_info"].items() if v is not None}
+    message = TriggerPayload(event_info=EventInfo(**info))
+    if doc.get("original_payload") is not None:
+        message.original_payload = bytes(doc["original_payload"])
+    return message
+
+
+def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
+    """Decode a trigger put on ``key``; raises :class:`OprcEventsError` when it is not one."""
+    stateful = "/objects/" in key
+    request: InvocationRequest | ObjectInvocationRequest = (
+        ObjectInvocationRequest() if stateful else InvocationRequest()
+    )
+    try:
+        request.ParseFromString(body)
+        inner = request.payload
+        if inner[:1] == b"{":
+            return ReceivedTrigger(key, request, _payload_from_json(inner), "json")
+        payload = TriggerPayload()
+        payload.ParseFromString(inner)
+        return ReceivedTrigger(key, request, payload, "protobuf")
+    except (DecodeError, ValueError, KeyError, TypeError) as err:
+        raise OprcEventsError(f"message on {key!r} is not a trigger: {err}") from err

@@ -1,0 +1,27 @@
+"""Loading of the Lua scripts in ``lua/``, for sync and asyncio clients alike.
+
+Scripts are registered through redis-py's ``register_script``: the returned objects
+run EVALSHA and load the script again after ``NOSCRIPT`` (a Redis restart, a failover,
+``SCRIPT FLUSH``), so callers never manage the script cache.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = ["SCRIPT_NAMES", "register", "source"]
+
+SCRIPT_NAMES = ("write",)
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` shipped inside the package."""
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def register(client: Any, name: str) -> Any:
+    """A redis-py ``Script`` (sync client) or ``AsyncScript`` (asyncio client) for ``name``."""
+    return client.register_script(source(name))

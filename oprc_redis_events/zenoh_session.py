@@ -1,0 +1,56 @@
+"""Opening Zenoh sessions from :class:`~oprc_redis_events.config.Settings`.
+
+Listen endpoints are always set explicitly (a peer otherwise listens on every
+interface) and multicast scouting is off unless asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .config import Settings
+from .errors import ConfigError, ZenohUnavailableError
+
+__all__ = ["build_config", "open_session"]
+
+
+def build_config(
+    settings: Settings,
+    *,
+    mode: str | None = None,
+    connect: tuple[str, ...] | None = None,
+    listen: tuple[str, ...] | None = None,
+) -> Any:
+    """A ``zenoh.Config``: the config file (if any), then the settings on top."""
+    import zenoh
+
+    try:
+        config = zenoh.Config.from_file(settings.zenoh_config) if settings.zenoh_config else zenoh.Config()
+    except (zenoh.ZError, OSError) as err:
+        raise ConfigError(f"cannot read Zenoh config file {settings.zenoh_config!r}: {err}") from err
+    values = {
+        "mode": mode or settings.zenoh_mode,
+        "connect/endpoints": list(settings.zenoh_connect if connect is None else connect),
+        "listen/endpoints": list(settings.zenoh_listen if listen is None else listen),
+        "scouting/multicast/enabled": settings.zenoh_multicast_scouting,
+    }
+    for path, value in values.items():
+        if path.endswith("endpoints") and not value and settings.zenoh_config:
+            continue  # keep what the file says
+        try:
+            config.insert_json5(path, json.dumps(value))
+        except zenoh.ZError as err:
+            raise ConfigError(f"invalid Zenoh setting {path}={value!r}: {err}") from err
+    return config
+
+
+def open_session(settings: Settings, **kw: Any) -> Any:
+    """Open a Zenoh session; errors become :class:`ZenohUnavailableError`."""
+    import zenoh
+
+    config = build_config(settings, **kw)
+    try:
+        return zenoh.open(config)
+    except zenoh.ZError as err:
+        raise ZenohUnavailableError(f"cannot open a Zenoh session: {err}") from err
