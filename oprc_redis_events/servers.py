@@ -83,9 +83,12 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL the server (its directory stays, so it can be started again)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
         self.process = None
 
     def stop(self) -> None:

@@ -1,0 +1,126 @@
+"""Fixtures: real redis-server processes and Zenoh sessions on loopback, always stopped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import zenoh
+
+from oprc_redis_events import ObjectStore, Settings
+from oprc_redis_events.received import ReceivedTrigger, decode_trigger
+from oprc_redis_events.servers import RedisServer, free_port
+from oprc_redis_events.zenoh_session import open_session
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    client = redis.Redis(port=redis_server.port)
+    client.flushall()
+    client.script_flush()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.from_env({}, redis_url=redis_url)
+
+
+@pytest.fixture
+def store(redis_url: str, settings: Settings) -> Iterator[ObjectStore]:
+    s = ObjectStore(redis.Redis.from_url(redis_url), settings)
+    yield s
+    s.close()
+
+
+class Inbox:
+    """Collects triggers received by a Zenoh subscriber."""
+
+    def __init__(self) -> None:
+        self.items: list[ReceivedTrigger] = []
+        self.raw: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, sample: Any) -> None:
+        key, body = str(sample.key_expr), sample.payload.to_bytes()
+        with self._lock:
+            self.raw.append((key, body))
+            self.items.append(decode_trigger(key, body))
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[ReceivedTrigger]:
+        deadline = time.monotonic() + timeout
+        while len(self.items) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.items)
+
+
+class ZenohHub:
+    """An embedded router on a free loopback port, with helpers to attach sessions."""
+
+    def __init__(self) -> None:
+        self.endpoint = f"tcp/127.0.0.1:{free_port()}"
+        self.settings = Settings.from_env({})
+        self.router = open_session(self.settings, mode="router", listen=(self.endpoint,),
+                                   connect=())
+        self.sessions: list[Any] = []
+        self.subscribers: list[Any] = []
+
+    def peer(self) -> Any:
+        session = open_session(self.settings, mode="peer", connect=(self.endpoint,), listen=())
+        self.sessions.append(session)
+        return session
+
+    def subscribe(self, key: str = "oprc/**") -> Inbox:
+        inbox = Inbox()
+        session = self.peer()
+        self.subscribers.append(session.declare_subscriber(key, inbox))
+        time.sleep(0.3)  # let the subscription propagate to the router
+        return inbox
+
+    def close(self) -> None:
+        for sub in self.subscribers:
+            sub.undeclare()
+        for session in self.sessions:
+            session.close()
+        self.router.close()
+
+
+@pytest.fixture
+def zenoh_hub() -> Iterator[ZenohHub]:
+    hub = ZenohHub()
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def wait() -> Callable[[Callable[[], bool], float], bool]:
+    def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    return _wait
+
+
+__all__ = ["Inbox", "ZenohHub", "zenoh"]

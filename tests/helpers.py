@@ -1,0 +1,34 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import redis
+
+from oprc_redis_events import ObjectEvent, TriggerTarget
+from oprc_redis_events.keys import PartitionKeys
+from oprc_redis_events.outbox import OutboxEntry, decode_entry
+
+NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
+
+
+def outbox(client: redis.Redis, cls_id: str = "orders", pid: int = 0,
+           after: str = "-") -> list[OutboxEntry]:
+    keys = PartitionKeys.of(cls_id, pid)
+    start = after if after == "-" else f"({after}"
+    return [decode_entry(keys, i.decode(), f) for i, f in client.xrange(keys.outbox, start, "+")]
+
+
+def events(client: redis.Redis, cls_id: str = "orders", pid: int = 0,
+           after: str = "-") -> list[tuple[str, str, bytes | None]]:
+    return [(NAMES[e.event_type], e.key, e.payload)
+            for entry in outbox(client, cls_id, pid, after) for e in entry.events]
+
+
+def watch_all(keys: list[int | str], fn: str = "f") -> ObjectEvent:
+    """A configuration with one target for every event of every key."""
+    ev = ObjectEvent()
+    for key in keys:
+        dt = ev.data_trigger[key] if isinstance(key, int) else ev.data_trigger_str[key]
+        for name in ("on_create", "on_update", "on_delete"):
+            getattr(dt, name).append(TriggerTarget(cls_id="svc", partition_id=0, fn_id=fn))
+    return ev

@@ -1,0 +1,79 @@
+"""Key layout and id validation (pure)."""
+
+from __future__ import annotations
+
+import pytest
+import redis.cluster
+
+from oprc_redis_events.errors import InvalidIdError
+from oprc_redis_events.keys import (
+    PartitionKeys,
+    field_name,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+    validate_id,
+)
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a*", "x$y", "#", "q?", "{x", "y}", "a b", "tab\t", ""])
+def test_ids_with_special_characters_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidIdError) as info:
+        validate_id("cls_id", bad)
+    assert "cls_id" in str(info.value)
+    if bad:
+        assert repr(bad) in str(info.value)
+
+
+def test_error_names_the_character() -> None:
+    with pytest.raises(InvalidIdError, match=r"'orders/eu' contains '/'"):
+        PartitionKeys.of("orders/eu", 0)
+
+
+@pytest.mark.parametrize("bad", [None, 1.5, b"x", ["a"]])
+def test_non_string_ids_are_rejected(bad: object) -> None:
+    with pytest.raises(InvalidIdError, match="must be a string"):
+        validate_id("fn_id", bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, True])
+def test_partition_range(bad: object) -> None:
+    with pytest.raises(InvalidIdError, match="partition_id"):
+        PartitionKeys.of("c", bad)
+
+
+def test_numeric_and_string_ids() -> None:
+    assert object_segment(7) == "7"
+    assert object_segment(2**64 - 1) == str(2**64 - 1)
+    assert object_segment("user-7") == "user-7"
+    assert parse_object_segment("7") == 7
+    assert parse_object_segment("007") == "007"
+    assert parse_object_segment("user-7") == "user-7"
+    assert field_name(42) == "42"
+    assert parse_field_name("42") == 42
+    assert parse_field_name("name") == "name"
+    with pytest.raises(InvalidIdError, match="outside"):
+        object_segment(2**64)
+    with pytest.raises(InvalidIdError, match="outside"):
+        field_name(2**32)
+    with pytest.raises(InvalidIdError, match="pass the int 42"):
+        field_name("42")
+    with pytest.raises(InvalidIdError, match="pass the int 7"):
+        object_segment("7")
+
+
+def test_all_keys_of_a_partition_share_one_slot() -> None:
+    keys = PartitionKeys.of("orders", 3)
+    names = [keys.obj("1"), keys.meta("1"), keys.outbox, keys.dead_letters, keys.obj("abc")]
+    slots = {redis.cluster.key_slot(name.encode()) for name in names}
+    assert len(slots) == 1
+    assert keys.outbox == "oprc:{orders:3}:outbox"
+    assert PartitionKeys.from_key(keys.obj("1")) == keys
+    assert PartitionKeys.from_member(keys.member) == keys
+    other = PartitionKeys.of("orders", 4)
+    assert redis.cluster.key_slot(other.outbox.encode()) not in slots or other.tag != keys.tag
+
+
+def test_class_ids_with_colons_round_trip() -> None:
+    keys = PartitionKeys.of("shop:orders", 9)
+    assert PartitionKeys.from_key(keys.outbox) == keys
