@@ -53,7 +53,8 @@ def main() -> None:
               help=f"Zenoh endpoint to listen on (repeatable; none by default). "
                    f"{_env('zenoh_listen')}")
 @click.option("--zenoh-mode", type=click.Choice(ZENOH_MODES),
-              help=f"Zenoh session mode (default peer). {_env('zenoh_mode')}")
+              help=f"Zenoh session mode (default: client when --zenoh-connect is given, else peer). "
+                   f"{_env('zenoh_mode')}")
 @click.option("--zenoh-config", type=click.Path(exists=True, dir_okay=False),
               help=f"Zenoh JSON5 config file; the flags above override it. {_env('zenoh_config')}")
 @click.option("--payload-format", type=click.Choice(PAYLOAD_FORMATS),

@@ -68,6 +68,8 @@ class Settings:
     ``events_enabled=False`` makes writes plain writes: no diff, no matching, no outbox entry.
     ``max_trigger_depth``: an event whose depth is >= this is not dispatched.
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
+    ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
+    relays between its clients, not between its peers) and peer otherwise.
     """
 
     events_enabled: bool = True
@@ -76,7 +78,7 @@ class Settings:
     max_concurrent_triggers: int = 256
     payload_format: PayloadFormat = "json"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
-    zenoh_mode: str = "peer"
+    zenoh_mode: str | None = None
     zenoh_connect: tuple[str, ...] = ()
     zenoh_listen: tuple[str, ...] = ()
     zenoh_config: str | None = None
@@ -101,7 +103,7 @@ class Settings:
                 f"payload_format must be one of {', '.join(PAYLOAD_FORMATS)}, "
                 f"got {self.payload_format!r}"
             )
-        if self.zenoh_mode not in ZENOH_MODES:
+        if self.zenoh_mode is not None and self.zenoh_mode not in ZENOH_MODES:
             raise ConfigError(
                 f"zenoh_mode must be one of {', '.join(ZENOH_MODES)}, got {self.zenoh_mode!r}"
             )
@@ -142,7 +144,7 @@ def _parse(var: str, raw: str, type_name: str) -> Any:
         if low in _FALSE:
             return False
         raise ConfigError(f"{var}={raw!r} is not a boolean (use true or false)")
-    if type_name == "int":
+    if type_name in ("int", "int | None"):
         try:
             return int(raw)
         except ValueError:

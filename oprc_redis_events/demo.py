@@ -135,7 +135,7 @@ def run_demo(
         inbox = _Inbox(None if events else echo)
         subscriber = router.declare_subscriber("oprc/**", inbox)
         stack.callback(subscriber.undeclare)
-        worker_session = open_session(settings, mode="peer", connect=(endpoint,), listen=())
+        worker_session = open_session(settings, connect=(endpoint,), listen=())
         stack.callback(worker_session.close)
         worker = Worker(settings, publisher=ZenohPublisher(worker_session), block_ms=100,
                         discover_interval=0.2)

@@ -147,7 +147,7 @@ class Worker:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                handled = await self._step()
+                handled = await self._step(block=not burst)
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError, OprcEventsError) as err:
                 log.warning("worker step failed (%s); retrying in %.1fs", err, backoff)
@@ -165,7 +165,7 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _step(self) -> int:
+    async def _step(self, *, block: bool) -> int:
         now = time.monotonic()
         if now - self._last_discover >= self.discover_interval:
             await self.discover()
@@ -173,11 +173,11 @@ class Worker:
         if not self.partitions:
             await self._sleep(self.block_ms / 1000)
             return 0
-        batch: list[RawEntry] = []
+        # Read before claiming: the pending read (ID 0) would return what we just claimed.
+        batch = await self._read(block)
         if now - self._last_claim >= self.claim_idle_ms / 1000:
             batch += await self._claim()
             self._last_claim = now
-        batch += await self._read()
         if batch:
             await self.handle(batch)
         return len(batch)
@@ -216,20 +216,24 @@ class Worker:
                 out.append((partition, eid, fields or {}))
         return out
 
-    async def _read(self) -> list[RawEntry]:
-        pending = self._read_pending
-        streams = {s: ("0" if pending else ">") for s in self.partitions}
+    async def _read(self, block: bool) -> list[RawEntry]:
+        """Our own pending entries first (after a start or a failure), then new ones."""
+        if self._read_pending:
+            entries = await self._xreadgroup("0", block=False)
+            if entries:
+                return entries
+            self._read_pending = False
+        return await self._xreadgroup(">", block=block)
+
+    async def _xreadgroup(self, start: str, *, block: bool) -> list[RawEntry]:
         reply = await self.client.xreadgroup(
             self.settings.group,
             self.settings.consumer,
-            streams,  # type: ignore[arg-type]
+            dict.fromkeys(self.partitions, start),  # type: ignore[arg-type]
             count=self.settings.batch_size,
-            block=None if pending else self.block_ms,
+            block=self.block_ms if block else None,
         )
-        entries = self._entries(reply)
-        if pending and not entries:
-            self._read_pending = False
-        return entries
+        return self._entries(reply)
 
     async def _claim(self) -> list[RawEntry]:
         """Take over entries another consumer left pending for longer than the idle time."""

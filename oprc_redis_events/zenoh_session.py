@@ -29,9 +29,10 @@ def build_config(
         config = zenoh.Config.from_file(settings.zenoh_config) if settings.zenoh_config else zenoh.Config()
     except (zenoh.ZError, OSError) as err:
         raise ConfigError(f"cannot read Zenoh config file {settings.zenoh_config!r}: {err}") from err
+    endpoints = list(settings.zenoh_connect if connect is None else connect)
     values = {
-        "mode": mode or settings.zenoh_mode,
-        "connect/endpoints": list(settings.zenoh_connect if connect is None else connect),
+        "mode": mode or settings.zenoh_mode or ("client" if endpoints else "peer"),
+        "connect/endpoints": endpoints,
         "listen/endpoints": list(settings.zenoh_listen if listen is None else listen),
         "scouting/multicast/enabled": settings.zenoh_multicast_scouting,
     }

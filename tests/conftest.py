@@ -83,14 +83,14 @@ class ZenohHub:
         self.sessions: list[Any] = []
         self.subscribers: list[Any] = []
 
-    def peer(self) -> Any:
-        session = open_session(self.settings, mode="peer", connect=(self.endpoint,), listen=())
+    def session(self) -> Any:
+        session = open_session(self.settings, mode="client", connect=(self.endpoint,), listen=())
         self.sessions.append(session)
         return session
 
     def subscribe(self, key: str = "oprc/**") -> Inbox:
         inbox = Inbox()
-        session = self.peer()
+        session = self.session()
         self.subscribers.append(session.declare_subscriber(key, inbox))
         time.sleep(0.3)  # let the subscription propagate to the router
         return inbox
