@@ -82,16 +82,24 @@ def _redis(url: str | None, echo: Echo) -> Iterator[str]:
 def _scripted_writes(store: ObjectStore, echo: Echo) -> int:
     """The demo's writes; returns how many triggers they should produce."""
     steps: list[tuple[str, Callable[[], object], int]] = [
-        ("create orders/0/1001 with status=pending",
-         lambda: store.create("orders", 0, 1001, {42: b"pending"}, event=demo_triggers()), 1),
+        (
+            "create orders/0/1001 with status=pending",
+            lambda: store.create("orders", 0, 1001, {42: b"pending"}, event=demo_triggers()),
+            1,
+        ),
         ("update status -> paid", lambda: store.update("orders", 0, 1001, {42: b"paid"}), 2),
-        ("update status -> paid again (unchanged: no event)",
-         lambda: store.update("orders", 0, 1001, {42: b"paid"}), 0),
-        ("set amount = 99.50 (new field: CREATE)",
-         lambda: store.update("orders", 0, 1001, {"amount": b"99.50"}), 1),
+        (
+            "update status -> paid again (unchanged: no event)",
+            lambda: store.update("orders", 0, 1001, {42: b"paid"}),
+            0,
+        ),
+        (
+            "set amount = 99.50 (new field: CREATE)",
+            lambda: store.update("orders", 0, 1001, {"amount": b"99.50"}),
+            1,
+        ),
         ("update status -> shipped", lambda: store.update("orders", 0, 1001, {42: b"shipped"}), 2),
-        ("delete the object (DELETE per field)",
-         lambda: store.delete("orders", 0, 1001), 1),
+        ("delete the object (DELETE per field)", lambda: store.delete("orders", 0, 1001), 1),
     ]
     expected = 0
     for text, action, count in steps:
@@ -105,7 +113,8 @@ def _scripted_writes(store: ObjectStore, echo: Echo) -> int:
 def _bulk_writes(store: ObjectStore, events: int) -> int:
     ev = ObjectEvent()
     ev.data_trigger[1].on_update.append(
-        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification"))
+        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
+    )
     store.delete("orders", 0, 2001)
     store.create("orders", 0, 2001, {1: b"0"}, event=ev)
     for i in range(1, events + 1):
@@ -137,11 +146,16 @@ def run_demo(
         stack.callback(subscriber.undeclare)
         worker_session = open_session(settings, connect=(endpoint,), listen=())
         stack.callback(worker_session.close)
-        worker = Worker(settings, publisher=ZenohPublisher(worker_session), block_ms=100,
-                        discover_interval=0.2)
+        worker = Worker(
+            settings, publisher=ZenohPublisher(worker_session), block_ms=100, discover_interval=0.2
+        )
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_until_complete, args=(worker.run_async(),),
-                                  name="oprc-worker", daemon=True)
+        thread = threading.Thread(
+            target=loop.run_until_complete,
+            args=(worker.run_async(),),
+            name="oprc-worker",
+            daemon=True,
+        )
         thread.start()
         stack.callback(loop.close)
         stack.callback(thread.join, 10)
@@ -155,6 +169,8 @@ def run_demo(
         ok = inbox.wait_for(expected, timeout)
         elapsed = time.monotonic() - started
         got = len(inbox.received)
-        echo(f"summary: {got}/{expected} triggers arrived in {elapsed:.2f}s "
-             f"({'all arrived' if ok and got == expected else 'MISSING'})")
+        echo(
+            f"summary: {got}/{expected} triggers arrived in {elapsed:.2f}s "
+            f"({'all arrived' if ok and got == expected else 'MISSING'})"
+        )
         return ok and got == expected

@@ -24,7 +24,7 @@ class OprcEventsError(Exception):
 
 
 class InvalidIdError(OprcEventsError, ValueError):
-    """A class, function, object id or field key cannot be used (empty, special character, range)."""
+    """An id or field key cannot be used (empty, a special character, out of range)."""
 
 
 class InvalidValueError(OprcEventsError, TypeError):

@@ -39,9 +39,9 @@ __all__ = [
     "ObjectId",
     "PartitionKeys",
     "field_name",
+    "object_segment",
     "parse_field_name",
     "parse_object_segment",
-    "object_segment",
     "validate_id",
 ]
 
@@ -129,7 +129,7 @@ def parse_field_name(text: str) -> FieldKey:
     return _parse(text, MAX_U32)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class PartitionKeys:
     """The keys of one (class, partition) pair; every one carries the same hash tag."""
 

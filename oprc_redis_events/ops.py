@@ -26,8 +26,8 @@ from .triggers import build_index, coerce_event
 
 __all__ = [
     "ObjectRecord",
-    "ScriptCall",
     "ObjectRef",
+    "ScriptCall",
     "WriteResult",
     "build_write",
     "encode_entries",
@@ -112,7 +112,7 @@ class ObjectRecord:
         for key, value in self.entries.items():
             target = data.entries[key] if isinstance(key, int) else data.entries_str[key]
             target.data = value
-            target.type = ValType.ValueType(self.types.get(key, 0))
+            target.type = self.types.get(key, ValType.VAL_TYPE_BYTE)  # type: ignore[assignment]
         if self.event is not None:
             data.event.CopyFrom(self.event)
         return data
@@ -137,9 +137,13 @@ def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str
     if entries is None:
         return []
     if not isinstance(entries, Mapping):
-        raise InvalidValueError(f"entries must be a mapping of field key to value, got {type(entries).__name__}")
+        raise InvalidValueError(
+            f"entries must be a mapping of field key to value, got {type(entries).__name__}"
+        )
     if len(entries) > MAX_FIELDS_PER_WRITE:
-        raise InvalidValueError(f"{len(entries)} fields in one write; the limit is {MAX_FIELDS_PER_WRITE}")
+        raise InvalidValueError(
+            f"{len(entries)} fields in one write; the limit is {MAX_FIELDS_PER_WRITE}"
+        )
     flat: list[bytes | str] = []
     for key, value in entries.items():
         data, vtype = _encode_value(key, value)
@@ -210,12 +214,9 @@ def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     return WriteResult(version, entry_id or None, events)
 
 
-def read_commands(target: ObjectRef) -> list[tuple[Any, ...]]:
-    """Commands whose replies :func:`parse_record` reads (send them in one pipeline)."""
-    return [("HGETALL", target.obj), ("HGETALL", target.meta)]
-
-
-def parse_record(target: ObjectRef, data: Mapping[bytes, bytes], meta: Mapping[bytes, bytes]) -> ObjectRecord | None:
+def parse_record(
+    target: ObjectRef, data: Mapping[bytes, bytes], meta: Mapping[bytes, bytes]
+) -> ObjectRecord | None:
     """An :class:`ObjectRecord` from the two hashes, ``None`` when neither exists."""
     if not data and not meta:
         return None

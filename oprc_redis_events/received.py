@@ -48,10 +48,15 @@ class ReceivedTrigger:
 
     def describe(self) -> str:
         info = self.payload.event_info
-        source = info.source_object_id_str if info.HasField("source_object_id_str") else str(
-            info.source_object_id)
+        source = (
+            info.source_object_id_str
+            if info.HasField("source_object_id_str")
+            else str(info.source_object_id)
+        )
         value = (
-            repr(self.payload.original_payload) if self.payload.HasField("original_payload") else "-"
+            repr(self.payload.original_payload)
+            if self.payload.HasField("original_payload")
+            else "-"
         )
         target = f"{self.request.cls_id}.{self.request.fn_id}"
         return (

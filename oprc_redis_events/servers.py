@@ -34,8 +34,13 @@ class RedisServer:
     ``extra`` are more ``redis-server`` arguments (e.g. ``["--appendonly", "yes"]``).
     """
 
-    def __init__(self, *, port: int | None = None, extra: list[str] | None = None,
-                 directory: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        directory: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise OprcEventsError(
@@ -57,9 +62,22 @@ class RedisServer:
         if self.directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="oprc-redis-")
             self.directory = self._tmp.name
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self.directory,
-                "--logfile", str(Path(self.directory) / "redis.log"), *self.extra]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.directory,
+            "--logfile",
+            str(Path(self.directory) / "redis.log"),
+            *self.extra,
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready()
         return self
@@ -110,6 +128,7 @@ class RedisServer:
     def __enter__(self) -> RedisServer:
         return self.start()
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -192,8 +192,8 @@ class ObjectStore:
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         with redis_errors(f"get {ref.describe()}"):
             pipe = self.client.pipeline(transaction=True)
-            for command in ops.read_commands(ref):
-                pipe.execute_command(*command)
+            pipe.hgetall(ref.obj)
+            pipe.hgetall(ref.meta)
             data, meta = pipe.execute()
         return ops.parse_record(ref, data, meta)
 

@@ -19,7 +19,7 @@ the whole configuration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 from google.protobuf.message import DecodeError
@@ -93,7 +93,9 @@ def coerce_event(event: object) -> ObjectEvent | None:
         try:
             parsed.ParseFromString(bytes(event))
         except DecodeError as err:
-            raise InvalidTriggerError(f"trigger configuration is not an ObjectEvent: {err}") from err
+            raise InvalidTriggerError(
+                f"trigger configuration is not an ObjectEvent: {err}"
+            ) from err
         event = parsed
     if not isinstance(event, ObjectEvent):
         raise InvalidTriggerError(
@@ -121,14 +123,14 @@ def _validate(event: ObjectEvent) -> None:
 
 def _all_targets(event: ObjectEvent) -> Iterator[tuple[str, TriggerTarget]]:
     for fn_id, ft in event.func_trigger.items():
-        _check(lambda: validate_id("func_trigger key (fn_id)", fn_id))
+        _check_key(validate_id, "func_trigger key (fn_id)", fn_id)
         for name in ("on_complete", "on_error"):
             for i, t in enumerate(getattr(ft, name)):
                 yield f"func_trigger[{fn_id!r}].{name}[{i}]", t
     for key, dt in event.data_trigger.items():
         yield from _data_targets(f"data_trigger[{key}]", dt)
     for skey, dt in event.data_trigger_str.items():
-        _check(lambda: field_name(skey))
+        _check_key(lambda _kind, key: field_name(key), "data_trigger_str key", skey)
         yield from _data_targets(f"data_trigger_str[{skey!r}]", dt)
 
 
@@ -138,9 +140,9 @@ def _data_targets(where: str, dt: DataTrigger) -> Iterator[tuple[str, TriggerTar
             yield f"{where}.{name}[{i}]", t
 
 
-def _check(fn: object) -> None:
+def _check_key(check: Callable[[str, str], object], kind: str, key: str) -> None:
     try:
-        fn()  # type: ignore[operator]
+        check(kind, key)
     except InvalidIdError as err:
         raise InvalidTriggerError(f"invalid trigger configuration: {err}") from err
 

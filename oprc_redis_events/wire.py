@@ -100,7 +100,9 @@ def trigger_key(target: Target, inv_id: str, delivery: Delivery = "put") -> str:
     return f"{base}/async/{target.fn_id}/{inv_id}"
 
 
-def _event_fields(entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]) -> dict[str, Any]:
+def _event_fields(
+    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
+) -> dict[str, Any]:
     object_id = parse_object_segment(entry.object_segment)
     is_func = event.event_type in (1, 2)
     key: int | None = None
@@ -132,7 +134,9 @@ def trigger_payload_json(entry: OutboxEntry, event: OutboxEvent, context: dict[s
     return _json.encode(doc)
 
 
-def trigger_payload(entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]) -> TriggerPayload:
+def trigger_payload(
+    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
+) -> TriggerPayload:
     """The ``TriggerPayload`` protobuf message."""
     fields = _event_fields(entry, event, context)
     info = EventInfo(**{k: v for k, v in fields.items() if v is not None and k != "context"})

@@ -13,6 +13,7 @@ tests embed; ``burst=True`` returns once the outbox is drained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -62,6 +63,10 @@ def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
     if isinstance(reply, dict):
         return [(stream, value[0] if value else []) for stream, value in reply.items()]
     return [(item[0], item[1]) for item in reply]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Worker:
@@ -123,8 +128,11 @@ class Worker:
             self.publisher = ZenohPublisher(open_session(self.settings), owned=True)
         log.info(
             "worker started: redis=%s group=%s consumer=%s delivery=%s format=%s",
-            redact_url(self.settings.redis_url), self.settings.group, self.settings.consumer,
-            self.delivery, self.settings.payload_format,
+            redact_url(self.settings.redis_url),
+            self.settings.group,
+            self.settings.consumer,
+            self.delivery,
+            self.settings.payload_format,
         )
         try:
             await self._loop(burst)
@@ -160,10 +168,8 @@ class Worker:
                 return
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _step(self, *, block: bool) -> int:
         now = time.monotonic()
@@ -189,12 +195,12 @@ class Worker:
         found: set[str] = set()
         for member in await self.client.smembers(PARTITIONS_KEY):
             try:
-                found.add(PartitionKeys.from_member(member.decode()).outbox)
+                found.add(PartitionKeys.from_member(_text(member)).outbox)
             except (InvalidIdError, ValueError):
                 log.warning("ignoring malformed member %r of %s", member, PARTITIONS_KEY)
         if not self.partitions:
             async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-                found.add(key.decode())
+                found.add(_text(key))
         for stream in sorted(found - self.partitions.keys()):
             try:
                 await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
@@ -209,10 +215,10 @@ class Worker:
     def _entries(self, reply: Any) -> list[RawEntry]:
         out: list[RawEntry] = []
         for stream, entries in _stream_items(reply):
-            name = stream.decode() if isinstance(stream, bytes) else stream
+            name = _text(stream)
             partition = self.partitions[name]
             for entry_id, fields in entries:
-                eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                eid = _text(entry_id)
                 out.append((partition, eid, fields or {}))
         return out
 
@@ -229,7 +235,7 @@ class Worker:
         reply = await self.client.xreadgroup(
             self.settings.group,
             self.settings.consumer,
-            dict.fromkeys(self.partitions, start),  # type: ignore[arg-type]
+            dict.fromkeys(self.partitions, start),
             count=self.settings.batch_size,
             block=self.block_ms if block else None,
         )
@@ -240,12 +246,16 @@ class Worker:
         out: list[RawEntry] = []
         for stream, partition in self.partitions.items():
             reply = await self.client.xautoclaim(
-                stream, self.settings.group, self.settings.consumer,
-                min_idle_time=self.claim_idle_ms, start_id="0-0", count=self.settings.batch_size,
+                stream,
+                self.settings.group,
+                self.settings.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id="0-0",
+                count=self.settings.batch_size,
             )
             claimed, deleted = reply[1], (reply[2] if len(reply) > 2 else [])
             for entry_id, fields in claimed:
-                eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                eid = _text(entry_id)
                 out.append((partition, eid, fields or {}))
             if deleted:
                 await self.client.xack(stream, self.settings.group, *deleted)
@@ -263,14 +273,20 @@ class Worker:
             self.stats.depth_stops += stopped
             log.warning(
                 "depth limit: entry %s of %s at depth %d >= max %d; %d trigger(s) not dispatched",
-                entry.entry_id, entry.partition.member, entry.depth,
-                self.settings.max_trigger_depth, stopped,
+                entry.entry_id,
+                entry.partition.member,
+                entry.depth,
+                self.settings.max_trigger_depth,
+                stopped,
             )
             return []
         return [
             build_dispatch(
-                entry, event, i,
-                payload_format=self.settings.payload_format, delivery=self.delivery,
+                entry,
+                event,
+                i,
+                payload_format=self.settings.payload_format,
+                delivery=self.delivery,
             )
             for event in entry.events
             for i in range(len(event.targets))
@@ -305,8 +321,13 @@ class Worker:
         for (partition, entry_id, fields), reason in dead:
             log.error("dead-lettering entry %s of %s: %s", entry_id, partition.member, reason)
             record: dict[Any, Any] = dict(fields)
-            record.update({"dlq:reason": reason, "dlq:source_id": entry_id,
-                           "dlq:failed_at": str(int(time.time() * 1000))})
+            record.update(
+                {
+                    "dlq:reason": reason,
+                    "dlq:source_id": entry_id,
+                    "dlq:failed_at": str(int(time.time() * 1000)),
+                }
+            )
             pipe.xadd(partition.dead_letters, record)
         acks: dict[str, list[str]] = defaultdict(list)
         for partition, entry_id, _ in batch:

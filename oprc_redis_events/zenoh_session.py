@@ -26,9 +26,15 @@ def build_config(
     import zenoh
 
     try:
-        config = zenoh.Config.from_file(settings.zenoh_config) if settings.zenoh_config else zenoh.Config()
+        config = (
+            zenoh.Config.from_file(settings.zenoh_config)
+            if settings.zenoh_config
+            else zenoh.Config()
+        )
     except (zenoh.ZError, OSError) as err:
-        raise ConfigError(f"cannot read Zenoh config file {settings.zenoh_config!r}: {err}") from err
+        raise ConfigError(
+            f"cannot read Zenoh config file {settings.zenoh_config!r}: {err}"
+        ) from err
     endpoints = list(settings.zenoh_connect if connect is None else connect)
     values = {
         "mode": mode or settings.zenoh_mode or ("client" if endpoints else "peer"),

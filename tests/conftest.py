@@ -78,8 +78,9 @@ class ZenohHub:
     def __init__(self) -> None:
         self.endpoint = f"tcp/127.0.0.1:{free_port()}"
         self.settings = Settings.from_env({})
-        self.router = open_session(self.settings, mode="router", listen=(self.endpoint,),
-                                   connect=())
+        self.router = open_session(
+            self.settings, mode="router", listen=(self.endpoint,), connect=()
+        )
         self.sessions: list[Any] = []
         self.subscribers: list[Any] = []
 

@@ -11,17 +11,22 @@ from oprc_redis_events.outbox import OutboxEntry, decode_entry
 NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
 
 
-def outbox(client: redis.Redis, cls_id: str = "orders", pid: int = 0,
-           after: str = "-") -> list[OutboxEntry]:
+def outbox(
+    client: redis.Redis, cls_id: str = "orders", pid: int = 0, after: str = "-"
+) -> list[OutboxEntry]:
     keys = PartitionKeys.of(cls_id, pid)
     start = after if after == "-" else f"({after}"
     return [decode_entry(keys, i.decode(), f) for i, f in client.xrange(keys.outbox, start, "+")]
 
 
-def events(client: redis.Redis, cls_id: str = "orders", pid: int = 0,
-           after: str = "-") -> list[tuple[str, str, bytes | None]]:
-    return [(NAMES[e.event_type], e.key, e.payload)
-            for entry in outbox(client, cls_id, pid, after) for e in entry.events]
+def events(
+    client: redis.Redis, cls_id: str = "orders", pid: int = 0, after: str = "-"
+) -> list[tuple[str, str, bytes | None]]:
+    return [
+        (NAMES[e.event_type], e.key, e.payload)
+        for entry in outbox(client, cls_id, pid, after)
+        for e in entry.events
+    ]
 
 
 def watch_all(keys: list[int | str], fn: str = "f") -> ObjectEvent:

@@ -33,7 +33,9 @@ class Model:
     watched: set[str] = field(default_factory=set)
     fields: dict[str, bytes] = field(default_factory=dict)
 
-    def apply(self, op: str, arg: Any) -> tuple[type[Exception] | None, list[tuple[str, str, bytes | None]]]:
+    def apply(
+        self, op: str, arg: Any
+    ) -> tuple[type[Exception] | None, list[tuple[str, str, bytes | None]]]:
         if op == "create" and self.exists:
             return ObjectExistsError, []
         if op in ("update", "delete_fields") and not self.exists:
@@ -87,9 +89,13 @@ def run(store: ObjectStore, op: str, arg: Any) -> None:
         getattr(store, op)("orders", 0, 1, arg)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(OPS, min_size=1, max_size=12))
-def test_events_equal_the_reference_model(model_store: ObjectStore, ops: list[tuple[str, Any]]) -> None:
+def test_events_equal_the_reference_model(
+    model_store: ObjectStore, ops: list[tuple[str, Any]]
+) -> None:
     client = model_store.client
     client.flushdb()
     model = Model()

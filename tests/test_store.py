@@ -26,7 +26,8 @@ from .helpers import events, outbox, watch_all
 def test_issue_example(store: ObjectStore, client: redis.Redis) -> None:
     ev = ObjectEvent()
     ev.data_trigger[42].on_update.append(
-        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification"))
+        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
+    )
     created = store.create("orders", 0, 1001, {42: b"pending"}, event=ev)
     assert created.entry_id is None and created.version == 1
     result = store.update("orders", 0, 1001, {42: b"paid"})
@@ -40,19 +41,22 @@ def test_issue_example(store: ObjectStore, client: redis.Redis) -> None:
 
 def test_semantics_table(store: ObjectStore, client: redis.Redis) -> None:
     store.create("orders", 0, 1, {1: b"a", "name": b"x"}, event=watch_all([1, 2, "name"]))
-    store.update("orders", 0, 1, {1: b"a"})                      # unchanged: nothing
-    store.update("orders", 0, 1, {1: b"b", 2: b"new"})           # UPDATE 1, CREATE 2
+    store.update("orders", 0, 1, {1: b"a"})  # unchanged: nothing
+    store.update("orders", 0, 1, {1: b"b", 2: b"new"})  # UPDATE 1, CREATE 2
     store.update("orders", 0, 1, {1: ValData(data=b"b", type=ValType.VAL_TYPE_CRDT_MAP)})
-    store.delete_fields("orders", 0, 1, [2, 3])                  # DELETE 2 (3 is absent)
-    store.replace("orders", 0, 1, {1: b"c"})                     # UPDATE 1, DELETE name
-    assert store.delete("orders", 0, 1) is True                  # DELETE 1
+    store.delete_fields("orders", 0, 1, [2, 3])  # DELETE 2 (3 is absent)
+    store.replace("orders", 0, 1, {1: b"c"})  # UPDATE 1, DELETE name
+    assert store.delete("orders", 0, 1) is True  # DELETE 1
     assert store.delete("orders", 0, 1) is False
     assert events(client) == [
-        ("CREATE", "1", b"a"), ("CREATE", "name", b"x"),
-        ("UPDATE", "1", b"b"), ("CREATE", "2", b"new"),
+        ("CREATE", "1", b"a"),
+        ("CREATE", "name", b"x"),
+        ("UPDATE", "1", b"b"),
+        ("CREATE", "2", b"new"),
         ("UPDATE", "1", b"b"),
         ("DELETE", "2", None),
-        ("UPDATE", "1", b"c"), ("DELETE", "name", None),
+        ("UPDATE", "1", b"c"),
+        ("DELETE", "name", None),
         ("DELETE", "1", None),
     ]
     assert store.get("orders", 0, 1) is None
@@ -98,8 +102,9 @@ def test_set_triggers_replaces_the_index(store: ObjectStore, client: redis.Redis
     assert not any(k.startswith(b"t:") and k.endswith(b":1") for k in meta)
 
 
-def test_create_existing_and_update_missing_change_nothing(store: ObjectStore,
-                                                           client: redis.Redis) -> None:
+def test_create_existing_and_update_missing_change_nothing(
+    store: ObjectStore, client: redis.Redis
+) -> None:
     store.create("orders", 0, 4, {1: b"a"}, event=watch_all([1]))
     before = store.get("orders", 0, 4)
     with pytest.raises(ObjectExistsError, match="orders/0/4 already exists"):
@@ -128,14 +133,22 @@ def test_create_existing_and_update_missing_change_nothing(store: ObjectStore,
         (lambda s: s.update("orders/x", 0, 6, {1: b"x"}), InvalidIdError, "'orders/x'"),
         (lambda s: s.update("orders", 0, "a*", {1: b"x"}), InvalidIdError, "'a\\*'"),
         (lambda s: s.update("orders", 0, 6.0, {1: b"x"}), InvalidIdError, "float"),
-        (lambda s: s.set_triggers("orders", 0, 6, b"\xff\xff"), InvalidTriggerError,
-         "not an ObjectEvent"),
-        (lambda s: s.set_triggers("orders", 0, 6, {"x": 1}), InvalidTriggerError,
-         "must be an ObjectEvent"),
+        (
+            lambda s: s.set_triggers("orders", 0, 6, b"\xff\xff"),
+            InvalidTriggerError,
+            "not an ObjectEvent",
+        ),
+        (
+            lambda s: s.set_triggers("orders", 0, 6, {"x": 1}),
+            InvalidTriggerError,
+            "must be an ObjectEvent",
+        ),
         (lambda s: s.delete_fields("orders", 0, 6, 1), InvalidIdError, "list of keys"),
     ],
 )
-def test_bad_input_is_rejected_and_changes_nothing(store: ObjectStore, call, error, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_rejected_and_changes_nothing(
+    store: ObjectStore, call, error, message
+) -> None:  # type: ignore[no-untyped-def]
     store.create("orders", 0, 6, {1: b"keep"}, event=watch_all([1]))
     before = store.get("orders", 0, 6)
     with pytest.raises(error, match=message):
@@ -153,8 +166,10 @@ def test_invalid_trigger_on_create_creates_nothing(store: ObjectStore, client: r
 
 
 def test_events_disabled_means_plain_writes(redis_url: str, client: redis.Redis) -> None:
-    store = ObjectStore(redis.Redis.from_url(redis_url),
-                        Settings.from_env({"ODGM_EVENTS_ENABLED": "false"}, redis_url=redis_url))
+    store = ObjectStore(
+        redis.Redis.from_url(redis_url),
+        Settings.from_env({"ODGM_EVENTS_ENABLED": "false"}, redis_url=redis_url),
+    )
     store.create("orders", 0, 8, {1: b"a"}, event=watch_all([1]))
     store.update("orders", 0, 8, {1: b"b"})
     store.delete("orders", 0, 8)

@@ -25,7 +25,8 @@ def target(**kw: object) -> TriggerTarget:
 def test_public_types_use_wire_names() -> None:
     ev = ObjectEvent()
     ev.data_trigger[42].on_update.append(
-        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification"))
+        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
+    )
     ev.data_trigger_str["name"].on_create.append(target(object_id=5, req_options={"a": "b"}))
     ev.func_trigger["pay"].on_error.append(target(object_id_str="acct-1"))
     assert isinstance(ev.data_trigger[42], DataTrigger)
@@ -43,7 +44,8 @@ def test_index_has_one_field_per_event_and_key() -> None:
     index = build_index(coerce_event(ev))
     assert sorted(index) == ["t:c:name", "t:d:42", "t:fc:pay", "t:fe:pay", "t:u:42"]
     assert decode_targets(index["t:u:42"]) == [
-        Target("svc", 0, None, None, "a", {}), Target("svc", 0, 9, None, "b", {}),
+        Target("svc", 0, None, None, "a", {}),
+        Target("svc", 0, 9, None, "b", {}),
     ]
     assert decode_targets(index["t:c:name"])[0].object_segment == "x-1"
     assert decode_targets(index["t:fc:pay"])[0].options == {"k": "v"}

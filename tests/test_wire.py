@@ -35,9 +35,12 @@ STATELESS = Target("notification_service", 0, None, None, "send_notification", {
 STATEFUL = Target("audit", 3, 12, None, "record", {})
 
 
-def entry(*events: OutboxEvent, obj: str = "7", depth: int = 0, tp: str | None = None) -> OutboxEntry:
-    return OutboxEntry(PartitionKeys.of("c", 0), "1732680000000-0", obj, 2, depth,
-                       1732680000000, tp, list(events))
+def entry(
+    *events: OutboxEvent, obj: str = "7", depth: int = 0, tp: str | None = None
+) -> OutboxEntry:
+    return OutboxEntry(
+        PartitionKeys.of("c", 0), "1732680000000-0", obj, 2, depth, 1732680000000, tp, list(events)
+    )
 
 
 def update(payload: bytes | None = b"hi", key: str = "42", etype: int = 4) -> OutboxEvent:
@@ -49,7 +52,9 @@ def test_json_is_byte_identical_to_the_wire_example() -> None:
 
 
 def test_json_delete_and_string_ids() -> None:
-    doc = json.loads(trigger_payload_json(entry(obj="user-7"), update(None, "name", 5), {"depth": "1"}))
+    doc = json.loads(
+        trigger_payload_json(entry(obj="user-7"), update(None, "name", 5), {"depth": "1"})
+    )
     info = doc["event_info"]
     assert doc["original_payload"] is None
     assert info["source_object_id"] == 0
@@ -75,11 +80,17 @@ def test_protobuf_payload_matches_the_json_one() -> None:
 
 
 def test_keys_for_both_layouts() -> None:
-    assert trigger_key(STATELESS, "inv") == "oprc/notification_service/0/async/send_notification/inv"
+    assert (
+        trigger_key(STATELESS, "inv") == "oprc/notification_service/0/async/send_notification/inv"
+    )
     assert trigger_key(STATEFUL, "inv") == "oprc/audit/3/objects/12/async/record/inv"
     assert trigger_key(STATELESS, "inv", "put-odgm") == (
-        "oprc/notification_service/0/invokes/send_notification/async/inv")
-    assert trigger_key(STATEFUL, "inv", "put-odgm") == "oprc/audit/3/objects/12/invokes/record/async/inv"
+        "oprc/notification_service/0/invokes/send_notification/async/inv"
+    )
+    assert (
+        trigger_key(STATEFUL, "inv", "put-odgm")
+        == "oprc/audit/3/objects/12/invokes/record/async/inv"
+    )
     named = Target("audit", 0, None, "acct-9", "record", {})
     assert trigger_key(named, "i") == "oprc/audit/0/objects/acct-9/async/record/i"
 
@@ -89,7 +100,10 @@ def test_wrappers_and_context() -> None:
     stateless = build_dispatch(e, e.events[0], 0)
     request = InvocationRequest.FromString(stateless.body)
     assert (request.cls_id, request.fn_id, request.partition_id) == (
-        "notification_service", "send_notification", 0)
+        "notification_service",
+        "send_notification",
+        0,
+    )
     assert dict(request.options) == {"a": "b"}
     payload = json.loads(request.payload)
     context = payload["event_info"]["context"]
@@ -121,9 +135,14 @@ def test_traceparent_without_parent_is_stable_and_valid() -> None:
     assert tp == traceparent_for(None, "c/0/1-0/1", invocation_id("c/0/1-0/1", 0))
 
 
-@pytest.mark.parametrize("bad", [Target("a/b", 0, None, None, "f", {}),
-                                 Target("a", 0, None, None, "f*", {}),
-                                 Target("a", 0, None, "x y", "f", {})])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Target("a/b", 0, None, None, "f", {}),
+        Target("a", 0, None, None, "f*", {}),
+        Target("a", 0, None, "x y", "f", {}),
+    ],
+)
 def test_invalid_targets_fail_to_build(bad: Target) -> None:
     from oprc_redis_events.errors import InvalidIdError
 

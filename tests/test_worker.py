@@ -33,8 +33,9 @@ class RunningWorker:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(worker.run_async(),), daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(worker.run_async(),), daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
@@ -50,10 +51,17 @@ def start_worker(settings: Settings, zenoh_hub: ZenohHub) -> Iterator:  # type: 
 
     def start(**kw: object) -> Worker:
         session = zenoh_hub.session()
-        config = settings.replace(**{k: v for k, v in kw.items() if k in Settings.__dataclass_fields__})
+        config = settings.replace(
+            **{k: v for k, v in kw.items() if k in Settings.__dataclass_fields__}
+        )
         options = {k: v for k, v in kw.items() if k not in Settings.__dataclass_fields__}
-        worker = Worker(config, publisher=ZenohPublisher(session), block_ms=50,
-                        discover_interval=0.05, **options)  # type: ignore[arg-type]
+        worker = Worker(
+            config,
+            publisher=ZenohPublisher(session),
+            block_ms=50,
+            discover_interval=0.05,
+            **options,
+        )  # type: ignore[arg-type]
         running.append(RunningWorker(worker))
         return worker
 
@@ -65,12 +73,19 @@ def start_worker(settings: Settings, zenoh_hub: ZenohHub) -> Iterator:  # type: 
 def notify_config() -> ObjectEvent:
     ev = ObjectEvent()
     ev.data_trigger[42].on_update.append(
-        TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification",
-                      req_options={"channel": "email"}))
+        TriggerTarget(
+            cls_id="notification_service",
+            partition_id=0,
+            fn_id="send_notification",
+            req_options={"channel": "email"},
+        )
+    )
     ev.data_trigger[42].on_update.append(
-        TriggerTarget(cls_id="audit", partition_id=2, object_id=77, fn_id="record"))
+        TriggerTarget(cls_id="audit", partition_id=2, object_id=77, fn_id="record")
+    )
     ev.data_trigger_str["name"].on_create.append(
-        TriggerTarget(cls_id="audit", partition_id=2, object_id_str="log-1", fn_id="record"))
+        TriggerTarget(cls_id="audit", partition_id=2, object_id_str="log-1", fn_id="record")
+    )
     return ev
 
 
@@ -83,20 +98,34 @@ def test_update_becomes_zenoh_puts(store: ObjectStore, zenoh_hub: ZenohHub, star
     assert len(got) == 2
     by_fn = {t.request.fn_id: t for t in got}
     stateless, stateful = by_fn["send_notification"], by_fn["record"]
-    assert stateless.key == f"oprc/notification_service/0/async/send_notification/{stateless.invocation_id}"
+    assert (
+        stateless.key
+        == f"oprc/notification_service/0/async/send_notification/{stateless.invocation_id}"
+    )
     assert stateful.key == f"oprc/audit/2/objects/77/async/record/{stateful.invocation_id}"
     assert isinstance(stateless.request, InvocationRequest)
     assert dict(stateless.request.options) == {"channel": "email"}
     assert isinstance(stateful.request, ObjectInvocationRequest)
     assert stateful.request.object_id == 77
-    key, body = next(r for r in inbox.raw if "notification_service" in r[0])
+    _key, body = next(r for r in inbox.raw if "notification_service" in r[0])
     doc = json.loads(InvocationRequest.FromString(body).payload)
     info = doc["event_info"]
     assert list(doc) == ["event_info", "original_payload"]
-    assert list(info) == ["source_cls_id", "source_partition_id", "source_object_id", "event_type",
-                          "fn_id", "key", "timestamp", "context"]
+    assert list(info) == [
+        "source_cls_id",
+        "source_partition_id",
+        "source_object_id",
+        "event_type",
+        "fn_id",
+        "key",
+        "timestamp",
+        "context",
+    ]
     assert (info["source_cls_id"], info["source_partition_id"], info["source_object_id"]) == (
-        "orders", 0, 1001)
+        "orders",
+        0,
+        1001,
+    )
     assert (info["event_type"], info["fn_id"], info["key"]) == (4, None, 42)
     assert doc["original_payload"] == list(b"paid")
     assert info["context"]["depth"] == "0"
@@ -104,7 +133,9 @@ def test_update_becomes_zenoh_puts(store: ObjectStore, zenoh_hub: ZenohHub, star
     assert b" " not in InvocationRequest.FromString(body).payload  # compact, as serde_json
 
 
-def test_protobuf_mode_and_string_ids(store: ObjectStore, zenoh_hub: ZenohHub, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_protobuf_mode_and_string_ids(
+    store: ObjectStore, zenoh_hub: ZenohHub, start_worker
+) -> None:  # type: ignore[no-untyped-def]
     inbox = zenoh_hub.subscribe()
     start_worker(payload_format="protobuf")
     store.create("orders", 0, "user-1", {"name": b"Ann"}, event=notify_config())
@@ -127,7 +158,9 @@ def test_odgm_layout(store: ObjectStore, zenoh_hub: ZenohHub, start_worker) -> N
     assert got.key.startswith("oprc/notification_service/0/invokes/send_notification/async/")
 
 
-def test_many_triggers_arrive_in_write_order(store: ObjectStore, zenoh_hub: ZenohHub, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_many_triggers_arrive_in_write_order(
+    store: ObjectStore, zenoh_hub: ZenohHub, start_worker
+) -> None:  # type: ignore[no-untyped-def]
     inbox = zenoh_hub.subscribe()
     store.create("orders", 0, 5, {1: b"0"}, event=watch_all([1]))
     for i in range(1, 2001):
@@ -142,11 +175,23 @@ def test_many_triggers_arrive_in_write_order(store: ObjectStore, zenoh_hub: Zeno
 
 
 def test_poison_entries_are_dead_lettered_and_the_partition_keeps_flowing(
-        settings: Settings, store: ObjectStore, client: redis.Redis) -> None:
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
     keys = PartitionKeys.of("orders", 0)
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
-    client.xadd(keys.outbox, {"o": "1", "v": "1", "d": "0", "ts": "1", "n": "1", "e1": "4",
-                              "k1": "1", "t1": b"\xc1garbage"})
+    client.xadd(
+        keys.outbox,
+        {
+            "o": "1",
+            "v": "1",
+            "d": "0",
+            "ts": "1",
+            "n": "1",
+            "e1": "4",
+            "k1": "1",
+            "t1": b"\xc1garbage",
+        },
+    )
     bad_target = watch_all([1])
     store.update("orders", 0, 1, {1: b"b"})
     client.xadd(keys.outbox, {"o": "1", "n": "not-a-number"})
@@ -156,8 +201,10 @@ def test_poison_entries_are_dead_lettered_and_the_partition_keeps_flowing(
     worker = Worker(settings, publisher=publisher, block_ms=10)
     stats = asyncio.run(worker.run_async(burst=True))
     assert stats.dead_letters == 2
-    assert [json.loads(InvocationRequest.FromString(b).payload)["original_payload"]
-            for _, b in publisher.sent] == [list(b"a"), list(b"b"), list(b"c")]
+    assert [
+        json.loads(InvocationRequest.FromString(b).payload)["original_payload"]
+        for _, b in publisher.sent
+    ] == [list(b"a"), list(b"b"), list(b"c")]
     dead = client.xrange(keys.dead_letters)
     reasons = [fields[b"dlq:reason"].decode() for _, fields in dead]
     assert "targets of event 1 cannot be decoded" in reasons[0]
@@ -167,12 +214,16 @@ def test_poison_entries_are_dead_lettered_and_the_partition_keeps_flowing(
 
 
 def test_invalid_target_written_behind_our_back_is_dead_lettered(
-        settings: Settings, store: ObjectStore, client: redis.Redis) -> None:
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
     from oprc_redis_events.triggers import Target, encode_targets
 
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
-    client.hset("oprc:{orders:0}:meta:1", "t:u:1",
-                encode_targets([Target("bad/cls", 0, None, None, "f", {})]))
+    client.hset(
+        "oprc:{orders:0}:meta:1",
+        "t:u:1",
+        encode_targets([Target("bad/cls", 0, None, None, "f", {})]),
+    )
     store.update("orders", 0, 1, {1: b"b"})
     publisher = MemoryPublisher()
     stats = asyncio.run(Worker(settings, publisher=publisher).run_async(burst=True))
@@ -190,8 +241,10 @@ def test_depth_limit(settings: Settings, store: ObjectStore) -> None:
     stats = asyncio.run(worker.run_async(burst=True))
     assert len(publisher.sent) == 2
     assert stats.depth_stops == 1
-    depths = [json.loads(InvocationRequest.FromString(b).payload)["event_info"]["context"]["depth"]
-              for _, b in publisher.sent]
+    depths = [
+        json.loads(InvocationRequest.FromString(b).payload)["event_info"]["context"]["depth"]
+        for _, b in publisher.sent
+    ]
     assert depths == ["0", "2"]
     assert store.get("orders", 0, 1).entries[1] == b"c"  # type: ignore[union-attr]
 
@@ -202,14 +255,17 @@ def test_traceparent_travels_from_the_write(settings: Settings, store: ObjectSto
     store.with_context(depth=0, traceparent=tp).update("orders", 0, 1, {1: b"b"})
     publisher = MemoryPublisher()
     asyncio.run(Worker(settings, publisher=publisher).run_async(burst=True))
-    contexts = [json.loads(InvocationRequest.FromString(b).payload)["event_info"]["context"]
-                for _, b in publisher.sent]
+    contexts = [
+        json.loads(InvocationRequest.FromString(b).payload)["event_info"]["context"]
+        for _, b in publisher.sent
+    ]
     assert contexts[1]["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
     assert contexts[0]["traceparent"].split("-")[1] != "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_pending_entries_are_claimed_and_redelivered_with_the_same_invocation_ids(
-        settings: Settings, store: ObjectStore, client: redis.Redis) -> None:
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
     from oprc_redis_events.errors import ZenohUnavailableError
 
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))

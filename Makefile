@@ -1,0 +1,41 @@
+# One command each: `make demo` and `make test` set everything up on a fresh machine.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup redis demo test lint pytest proto bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+redis:
+	scripts/ensure-redis-server
+
+demo: setup redis
+	$(BIN)/oprc-redis-events demo
+
+test: setup redis lint pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: setup redis
+	$(BIN)/python -m pytest
+
+# Regenerate the committed protobuf modules from proto/ (a test checks they are fresh).
+proto: setup
+	cd proto && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=../oprc_redis_events/pb \
+		--pyi_out=../oprc_redis_events/pb *.proto
+
+bench: setup redis
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

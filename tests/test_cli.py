@@ -1,0 +1,105 @@
+"""The command line, run as a user would: real processes, all stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
+
+from .conftest import ZenohHub
+
+CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
+
+
+def children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_help_lists_commands_and_environment() -> None:
+    out = subprocess.run([*CLI, "worker", "--help"], capture_output=True, text=True, check=True)
+    for text in (
+        "--redis-url",
+        "--zenoh-connect",
+        "--payload-format",
+        "OPRC_EVENTS_REDIS_URL",
+        "ODGM_MAX_TRIGGER_DEPTH",
+        "--delivery",
+    ):
+        assert text in out.stdout
+
+
+def test_headless_demo_delivers_everything_and_leaves_nothing_running() -> None:
+    before = children()
+    out = subprocess.run(
+        [*CLI, "demo", "--events", "50"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "summary: 50/50 triggers arrived" in out.stdout
+    assert children() == before
+
+
+def test_scripted_demo_shows_each_event() -> None:
+    out = subprocess.run([*CLI, "demo"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for text in ("DATA_CREATE", "DATA_UPDATE", "DATA_DELETE", "summary: 7/7"):
+        assert text in out.stdout
+
+
+def test_worker_command_turns_an_update_into_a_put(
+    redis_url: str, store: ObjectStore, zenoh_hub: ZenohHub, tmp_path: Path
+) -> None:
+    inbox = zenoh_hub.subscribe()
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--redis-url", redis_url, "--zenoh-connect", zenoh_hub.endpoint],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        ev = ObjectEvent()
+        ev.data_trigger[42].on_update.append(
+            TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
+        )
+        store.create("orders", 0, 1001, {42: b"pending"}, event=ev)
+        store.update("orders", 0, 1001, {42: b"paid"})
+        got = inbox.wait_for(1, timeout=20)
+        assert len(got) == 1
+        assert got[0].key.startswith("oprc/notification_service/0/async/send_notification/")
+        assert got[0].payload.original_payload == b"paid"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(20)
+        log.close()
+    output = (tmp_path / "worker.log").read_text()
+    assert code == 0, output
+    assert "worker stopped" in output
+    time.sleep(0.2)
+    assert len(inbox.items) == 1
+
+
+def test_bad_flag_value_is_a_clear_error() -> None:
+    out = subprocess.run(
+        [*CLI, "worker", "--payload-format", "xml"], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "xml" in out.stderr and "--payload-format" in out.stderr
+
+
+def test_bad_environment_is_a_clear_error() -> None:
+    out = subprocess.run(
+        [*CLI, "worker"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ODGM_MAX_TRIGGER_DEPTH": "ten"},
+    )
+    assert out.returncode == 1
+    assert "Error: ODGM_MAX_TRIGGER_DEPTH='ten' is not an integer" in out.stderr
+    assert "Traceback" not in out.stderr
