@@ -39,6 +39,12 @@ ENV_VARS: dict[str, str] = {
     "group": "OPRC_EVENTS_GROUP",
     "consumer": "OPRC_EVENTS_CONSUMER",
     "batch_size": "OPRC_EVENTS_BATCH_SIZE",
+    "max_deliveries": "OPRC_EVENTS_MAX_DELIVERIES",
+    "retry_base_ms": "OPRC_EVENTS_RETRY_BASE_MS",
+    "retry_max_ms": "OPRC_EVENTS_RETRY_MAX_MS",
+    "claim_idle_ms": "OPRC_EVENTS_CLAIM_IDLE_MS",
+    "hold": "OPRC_EVENTS_HOLD",
+    "hold_max_age_ms": "OPRC_EVENTS_HOLD_MAX_AGE_MS",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,6 +73,12 @@ class Settings:
 
     ``events_enabled=False`` makes writes plain writes: no diff, no matching, no outbox entry.
     ``max_trigger_depth``: an event whose depth is >= this is not dispatched.
+    ``max_deliveries``: attempts of an entry before it is dead-lettered; retries wait
+    ``retry_base_ms`` doubling up to ``retry_max_ms``.
+    ``claim_idle_ms``: lease time of a partition, and idle time after which entries a dead
+    worker left pending are claimed.
+    ``hold``: keep an event pending while its target key has no Zenoh subscriber, up to
+    ``hold_max_age_ms`` after its write (then dead-letter it).
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
@@ -86,8 +98,19 @@ class Settings:
     group: str = "oprc-events"
     consumer: str = field(default_factory=_default_consumer)
     batch_size: int = 500
+    max_deliveries: int = 10
+    retry_base_ms: int = 200
+    retry_max_ms: int = 30_000
+    claim_idle_ms: int = 15_000
+    hold: bool = False
+    hold_max_age_ms: int = 60_000
 
     def __post_init__(self) -> None:
+        for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.claim_idle_ms < 500:
+            raise ConfigError(f"claim_idle_ms must be >= 500, got {self.claim_idle_ms}")
         if self.max_trigger_depth < 1:
             raise ConfigError(f"max_trigger_depth must be >= 1, got {self.max_trigger_depth}")
         if self.trigger_timeout_ms < 1:

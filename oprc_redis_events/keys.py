@@ -8,7 +8,9 @@ and one Lua call can touch them all::
     oprc:{orders:0}:meta:1001     hash    version, trigger configuration and trigger index
     oprc:{orders:0}:outbox        stream  events waiting for the worker
     oprc:{orders:0}:dlq           stream  events the worker could not handle, with the reason
+    oprc:{orders:0}:lease:<group> string  the worker of <group> that owns the partition (expires)
     oprc:partitions               set     "cls:pid" of every partition written to (a discovery hint)
+    oprc:workers:<group>          zset    live workers of <group>, scored by last heartbeat (ms)
 
 Numeric and string ids share one namespace, told apart by their spelling: an object
 id (or field key) written as a canonical decimal number is the numeric id (u64 for
@@ -43,10 +45,18 @@ __all__ = [
     "parse_field_name",
     "parse_object_segment",
     "validate_id",
+    "workers_key",
 ]
 
 PREFIX: Final = "oprc"
 PARTITIONS_KEY: Final = f"{PREFIX}:partitions"
+
+
+def workers_key(group: str) -> str:
+    """The heartbeat set of the workers of consumer group ``group``."""
+    return f"{PREFIX}:workers:{group}"
+
+
 MAX_U32: Final = 2**32 - 1
 MAX_U64: Final = 2**64 - 1
 MAX_PARTITION: Final = MAX_U32
@@ -156,6 +166,9 @@ class PartitionKeys:
     def member(self) -> str:
         """This partition's member name in :data:`PARTITIONS_KEY`."""
         return f"{self.cls_id}:{self.partition_id}"
+
+    def lease(self, group: str) -> str:
+        return f"{PREFIX}:{self.tag}:lease:{group}"
 
     def obj(self, segment: str) -> str:
         return f"{PREFIX}:{self.tag}:obj:{segment}"

@@ -5,6 +5,7 @@ An entry (written by ``lua/write.lua``) is self-contained::
     o   object id as spelled in keys      v   object version after the write
     d   depth of the write                ts  timestamp, ms since the epoch
     tp  W3C traceparent (optional)        n   number of events
+    src the first outbox id of a replayed entry (optional; keeps event and invocation ids)
     e<i> event type (3 create, 4 update, 5 delete, 1 complete, 2 error)
     k<i> field name (data events) or function id (function events)
     p<i> new value / function output (absent for delete)
@@ -51,6 +52,7 @@ class OutboxEntry:
     timestamp: int
     traceparent: str | None
     events: list[OutboxEvent]
+    origin_id: str = ""  # the id events are named after: ``src`` when replayed, else entry_id
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
@@ -102,4 +104,5 @@ def decode_entry(
         timestamp=_int(fields, b"ts"),
         traceparent=traceparent.decode(errors="replace") if traceparent else None,
         events=[_event(fields, i) for i in range(1, count + 1)],
+        origin_id=_text(fields, b"src") if b"src" in fields else entry_id,
     )

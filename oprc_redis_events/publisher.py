@@ -19,6 +19,9 @@ class Publisher(Protocol):
     def put(self, key: str, payload: bytes) -> None:
         """Hand one message to the transport (raise on failure)."""
 
+    def matching(self, key: str) -> bool:
+        """Whether some subscriber would receive a put on ``key`` (for hold mode)."""
+
     def close(self) -> None:
         """Release what the publisher holds."""
 
@@ -33,6 +36,7 @@ class ZenohPublisher:
         self._owned = owned
         self._block = zenoh.CongestionControl.BLOCK
         self._zerror = zenoh.ZError
+        self._matchers: dict[str, Any] = {}
 
     def put(self, key: str, payload: bytes) -> None:
         try:
@@ -40,7 +44,22 @@ class ZenohPublisher:
         except self._zerror as err:
             raise ZenohUnavailableError(f"Zenoh put on {key!r} failed: {err}") from err
 
+    def matching(self, key: str) -> bool:
+        # A publisher on the key with its last chunk (the invocation id) as a wildcard
+        # tells whether any subscriber matches; publishers are cached per prefix.
+        pattern = key.rsplit("/", 1)[0] + "/*"
+        publisher = self._matchers.get(pattern)
+        if publisher is None:
+            if len(self._matchers) >= 4096:
+                self._matchers.pop(next(iter(self._matchers))).undeclare()
+            publisher = self.session.declare_publisher(pattern)
+            self._matchers[pattern] = publisher
+        return bool(publisher.matching_status.matching)
+
     def close(self) -> None:
+        for publisher in self._matchers.values():
+            publisher.undeclare()
+        self._matchers.clear()
         if self._owned:
             self.session.close()
 
@@ -50,7 +69,11 @@ class MemoryPublisher:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
+        self.subscribed = True  # what matching() answers
         self._lock = threading.Lock()
+
+    def matching(self, key: str) -> bool:
+        return self.subscribed
 
     def put(self, key: str, payload: bytes) -> None:
         with self._lock:

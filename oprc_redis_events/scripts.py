@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["SCRIPT_NAMES", "register", "source"]
 
-SCRIPT_NAMES = ("write",)
+SCRIPT_NAMES = ("write", "lease")
 
 
 @cache

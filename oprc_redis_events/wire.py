@@ -193,7 +193,7 @@ def build_dispatch(
     """Everything one (event, target) pair puts on Zenoh."""
     target = event.targets[target_index]
     check_target(target)
-    ev_id = event_id(entry.partition, entry.entry_id, event.index)
+    ev_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
     inv_id = invocation_id(ev_id, target_index)
     context = {
         "depth": str(entry.depth),

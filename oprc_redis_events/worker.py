@@ -1,13 +1,21 @@
 """The worker: outbox streams in, Zenoh PUTs out, acknowledged only after the PUTs.
 
-One ``Worker`` serves every partition it discovers (``oprc:partitions`` and a SCAN for
-``oprc:{*}:outbox``), reading them with one consumer group so that several workers share
-the load.  Per batch it decodes the entries, builds one :class:`~.wire.Dispatch` per
-(event, target), hands them to the publisher in write order, then XACKs.  Entries that
-can never be dispatched go to the partition's dead-letter stream with the reason.
+Workers of one consumer group share the partitions through leases
+(:mod:`~oprc_redis_events.leases`): each partition is consumed by one worker at a time, in
+write order.  Per batch the worker decodes the entries of a partition, builds one
+:class:`~.wire.Dispatch` per (event, target), hands them to the publisher in order, then
+XACKs what went out.
 
-``run()`` is the process (signals stop it gracefully); ``run_async()`` is the core, which
-tests embed; ``burst=True`` returns once the outbox is drained.
+When an entry fails (the publisher raised, or the batch outlived ``trigger_timeout_ms``)
+the partition pauses: the entry and those after it stay pending and are read again after
+a backoff, until they go out or the entry has been delivered ``max_deliveries`` times,
+when it is dead-lettered and the partition moves on.  An entry that can never be
+dispatched (undecodable, an invalid target) is dead-lettered at once.  In hold mode an
+entry whose target has no Zenoh subscriber waits (pausing its partition) until one
+appears or ``hold_max_age_ms`` passes since its write.
+
+``run()`` is the process (SIGTERM/SIGINT stop it gracefully); ``run_async()`` is the core,
+which tests embed; ``burst=True`` returns once nothing is left to read or retry.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,17 +35,21 @@ import redis
 import redis.asyncio as aredis
 
 from .config import Settings, redact_url
+from .deadletters import dead_letter_fields
 from .errors import InvalidIdError, OprcEventsError
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .leases import Leases
 from .outbox import OutboxEntry, PoisonEntryError, decode_entry
 from .publisher import Publisher, ZenohPublisher
+from .retention import trim_outbox
 from .wire import DELIVERY_MODES, Delivery, Dispatch, build_dispatch
 
 __all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("oprc_redis_events.worker")
 
-RawEntry = tuple[PartitionKeys, str, dict[bytes, bytes]]
+HOLD_POLL_S = 0.1
+TRIM_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -48,9 +61,40 @@ class WorkerStats:
     triggers_sent: int = 0
     depth_stops: int = 0
     dead_letters: int = 0
-    publish_failures: int = 0
+    retries: int = 0
+    held: int = 0
     claimed: int = 0
+    trimmed: int = 0
     sent_by_target: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class Plan:
+    """One entry of a batch and the dispatches it makes."""
+
+    entry_id: str
+    fields: dict[bytes, bytes]
+    entry: OutboxEntry
+    dispatches: list[Dispatch]
+
+
+@dataclass
+class Outcome:
+    """How far a publish got: ``done`` plans went out; the next was held or failed."""
+
+    done: int
+    held_key: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class PartitionState:
+    keys: PartitionKeys
+    retry_at: float | None = None  # set: re-read our pending entries then; None: read new ones
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
@@ -65,10 +109,6 @@ def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
     return [(item[0], item[1]) for item in reply]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Worker:
     """Dispatches outbox entries to Zenoh (see the module docstring)."""
 
@@ -81,7 +121,6 @@ class Worker:
         delivery: Delivery = "put",
         block_ms: int = 500,
         discover_interval: float = 1.0,
-        claim_idle_ms: int = 30_000,
     ) -> None:
         if delivery not in DELIVERY_MODES:
             raise OprcEventsError(f"delivery must be one of {', '.join(DELIVERY_MODES)}")
@@ -91,13 +130,15 @@ class Worker:
         self.delivery = delivery
         self.block_ms = block_ms
         self.discover_interval = discover_interval
-        self.claim_idle_ms = claim_idle_ms
         self.stats = WorkerStats()
-        self.partitions: dict[str, PartitionKeys] = {}  # outbox stream -> partition
-        self._read_pending = True  # first read: our own pending entries (ID 0)
-        self._last_discover = 0.0
-        self._last_claim = 0.0
+        self.partitions: dict[str, PartitionKeys] = {}  # every known outbox stream
+        self.states: dict[str, PartitionState] = {}  # the streams we own
+        self.leases = Leases(
+            self.client, self.settings.group, self.settings.consumer, self.settings.claim_idle_ms
+        )
         self._stop = asyncio.Event()
+        self._scanned = False
+        self._last_claim = self._last_trim = 0.0
 
     def __repr__(self) -> str:
         return f"Worker({redact_url(self.settings.redis_url)!r}, group={self.settings.group!r})"
@@ -116,27 +157,38 @@ class Worker:
 
     def stop(self) -> None:
         """Ask the loop to stop after the batch in hand."""
-        log.info("stopping: finishing the batch in hand")
+        if not self._stop.is_set():
+            log.info("stopping: finishing the batch in hand")
         self._stop.set()
 
     async def run_async(self, *, burst: bool = False) -> WorkerStats:
-        """The worker loop; with ``burst`` it returns once nothing is left to read."""
+        """The worker loop; with ``burst`` it returns once nothing is left to do."""
         owned = self.publisher is None
         if self.publisher is None:
             from .zenoh_session import open_session
 
             self.publisher = ZenohPublisher(open_session(self.settings), owned=True)
+        s = self.settings
         log.info(
-            "worker started: redis=%s group=%s consumer=%s delivery=%s format=%s",
-            redact_url(self.settings.redis_url),
-            self.settings.group,
-            self.settings.consumer,
+            "worker started: redis=%s group=%s consumer=%s delivery=%s format=%s hold=%s",
+            redact_url(s.redis_url),
+            s.group,
+            s.consumer,
             self.delivery,
-            self.settings.payload_format,
+            s.payload_format,
+            s.hold,
         )
+        maintenance = None if burst else asyncio.create_task(self._maintain_forever())
         try:
             await self._loop(burst)
         finally:
+            self._stop.set()
+            if maintenance is not None:
+                # Not cancel(): redis-py may swallow a cancellation in the middle of a
+                # command; the loop checks the stop flag instead.
+                await maintenance
+            with contextlib.suppress(redis.RedisError):
+                await self.leases.release_all()
             if owned and self.publisher is not None:
                 self.publisher.close()
                 self.publisher = None
@@ -148,47 +200,65 @@ class Worker:
         s = self.stats
         return (
             f"entries={s.entries_read} events={s.events_read} triggers_sent={s.triggers_sent} "
-            f"depth_stops={s.depth_stops} dead_letters={s.dead_letters} claimed={s.claimed}"
+            f"depth_stops={s.depth_stops} retries={s.retries} held={s.held} "
+            f"dead_letters={s.dead_letters} claimed={s.claimed}"
         )
 
     async def _loop(self, burst: bool) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
+                if burst:
+                    await self.maintain()
                 handled = await self._step(block=not burst)
+                if backoff > 0.1:
+                    log.info("Redis is reachable again")
                 backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError, OprcEventsError) as err:
-                log.warning("worker step failed (%s); retrying in %.1fs", err, backoff)
-                self.stats.publish_failures += 1
-                self._read_pending = True
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                log.warning("Redis unavailable (%s); retrying in %.1fs", err, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if burst and not handled:
+            if burst and not handled and not any(st.retry_at for st in self.states.values()):
                 return
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def _step(self, *, block: bool) -> int:
-        now = time.monotonic()
-        if now - self._last_discover >= self.discover_interval:
-            await self.discover()
-            self._last_discover = now
-        if not self.partitions:
-            await self._sleep(self.block_ms / 1000)
-            return 0
-        # Read before claiming: the pending read (ID 0) would return what we just claimed.
-        batch = await self._read(block)
-        if now - self._last_claim >= self.claim_idle_ms / 1000:
-            batch += await self._claim()
-            self._last_claim = now
-        if batch:
-            await self.handle(batch)
-        return len(batch)
+    # -- maintenance: partitions, leases, claims, trimming --------------------------------
 
-    # -- partitions -----------------------------------------------------------------------
+    async def _maintain_forever(self) -> None:
+        backoff = self.discover_interval
+        while not self._stop.is_set():
+            try:
+                await self.maintain()
+                backoff = self.discover_interval
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                log.warning("maintenance: Redis unavailable (%s)", err)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # keep serving; the next round may succeed
+                log.exception("maintenance failed")
+            await self._sleep(backoff)
+
+    async def maintain(self) -> None:
+        """Discover partitions, rebalance leases, claim abandoned entries, trim."""
+        await self.discover()
+        busy = {s for s, st in self.states.items() if st.retry_at is not None}
+        for partition in await self.leases.rebalance(self.partitions, busy):
+            self.states[partition.outbox] = PartitionState(partition)
+            await self._claim(partition.outbox, force=True)
+        for stream in [s for s in self.states if s not in self.leases.owned]:
+            del self.states[stream]
+        now = time.monotonic()
+        if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
+            self._last_claim = now
+            for stream in list(self.states):
+                await self._claim(stream)
+        if now - self._last_trim >= TRIM_INTERVAL_S:
+            self._last_trim = now
+            for stream in list(self.states):
+                self.stats.trimmed += await trim_outbox(self.client, stream)
 
     async def discover(self) -> None:
         """Find partition outboxes and make sure our consumer group exists on each."""
@@ -198,9 +268,10 @@ class Worker:
                 found.add(PartitionKeys.from_member(_text(member)).outbox)
             except (InvalidIdError, ValueError):
                 log.warning("ignoring malformed member %r of %s", member, PARTITIONS_KEY)
-        if not self.partitions:
+        if not self._scanned:
             async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
                 found.add(_text(key))
+            self._scanned = True
         for stream in sorted(found - self.partitions.keys()):
             try:
                 await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
@@ -208,61 +279,77 @@ class Worker:
                 if "BUSYGROUP" not in str(err):
                     raise
             self.partitions[stream] = PartitionKeys.from_key(stream)
-            log.info("serving partition %s", self.partitions[stream].member)
+            log.debug("found partition %s", self.partitions[stream].member)
 
-    # -- reading --------------------------------------------------------------------------
-
-    def _entries(self, reply: Any) -> list[RawEntry]:
-        out: list[RawEntry] = []
-        for stream, entries in _stream_items(reply):
-            name = _text(stream)
-            partition = self.partitions[name]
-            for entry_id, fields in entries:
-                eid = _text(entry_id)
-                out.append((partition, eid, fields or {}))
-        return out
-
-    async def _read(self, block: bool) -> list[RawEntry]:
-        """Our own pending entries first (after a start or a failure), then new ones."""
-        if self._read_pending:
-            entries = await self._xreadgroup("0", block=False)
-            if entries:
-                return entries
-            self._read_pending = False
-        return await self._xreadgroup(">", block=block)
-
-    async def _xreadgroup(self, start: str, *, block: bool) -> list[RawEntry]:
-        reply = await self.client.xreadgroup(
-            self.settings.group,
-            self.settings.consumer,
-            dict.fromkeys(self.partitions, start),
-            count=self.settings.batch_size,
-            block=self.block_ms if block else None,
-        )
-        return self._entries(reply)
-
-    async def _claim(self) -> list[RawEntry]:
-        """Take over entries another consumer left pending for longer than the idle time."""
-        out: list[RawEntry] = []
-        for stream, partition in self.partitions.items():
+    async def _claim(self, stream: str, *, force: bool = False) -> None:
+        """Take over entries other consumers left pending longer than ``claim_idle_ms``;
+        they are then read, in order, by our pending read."""
+        start, claimed = "0-0", 0
+        while True:
             reply = await self.client.xautoclaim(
                 stream,
                 self.settings.group,
                 self.settings.consumer,
-                min_idle_time=self.claim_idle_ms,
-                start_id="0-0",
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=start,
                 count=self.settings.batch_size,
             )
-            claimed, deleted = reply[1], (reply[2] if len(reply) > 2 else [])
-            for entry_id, fields in claimed:
-                eid = _text(entry_id)
-                out.append((partition, eid, fields or {}))
-            if deleted:
-                await self.client.xack(stream, self.settings.group, *deleted)
-        if out:
-            self.stats.claimed += len(out)
-            log.info("claimed %d entries left pending by other consumers", len(out))
-        return out
+            start = _text(reply[0])
+            claimed += len(reply[1])
+            if start == "0-0":
+                break
+        state = self.states.get(stream)
+        if state is not None and (claimed or force):
+            state.retry_at = state.retry_at or time.monotonic()
+        if claimed:
+            self.stats.claimed += claimed
+            log.info("claimed %d entries of %s left pending by another worker", claimed, stream)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _step(self, *, block: bool) -> int:
+        now = time.monotonic()
+        handled = 0
+        for stream, state in list(self.states.items()):
+            if state.retry_at is not None and state.retry_at <= now:
+                pending = await self._xreadgroup({stream: "0"}, block_ms=None)
+                state.retry_at = None
+                if pending:
+                    handled += await self._handle(state.keys, [(i, f) for _, i, f in pending])
+        reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
+        block_ms = self._block_ms(now) if block else None
+        if not reading:
+            await self._sleep((block_ms or 0) / 1000)
+            return handled
+        by_stream: dict[str, list[tuple[str, dict[bytes, bytes]]]] = defaultdict(list)
+        for stream, entry_id, fields in await self._xreadgroup(reading, block_ms=block_ms):
+            by_stream[stream].append((entry_id, fields))
+        for stream, batch in by_stream.items():
+            owner = self.states.get(stream)
+            keys = owner.keys if owner is not None else PartitionKeys.from_key(stream)
+            handled += await self._handle(keys, batch)
+        return handled
+
+    def _block_ms(self, now: float) -> int:
+        waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
+        soonest = min(waits, default=self.block_ms / 1000)
+        return max(1, min(self.block_ms, int(soonest * 1000)))
+
+    async def _xreadgroup(
+        self, streams: dict[str, str], *, block_ms: int | None
+    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
+        reply = await self.client.xreadgroup(
+            self.settings.group,
+            self.settings.consumer,
+            streams,  # type: ignore[arg-type]
+            count=self.settings.batch_size,
+            block=block_ms,
+        )
+        return [
+            (_text(stream), _text(entry_id), fields or {})
+            for stream, entries in _stream_items(reply)
+            for entry_id, fields in entries
+        ]
 
     # -- handling -------------------------------------------------------------------------
 
@@ -292,47 +379,148 @@ class Worker:
             for i in range(len(event.targets))
         ]
 
-    async def handle(self, batch: list[RawEntry]) -> None:
-        """Dispatch a batch in order, then dead-letter the poison and acknowledge the rest."""
-        dispatches: list[Dispatch] = []
-        dead: list[tuple[RawEntry, str]] = []
-        for raw in batch:
-            partition, entry_id, fields = raw
+    async def _handle(
+        self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> int:
+        """Dispatch one partition's entries in order; acknowledge and dead-letter."""
+        plans: list[Plan] = []
+        dead: list[tuple[str, dict[bytes, bytes], str, str, int]] = []
+        for entry_id, fields in entries:
             self.stats.entries_read += 1
             try:
                 entry = decode_entry(partition, entry_id, fields)
+                plans.append(Plan(entry_id, fields, entry, self.plan(entry)))
                 self.stats.events_read += len(entry.events)
-                dispatches += self.plan(entry)
             except (PoisonEntryError, InvalidIdError) as err:
-                dead.append((raw, str(err)))
-        if dispatches:
-            await asyncio.to_thread(self._publish, dispatches)
-        await self._finish(batch, dead)
+                dead.append((entry_id, fields, f"cannot be dispatched: {err}", "", 1))
+        outcome = await self._publish(plans)
+        acked = [p.entry_id for p in plans[: outcome.done]] + [d[0] for d in dead]
+        if outcome.done < len(plans):
+            failed = plans[outcome.done]
+            verdict = await self._after_failure(partition, failed, outcome)
+            if verdict is not None:
+                dead.append(verdict)
+                acked.append(failed.entry_id)
+        await self._finish(partition, acked, dead)
+        return len(entries)
 
-    def _publish(self, dispatches: list[Dispatch]) -> None:
-        assert self.publisher is not None
-        for d in dispatches:
-            self.publisher.put(d.key, d.body)
-            self.stats.triggers_sent += 1
-            self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
-
-    async def _finish(self, batch: list[RawEntry], dead: list[tuple[RawEntry, str]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for (partition, entry_id, fields), reason in dead:
-            log.error("dead-lettering entry %s of %s: %s", entry_id, partition.member, reason)
-            record: dict[Any, Any] = dict(fields)
-            record.update(
-                {
-                    "dlq:reason": reason,
-                    "dlq:source_id": entry_id,
-                    "dlq:failed_at": str(int(time.time() * 1000)),
-                }
+    async def _after_failure(
+        self, partition: PartitionKeys, failed: Plan, outcome: Outcome
+    ) -> tuple[str, dict[bytes, bytes], str, str, int] | None:
+        """Schedule the retry of a failed or held entry, or return its dead letter."""
+        state = self.states.get(partition.outbox)
+        now = time.monotonic()
+        if outcome.held_key is not None:
+            age_ms = int(time.time() * 1000) - failed.entry.timestamp
+            if age_ms > self.settings.hold_max_age_ms:
+                reason = (
+                    f"no subscriber for {outcome.held_key} within "
+                    f"{self.settings.hold_max_age_ms} ms of the write"
+                )
+                log.error(
+                    "dead-lettering entry %s of %s: %s", failed.entry_id, partition.member, reason
+                )
+                if state is not None:
+                    state.retry_at = now
+                return (failed.entry_id, failed.fields, reason, "", 0)
+            self.stats.held += 1
+            if state is not None:
+                state.retry_at = now + HOLD_POLL_S
+            return None
+        attempts = await self._deliveries(partition.outbox, failed.entry_id)
+        if attempts >= self.settings.max_deliveries:
+            reason = f"delivery failed {attempts} times"
+            log.error(
+                "dead-lettering entry %s of %s: %s (%s)",
+                failed.entry_id,
+                partition.member,
+                reason,
+                outcome.error,
             )
-            pipe.xadd(partition.dead_letters, record)
-        acks: dict[str, list[str]] = defaultdict(list)
-        for partition, entry_id, _ in batch:
-            acks[partition.outbox].append(entry_id)
-        for stream, ids in acks.items():
-            pipe.xack(stream, self.settings.group, *ids)
+            if state is not None:
+                state.retry_at = now
+            return (failed.entry_id, failed.fields, reason, outcome.error or "", attempts)
+        delay = min(self.settings.retry_base_ms * 2 ** (attempts - 1), self.settings.retry_max_ms)
+        self.stats.retries += 1
+        log.warning(
+            "entry %s of %s failed (attempt %d of %d: %s); retrying in %d ms",
+            failed.entry_id,
+            partition.member,
+            attempts,
+            self.settings.max_deliveries,
+            outcome.error,
+            delay,
+        )
+        if state is not None:
+            state.retry_at = now + delay / 1000
+        return None
+
+    async def _deliveries(self, stream: str, entry_id: str) -> int:
+        pending = await self.client.xpending_range(
+            stream, self.settings.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _publish(self, plans: list[Plan]) -> Outcome:
+        if not any(p.dispatches for p in plans):
+            return Outcome(len(plans))
+        cancel = threading.Event()
+        task = asyncio.ensure_future(asyncio.to_thread(self._publish_sync, plans, cancel))
+        timeout = self.settings.trigger_timeout_ms / 1000
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            cancel.set()
+            outcome = await task  # stops after the put in hand
+            if outcome.done < len(plans) and outcome.error is None and outcome.held_key is None:
+                outcome.error = f"dispatch did not complete within {timeout * 1000:.0f} ms"
+            return outcome
+
+    def _publish_sync(self, plans: list[Plan], cancel: threading.Event) -> Outcome:
+        publisher = self.publisher
+        assert publisher is not None
+        for i, plan in enumerate(plans):
+            if cancel.is_set():
+                return Outcome(i)
+            if self.settings.hold:
+                for d in plan.dispatches:
+                    if not publisher.matching(d.key):
+                        return Outcome(i, held_key=d.key)
+            try:
+                for d in plan.dispatches:
+                    publisher.put(d.key, d.body)
+            except Exception as err:  # any failure of the edge is a failed attempt
+                return Outcome(i, error=f"{type(err).__name__}: {err}")
+            for d in plan.dispatches:
+                self.stats.triggers_sent += 1
+                self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
+        return Outcome(len(plans))
+
+    async def _finish(
+        self,
+        partition: PartitionKeys,
+        acked: list[str],
+        dead: list[tuple[str, dict[bytes, bytes], str, str, int]],
+    ) -> None:
+        if not acked and not dead:
+            return
+        now = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=True)  # one slot: outbox and dlq share the tag
+        for entry_id, fields, reason, error, attempts in dead:
+            if "cannot be dispatched" in reason:
+                log.error("dead-lettering entry %s of %s: %s", entry_id, partition.member, reason)
+            pipe.xadd(
+                partition.dead_letters,
+                dead_letter_fields(  # type: ignore[arg-type]
+                    fields,
+                    source_id=entry_id,
+                    reason=reason,
+                    error=error,
+                    attempts=attempts,
+                    failed_at=now,
+                ),
+            )
+        if acked:
+            pipe.xack(partition.outbox, self.settings.group, *acked)
         await pipe.execute()
         self.stats.dead_letters += len(dead)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -41,6 +42,13 @@ class RunningWorker:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.worker.stop)
         self.thread.join(15)
+        if self.thread.is_alive():
+            import faulthandler
+            import sys
+
+            for task in asyncio.all_tasks(self.loop):
+                task.print_stack(file=sys.stderr)
+            faulthandler.dump_traceback(file=sys.stderr)
         assert not self.thread.is_alive()
         self.loop.close()
 
@@ -285,8 +293,9 @@ def test_pending_entries_are_claimed_and_redelivered_with_the_same_invocation_id
     asyncio.run(crashed.run_async(burst=True))
     assert client.xpending("oprc:{orders:0}:outbox", "oprc-events")["pending"] == 2
 
+    time.sleep(0.6)  # the entries must be idle for claim_idle_ms
     rescued = MemoryPublisher()
-    rescuer = Worker(settings.replace(consumer="w2"), publisher=rescued, claim_idle_ms=0)
+    rescuer = Worker(settings.replace(consumer="w2", claim_idle_ms=500), publisher=rescued)
     stats = asyncio.run(rescuer.run_async(burst=True))
     assert stats.claimed == 2
     assert len(rescued.sent) == 2
