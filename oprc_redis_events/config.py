@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str] = {
     "claim_idle_ms": "OPRC_EVENTS_CLAIM_IDLE_MS",
     "hold": "OPRC_EVENTS_HOLD",
     "hold_max_age_ms": "OPRC_EVENTS_HOLD_MAX_AGE_MS",
+    "ack_delay_ms": "OPRC_EVENTS_ACK_DELAY_MS",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -77,6 +78,9 @@ class Settings:
     ``retry_base_ms`` doubling up to ``retry_max_ms``.
     ``claim_idle_ms``: lease time of a partition, and idle time after which entries a dead
     worker left pending are claimed.
+    ``ack_delay_ms``: how long after its last PUT a batch is acknowledged: Zenoh's put()
+    returns once a message is queued, not sent, so an immediate XACK could lose the queue
+    to a crash; a crash inside the delay causes redelivery instead.
     ``hold``: keep an event pending while its target key has no Zenoh subscriber, up to
     ``hold_max_age_ms`` after its write (then dead-letter it).
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
@@ -104,11 +108,14 @@ class Settings:
     claim_idle_ms: int = 15_000
     hold: bool = False
     hold_max_age_ms: int = 60_000
+    ack_delay_ms: int = 200
 
     def __post_init__(self) -> None:
         for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ack_delay_ms < 0:
+            raise ConfigError(f"ack_delay_ms must be >= 0, got {self.ack_delay_ms}")
         if self.claim_idle_ms < 500:
             raise ConfigError(f"claim_idle_ms must be >= 500, got {self.claim_idle_ms}")
         if self.max_trigger_depth < 1:

@@ -87,10 +87,23 @@ class Outcome:
     error: str | None = None
 
 
+DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
+
+
 @dataclass
 class PartitionState:
     keys: PartitionKeys
     retry_at: float | None = None  # set: re-read our pending entries then; None: read new ones
+
+
+@dataclass
+class DeferredAck:
+    """Entries whose PUTs went to Zenoh, acknowledged once ``due`` (see ack_delay_ms)."""
+
+    due: float
+    partition: PartitionKeys
+    acked: list[str]
+    dead: list[DeadLetterRecord]
 
 
 def _text(value: bytes | str) -> str:
@@ -129,7 +142,8 @@ class Worker:
         self.publisher = publisher
         self.delivery = delivery
         self.block_ms = block_ms
-        self.discover_interval = discover_interval
+        # Leases are renewed and heartbeats sent on this tick: well inside the lease time.
+        self.discover_interval = min(discover_interval, self.settings.claim_idle_ms / 4000)
         self.stats = WorkerStats()
         self.partitions: dict[str, PartitionKeys] = {}  # every known outbox stream
         self.states: dict[str, PartitionState] = {}  # the streams we own
@@ -138,6 +152,7 @@ class Worker:
         )
         self._stop = asyncio.Event()
         self._scanned = False
+        self._deferred: list[DeferredAck] = []
         self._last_claim = self._last_trim = 0.0
 
     def __repr__(self) -> str:
@@ -188,6 +203,8 @@ class Worker:
                 # command; the loop checks the stop flag instead.
                 await maintenance
             with contextlib.suppress(redis.RedisError):
+                await self._flush_acks(wait=True)
+            with contextlib.suppress(redis.RedisError):
                 await self.leases.release_all()
             if owned and self.publisher is not None:
                 self.publisher.close()
@@ -219,7 +236,9 @@ class Worker:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if burst and not handled and not any(st.retry_at for st in self.states.values()):
+            idle = not handled and not any(st.retry_at for st in self.states.values())
+            if burst and idle:
+                await self._flush_acks(wait=True)
                 return
 
     async def _sleep(self, seconds: float) -> None:
@@ -308,10 +327,14 @@ class Worker:
     # -- reading --------------------------------------------------------------------------
 
     async def _step(self, *, block: bool) -> int:
+        await self._flush_acks()
         now = time.monotonic()
         handled = 0
         for stream, state in list(self.states.items()):
             if state.retry_at is not None and state.retry_at <= now:
+                # Our pending entries include deferred acks: settle them first, or they
+                # would be read (and sent) again.
+                await self._flush_acks(stream, wait=True)
                 pending = await self._xreadgroup({stream: "0"}, block_ms=None)
                 state.retry_at = None
                 if pending:
@@ -384,7 +407,7 @@ class Worker:
     ) -> int:
         """Dispatch one partition's entries in order; acknowledge and dead-letter."""
         plans: list[Plan] = []
-        dead: list[tuple[str, dict[bytes, bytes], str, str, int]] = []
+        dead: list[DeadLetterRecord] = []
         for entry_id, fields in entries:
             self.stats.entries_read += 1
             try:
@@ -401,12 +424,35 @@ class Worker:
             if verdict is not None:
                 dead.append(verdict)
                 acked.append(failed.entry_id)
-        await self._finish(partition, acked, dead)
+        if outcome.done and any(p.dispatches for p in plans[: outcome.done]):
+            due = time.monotonic() + self.settings.ack_delay_ms / 1000
+            self._deferred.append(DeferredAck(due, partition, acked, dead))
+        else:
+            await self._finish(partition, acked, dead)
         return len(entries)
+
+    async def _flush_acks(self, stream: str | None = None, *, wait: bool = False) -> None:
+        """Acknowledge deferred batches that are due (all of them, or ``stream``'s, when
+        ``wait``: after sleeping until they are due)."""
+        keep: list[DeferredAck] = []
+        ready: list[DeferredAck] = []
+        now = time.monotonic()
+        for item in self._deferred:
+            mine = stream is None or item.partition.outbox == stream
+            (ready if mine and (wait or item.due <= now) else keep).append(item)
+        if ready and wait:
+            await asyncio.sleep(max(0.0, max(i.due for i in ready) - now))
+        self._deferred = keep
+        for i, item in enumerate(ready):
+            try:
+                await self._finish(item.partition, item.acked, item.dead)
+            except redis.RedisError:
+                self._deferred.extend(ready[i:])  # try again on the next step
+                raise
 
     async def _after_failure(
         self, partition: PartitionKeys, failed: Plan, outcome: Outcome
-    ) -> tuple[str, dict[bytes, bytes], str, str, int] | None:
+    ) -> DeadLetterRecord | None:
         """Schedule the retry of a failed or held entry, or return its dead letter."""
         state = self.states.get(partition.outbox)
         now = time.monotonic()
@@ -500,7 +546,7 @@ class Worker:
         self,
         partition: PartitionKeys,
         acked: list[str],
-        dead: list[tuple[str, dict[bytes, bytes], str, str, int]],
+        dead: list[DeadLetterRecord],
     ) -> None:
         if not acked and not dead:
             return
