@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup redis demo test lint pytest proto bench clean
+.PHONY: setup redis demo test lint pytest proto unasync clean
 
 setup: $(VENV)/.installed
 
@@ -34,8 +34,9 @@ proto: setup
 	cd proto && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=../oprc_redis_events/pb \
 		--pyi_out=../oprc_redis_events/pb *.proto
 
-bench: setup redis
-	$(BIN)/python -m bench
-
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+
+# Regenerate the sync modules from their asyncio originals (a test checks they are fresh).
+unasync: setup
+	$(BIN)/python scripts/unasync.py

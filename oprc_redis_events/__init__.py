@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .asyncio_evented import AsyncEventedPipeline, AsyncEventedRedis
+from .asyncio_store import AsyncObjectStore
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -33,15 +35,21 @@ from .pb.oprc_invoke_pb2 import (
     ObjectInvocationRequest,
     ResponseStatus,
 )
+from .evented import EventedPipeline, EventedRedis
 from .store import ObjectStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncEventedPipeline",
+    "AsyncEventedRedis",
+    "AsyncObjectStore",
     "ConfigError",
     "DataTrigger",
     "EventInfo",
     "EventType",
+    "EventedPipeline",
+    "EventedRedis",
     "FuncTrigger",
     "InvalidIdError",
     "InvalidTriggerError",

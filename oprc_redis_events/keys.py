@@ -9,6 +9,8 @@ and one Lua call can touch them all::
     oprc:{orders:0}:outbox        stream  events waiting for the worker
     oprc:{orders:0}:dlq           stream  events the worker could not handle, with the reason
     oprc:{orders:0}:lease:<group> string  the worker of <group> that owns the partition (expires)
+    oprc:{orders:0}:shadow:1001   hash    keyspace capture: the object as last reported
+    oprc:{orders:0}:capture       string  set while keyspace capture serves the partition
     oprc:partitions               set     "cls:pid" of every partition written to (a discovery hint)
     oprc:workers:<group>          zset    live workers of <group>, scored by last heartbeat (ms)
 
@@ -170,6 +172,13 @@ class PartitionKeys:
     def lease(self, group: str) -> str:
         return f"{PREFIX}:{self.tag}:lease:{group}"
 
+    @property
+    def capture_flag(self) -> str:
+        return f"{PREFIX}:{self.tag}:capture"
+
+    def shadow(self, segment: str) -> str:
+        return f"{PREFIX}:{self.tag}:shadow:{segment}"
+
     def obj(self, segment: str) -> str:
         return f"{PREFIX}:{self.tag}:obj:{segment}"
 
@@ -180,6 +189,13 @@ class PartitionKeys:
     def from_member(cls, member: str) -> PartitionKeys:
         cls_id, _, pid = member.rpartition(":")
         return cls.of(cls_id, int(pid))
+
+    @staticmethod
+    def object_segment_of(key: str) -> str | None:
+        """The object id spelling of an object key (``...:obj:<oid>``), else ``None``."""
+        end = key.find("}")
+        rest = key[end + 1 :] if end > 0 else ""
+        return rest[len(":obj:") :] if rest.startswith(":obj:") else None
 
     @classmethod
     def from_key(cls, key: str) -> PartitionKeys:

@@ -30,12 +30,14 @@ __all__ = [
     "ScriptCall",
     "WriteResult",
     "build_write",
+    "parse_reply_entry",
     "encode_entries",
     "parse_record",
     "parse_write",
 ]
 
-SET_MODES: Final = ("create", "update", "upsert", "replace")
+SET_MODES: Final = ("create", "update", "upsert", "replace", "setnx")
+INCR_MODES: Final = ("incr", "incrfloat")
 MAX_FIELDS_PER_WRITE: Final = 100_000
 Value = bytes | bytearray | memoryview | str | ValData
 
@@ -58,6 +60,10 @@ class ObjectRef:
     @property
     def meta(self) -> str:
         return self.keys.meta(self.segment)
+
+    @property
+    def shadow(self) -> str:
+        return self.keys.shadow(self.segment)
 
     def describe(self) -> str:
         return f"object {self.keys.cls_id}/{self.keys.partition_id}/{self.segment}"
@@ -86,6 +92,9 @@ class WriteResult:
     entry_id: str | None
     events: int
     existed: bool = True
+    created: int = 0
+    deleted: int = 0
+    value: bytes | None = None  # the new value of an increment
 
 
 @dataclass(slots=True)
@@ -174,6 +183,10 @@ def build_write(
     if mode in SET_MODES:
         items = encode_entries(entries)
         count = len(items) // 3
+    elif mode in INCR_MODES:
+        ((key, amount),) = (entries or {}).items()
+        items = [field_name(key), str(amount), "0"]
+        count = 1
     elif mode == "delete_fields":
         items = _field_names(delete_keys or ())
         count = len(items)
@@ -196,13 +209,19 @@ def build_write(
         *items,
         *trigger_args,
     ]
-    keys = [target.obj, target.meta, target.keys.outbox]
+    keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
     return ScriptCall(target, mode, keys, args)
+
+
+def parse_reply_entry(reply: Any) -> bool:
+    """Whether the write script queued an outbox entry."""
+    return bool(reply[2])
 
 
 def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     """Turn the script's reply into a result, or raise the error it stands for."""
     status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
+    created, deleted, value = int(reply[4]), int(reply[5]), reply[6]
     if status == 1:
         raise ObjectExistsError(f"{call.target.describe()} already exists; use update or upsert")
     if status == 2:
@@ -211,7 +230,9 @@ def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
         raise ObjectNotFoundError(f"{call.target.describe()} does not exist; create it first")
     if isinstance(entry_id, bytes):
         entry_id = entry_id.decode()
-    return WriteResult(version, entry_id or None, events)
+    if isinstance(value, str):
+        value = value.encode()
+    return WriteResult(version, entry_id or None, events, True, created, deleted, value or None)
 
 
 def parse_record(

@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["SCRIPT_NAMES", "register", "source"]
 
-SCRIPT_NAMES = ("write", "lease")
+SCRIPT_NAMES = ("write", "lease", "capture")
 
 
 @cache

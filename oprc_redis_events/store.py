@@ -1,9 +1,13 @@
-"""``ObjectStore``: the typed object API over a synchronous redis-py client.
+# Generated from asyncio_store.py by scripts/unasync.py (make unasync): do not edit.
+"""``ObjectStore``: the typed object API over a redis-py client (sync).
 
 Every write is one call of the Lua write path (``lua/write.lua``): the write, its
 field-level events and its outbox entry happen atomically inside Redis.  The store
 is a thin face over :mod:`oprc_redis_events.ops`, which decides what to send and
 what the reply means.
+
+The synchronous ``ObjectStore`` (``store.py``) is generated from this file by
+``scripts/unasync.py``; edit this one and run ``make unasync``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class ObjectStore:
         self.depth = depth
         self.traceparent = traceparent
         self._write = register(client, "write")
-        self._known_partitions: set[str] = set()
+        self.known_partitions: set[str] = set()  # registered in oprc:partitions
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> ObjectStore:
@@ -71,7 +75,7 @@ class ObjectStore:
     def with_context(self, *, depth: int, traceparent: str | None = None) -> ObjectStore:
         """A store on the same client whose writes carry ``depth`` and ``traceparent``."""
         bound = ObjectStore(self.client, self.settings, depth=depth, traceparent=traceparent)
-        bound._known_partitions = self._known_partitions
+        bound.known_partitions = self.known_partitions
         return bound
 
     def close(self) -> None:
@@ -85,8 +89,9 @@ class ObjectStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
-        call = ops.build_write(
+    def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
+        """The write-script call for ``mode`` with this store's context and settings."""
+        return ops.build_write(
             ref,
             mode,
             depth=self.depth,
@@ -94,11 +99,14 @@ class ObjectStore:
             events_enabled=self.settings.events_enabled,
             **kw,
         )
+
+    def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
+        call = self.build(ref, mode, **kw)
         with redis_errors(f"{mode} {ref.describe()}"):
             result = ops.parse_write(call, self._write(keys=call.keys, args=call.args))
-            if result.entry_id is not None and ref.keys.member not in self._known_partitions:
+            if result.entry_id is not None and ref.keys.member not in self.known_partitions:
                 self.client.sadd(PARTITIONS_KEY, ref.keys.member)
-                self._known_partitions.add(ref.keys.member)
+                self.known_partitions.add(ref.keys.member)
         return result
 
     def create(
@@ -172,7 +180,7 @@ class ObjectStore:
 
     def delete(self, cls_id: str, partition_id: int, object_id: ObjectId) -> bool:
         """Delete the object and its triggers (DELETE for every field); ``False`` if absent."""
-        return self._run(ObjectRef.of(cls_id, partition_id, object_id), "delete").existed
+        return (self._run(ObjectRef.of(cls_id, partition_id, object_id), "delete")).existed
 
     def set_triggers(
         self,

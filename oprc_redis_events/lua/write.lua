@@ -3,29 +3,36 @@
 -- KEYS[1]  object hash     oprc:{cls:pid}:obj:<oid>
 -- KEYS[2]  meta hash       oprc:{cls:pid}:meta:<oid>   (v, ev, t:<code>:<key>, y:<field>)
 -- KEYS[3]  outbox stream   oprc:{cls:pid}:outbox
+-- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (keyspace capture's last seen state)
+-- KEYS[5]  capture flag    oprc:{cls:pid}:capture       (set while keyspace capture is on)
 --
 -- ARGV[1]  mode: create | update | upsert | replace | delete_fields | delete | set_triggers
+--          | setnx (HSETNX: set absent fields only) | incr | incrfloat (HINCRBY[FLOAT])
 -- ARGV[2]  object id as spelled in keys (goes into the entry as `o`)
 -- ARGV[3]  depth of this write (0 for a user's own write)
 -- ARGV[4]  W3C traceparent, or ""
 -- ARGV[5]  "1": events enabled (diff, match, XADD); "0": plain write
 -- ARGV[6]  n = number of field items, then the items:
---            set modes (create, update, upsert, replace): n triples  name, value, type ("0" byte, "1" crdt map)
+--            set modes (create, update, upsert, replace, setnx): n triples  name, value, type
+--              ("0" byte, "1" crdt map); incr, incrfloat: 1 triple  name, increment, "0"
 --            delete_fields: n names;  delete, set_triggers: n = 0
 -- then     "1" when the trigger configuration is replaced (create, set_triggers), else "0";
 --          when "1": serialized ObjectEvent ("" for none), m, then m pairs  index field, encoded targets
 --
--- Returns {status, version, entry id or "", number of events in the entry}
+-- Returns {status, version, entry id or "", matched events, fields created, fields deleted,
+--          new value (incr modes) or ""}
 --   status 0 ok; 1 the object already exists (create); 2 no such object (update,
 --   delete_fields, delete, set_triggers).  Nothing is written unless status is 0.
 --
 -- Events: a field that appears is CREATE (3); one whose bytes or type change is UPDATE (4);
 -- one that disappears is DELETE (5); an unchanged value gives nothing.  Targets come from
 -- one HGET of t:<c|u|d>:<field> per changed field.  One stream entry per write, and only
+-- while the capture flag exists, the changes are mirrored into the shadow so that keyspace
+-- capture does not report them a second time.
 -- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>], t<i>
 -- (a write with more than 500 matched events is split over several entries; the last id is returned).
 
-local obj, meta, outbox = KEYS[1], KEYS[2], KEYS[3]
+local obj, meta, outbox, shadow, capture = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, oid, depth, traceparent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local events = ARGV[5] == "1"
 local n = tonumber(ARGV[6])
@@ -44,9 +51,18 @@ local function chunked(cmd, key, list)
 end
 
 local exists = redis.call("EXISTS", obj, meta) > 0
-if mode == "create" and exists then return {1, 0, "", 0} end
-if not exists and mode ~= "create" and mode ~= "upsert" and mode ~= "replace" then
-  return {2, 0, "", 0}
+local creating = {create = true, upsert = true, replace = true, setnx = true, incr = true,
+                  incrfloat = true}
+if mode == "create" and exists then return {1, 0, "", 0, 0, 0, ""} end
+if not exists and not creating[mode] then return {2, 0, "", 0, 0, 0, ""} end
+
+-- An increment can fail (not a number): do it before anything else is written.
+local newvalue = ""
+local incr_old = false
+if mode == "incr" or mode == "incrfloat" then
+  incr_old = redis.call("HGET", obj, ARGV[7])
+  local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
+  newvalue = tostring(redis.call(cmd, obj, ARGV[7], ARGV[8]))
 end
 
 local names, values, types = {}, {}, {}
@@ -78,6 +94,29 @@ if ARGV[pos] == "1" then
 end
 
 local changes = {}  -- {code, name, value or false}
+local created, deleted = 0, 0
+
+if mode == "incr" or mode == "incrfloat" then
+  if not incr_old then
+    changes[1] = {"c", ARGV[7], newvalue}
+    created = 1
+  elseif incr_old ~= newvalue then
+    changes[1] = {"u", ARGV[7], newvalue}
+  end
+  per_item = 0
+end
+
+if mode == "setnx" and n > 0 then
+  -- keep only the fields that are absent
+  local present = chunked("HMGET", obj, names)
+  local kn, kv, kt = {}, {}, {}
+  for i = 1, n do
+    if not present[i] then
+      kn[#kn + 1], kv[#kv + 1], kt[#kt + 1] = names[i], values[i], types[i]
+    end
+  end
+  names, values, types, n = kn, kv, kt, #kn
+end
 
 local function typekeys(list)
   local out = {}
@@ -87,19 +126,16 @@ end
 
 if per_item == 3 and n > 0 then
   local old, oldtypes = {}, {}
-  if events then
-    old = chunked("HMGET", obj, names)
-  end
+  old = chunked("HMGET", obj, names)
   oldtypes = chunked("HMGET", meta, typekeys(names))
   local args, settypes, cleartypes = {}, {}, {}
   for i = 1, n do
     local oldtype = oldtypes[i] or "0"
-    if events then
-      if not old[i] then
-        changes[#changes + 1] = {"c", names[i], values[i]}
-      elseif old[i] ~= values[i] or oldtype ~= types[i] then
-        changes[#changes + 1] = {"u", names[i], values[i]}
-      end
+    if not old[i] then
+      created = created + 1
+      changes[#changes + 1] = {"c", names[i], values[i]}
+    elseif old[i] ~= values[i] or oldtype ~= types[i] then
+      changes[#changes + 1] = {"u", names[i], values[i]}
     end
     args[#args + 1] = names[i]
     args[#args + 1] = values[i]
@@ -127,11 +163,27 @@ elseif mode == "delete_fields" and n > 0 then
   for i = 1, n do
     if present[i] then removed[#removed + 1] = names[i] end
   end
-elseif mode == "delete" and events then
+elseif mode == "delete" then
   removed = redis.call("HKEYS", obj)
 end
-if events then
-  for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
+deleted = #removed
+for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
+
+-- Keep keyspace capture's shadow in step with what this write already reports.
+if redis.call("EXISTS", capture) == 1 then
+  if mode == "delete" then
+    redis.call("DEL", shadow)
+  elseif #changes > 0 or redis.call("EXISTS", shadow) == 0 then
+    local set, del = {"{synced}", "1"}, {}
+    for _, ch in ipairs(changes) do
+      if ch[1] == "d" then del[#del + 1] = ch[2] else
+        set[#set + 1] = ch[2]
+        set[#set + 1] = ch[3]
+      end
+    end
+    chunked("HSET", shadow, set)
+    chunked("HDEL", shadow, del)
+  end
 end
 
 -- Match while the configuration still exists (delete removes it below).
@@ -176,14 +228,14 @@ else
     chunked("HDEL", obj, removed)
     chunked("HDEL", meta, typekeys(removed))
   end
-  if mode == "create" or #changes > 0 or (not events and (n > 0 or #removed > 0)) then
+  if mode == "create" or #changes > 0 then
     version = redis.call("HINCRBY", meta, "v", 1)
   else
     version = tonumber(redis.call("HGET", meta, "v") or "0")
   end
 end
 
-if matched == 0 then return {0, version, "", 0} end
+if matched == 0 then return {0, version, "", 0, created, deleted, newvalue} end
 
 local now = redis.call("TIME")
 local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
@@ -199,4 +251,4 @@ for _, entry in ipairs(batches) do
   for _, x in ipairs(entry) do fields[#fields + 1] = x end
   id = redis.call("XADD", outbox, "*", unpack(fields))
 end
-return {0, version, id, matched}
+return {0, version, id, matched, created, deleted, newvalue}

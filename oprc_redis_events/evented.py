@@ -1,0 +1,219 @@
+# Generated from asyncio_evented.py by scripts/unasync.py (make unasync): do not edit.
+"""``EventedRedis``: a drop-in wrapper around a redis-py client (sync).
+
+Hash commands on object keys (``oprc:{cls:pid}:obj:<oid>``) go through the Lua write path,
+so they produce the same events as the typed API; every other command, and the same
+commands on other keys, pass through to the wrapped client untouched.
+
+=====================  =========================================================
+intercepted command    on an object key
+=====================  =========================================================
+HSET (and ``mapping``) merge fields (creating the object); returns fields added
+HSETNX                 set a field only when absent; returns 1 or 0
+HDEL                   delete fields; returns how many existed
+HINCRBY, HINCRBYFLOAT  increment a field; returns the new value
+DEL, UNLINK            delete the object and its triggers; returns how many existed
+=====================  =========================================================
+
+EXPIRE and the rest of the family pass through to the object key: Redis removes the
+object when it expires, and keyspace capture (``worker --capture keyspace``) turns that
+into DELETE events.  ``pipeline()`` returns a pipeline that intercepts the same commands.
+
+``evented.py`` (sync) is generated from ``asyncio_evented.py`` (asyncio) by
+``scripts/unasync.py``: edit the asyncio file, then run ``make unasync``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from . import ops
+from .store import ObjectStore
+from .config import Settings
+from .evented_core import Intercepted, converter, hset_entries, object_ref, values_of
+from .keys import PARTITIONS_KEY, FieldKey
+from .ops import ObjectRef
+
+__all__ = ["EventedPipeline", "EventedRedis"]
+
+
+class EventedRedis:
+    """Wraps ``client``; unknown attributes are the client's own (``r.get``, ``r.xadd``...)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings | None = None,
+        *,
+        depth: int = 0,
+        traceparent: str | None = None,
+    ) -> None:
+        self.client = client
+        self.store = ObjectStore(client, settings, depth=depth, traceparent=traceparent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def __repr__(self) -> str:
+        return f"EventedRedis({self.client!r})"
+
+    def __enter__(self) -> EventedRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    def _write(self, ref: ObjectRef, mode: str, **kw: Any) -> Any:
+        call = self.store.build(ref, mode, **kw)
+        reply = self.store._write(keys=call.keys, args=call.args)
+        if ops.parse_reply_entry(reply) and ref.keys.member not in self.store.known_partitions:
+            self.client.sadd(PARTITIONS_KEY, ref.keys.member)
+            self.store.known_partitions.add(ref.keys.member)
+        return converter(mode)(reply)
+
+    def hset(
+        self,
+        name: str | bytes,
+        key: Any = None,
+        value: Any = None,
+        mapping: dict[Any, Any] | None = None,
+        items: list[Any] | None = None,
+    ) -> int:
+        ref = object_ref(name)
+        if ref is None:
+            return int(self.client.hset(name, key, value, mapping, items))
+        entries = hset_entries(self.client, key, value, mapping, items)
+        return int(self._write(ref, "upsert", entries=entries))
+
+    def hsetnx(self, name: str | bytes, key: Any, value: Any) -> int:
+        ref = object_ref(name)
+        if ref is None:
+            return int(self.client.hsetnx(name, key, value))
+        entries = hset_entries(self.client, key, value, None, None)
+        return int(self._write(ref, "setnx", entries=entries))
+
+    def hdel(self, name: str | bytes, *keys: Any) -> int:
+        ref = object_ref(name)
+        if ref is None:
+            return int(self.client.hdel(name, *keys))
+        return int(self._write(ref, "delete_fields", delete_keys=values_of(keys)))
+
+    def hincrby(self, name: str | bytes, key: Any, amount: int = 1) -> int:
+        ref = object_ref(name)
+        if ref is None:
+            return int(self.client.hincrby(name, key, amount))
+        entries: dict[FieldKey, Any] = {values_of([key])[0]: amount}
+        return int(self._write(ref, "incr", entries=entries))
+
+    def hincrbyfloat(self, name: str | bytes, key: Any, amount: float = 1.0) -> float:
+        ref = object_ref(name)
+        if ref is None:
+            return float(self.client.hincrbyfloat(name, key, amount))
+        entries: dict[FieldKey, Any] = {values_of([key])[0]: repr(float(amount))}
+        return float(self._write(ref, "incrfloat", entries=entries))
+
+    def delete(self, *names: str | bytes) -> int:
+        return self._delete(names, unlink=False)
+
+    def unlink(self, *names: str | bytes) -> int:
+        return self._delete(names, unlink=True)
+
+    def _delete(self, names: tuple[str | bytes, ...], *, unlink: bool) -> int:
+        others = [n for n in names if object_ref(n) is None]
+        count = 0
+        if others:
+            plain = self.client.unlink if unlink else self.client.delete
+            count += int(plain(*others))
+        for name in names:
+            ref = object_ref(name)
+            if ref is not None:
+                count += int(self._write(ref, "delete"))
+        return count
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> EventedPipeline:
+        """A pipeline that intercepts the same commands (MULTI/EXEC when ``transaction``)."""
+        return EventedPipeline(self, self.client.pipeline(transaction, shard_hint))
+
+
+class EventedPipeline:
+    """Queues intercepted commands as calls of the write script; ``execute()`` returns what
+    redis-py would.  Other commands are the wrapped pipeline's own."""
+
+    def __init__(self, owner: EventedRedis, pipe: redis.client.Pipeline) -> None:
+        self.owner = owner
+        self.pipe: Any = pipe
+        self._queued = Intercepted(owner.store, pipe)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.pipe, name)
+        if not callable(attr):
+            return attr
+
+        def queue(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            self._queued.plain()
+            return self if result is self.pipe else result
+
+        return queue
+
+    def __enter__(self) -> EventedPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._queued.clear()
+        self.pipe.reset()
+
+    def hset(
+        self,
+        name: Any,
+        key: Any = None,
+        value: Any = None,
+        mapping: dict[Any, Any] | None = None,
+        items: list[Any] | None = None,
+    ) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            return self.__getattr__("hset")(name, key, value, mapping, items)
+        entries = hset_entries(self.owner.client, key, value, mapping, items)
+        return self._queued.write(self, ref, "upsert", entries=entries)
+
+    def hsetnx(self, name: Any, key: Any, value: Any) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            return self.__getattr__("hsetnx")(name, key, value)
+        entries = hset_entries(self.owner.client, key, value, None, None)
+        return self._queued.write(self, ref, "setnx", entries=entries)
+
+    def hdel(self, name: Any, *keys: Any) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            return self.__getattr__("hdel")(name, *keys)
+        return self._queued.write(self, ref, "delete_fields", delete_keys=values_of(keys))
+
+    def hincrby(self, name: Any, key: Any, amount: int = 1) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            return self.__getattr__("hincrby")(name, key, amount)
+        return self._queued.write(self, ref, "incr", entries={values_of([key])[0]: amount})
+
+    def hincrbyfloat(self, name: Any, key: Any, amount: float = 1.0) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            return self.__getattr__("hincrbyfloat")(name, key, amount)
+        entries = {values_of([key])[0]: repr(float(amount))}
+        return self._queued.write(self, ref, "incrfloat", entries=entries)
+
+    def delete(self, *names: Any) -> Any:
+        return self._queued.delete(self, names, unlink=False)
+
+    def unlink(self, *names: Any) -> Any:
+        return self._queued.delete(self, names, unlink=True)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        replies = self.pipe.execute(raise_on_error=raise_on_error)
+        return self._queued.results(replies)

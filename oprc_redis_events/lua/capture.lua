@@ -1,0 +1,122 @@
+-- capture.lua: report a write that bypassed the library, by diffing an object against
+-- its shadow (the last state the event system saw), then make the shadow current.
+--
+-- KEYS[1]  object hash     oprc:{cls:pid}:obj:<oid>
+-- KEYS[2]  meta hash       oprc:{cls:pid}:meta:<oid>    (trigger index, version)
+-- KEYS[3]  outbox stream   oprc:{cls:pid}:outbox
+-- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (fields + "{synced}" sentinel)
+--
+-- ARGV[1]  object id as spelled in keys
+-- ARGV[2]  "drop": the object ended (expired, evicted): remove its triggers too; "keep": no
+-- ARGV[3]  "1": events enabled; "0": only bring the shadow up to date
+--
+-- Returns {changes, matched events, entry id or ""}.
+--
+-- A missing shadow means the object predates capture (or was written before capture was
+-- on): the shadow is created from the object and nothing is reported.  Otherwise: a field
+-- in the object but not the shadow is CREATE, a different value UPDATE, a field only in the
+-- shadow DELETE; the entry has the same shape as write.lua's (depth 0, no trace context).
+
+local obj, meta, outbox, shadow = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local oid, drop, events = ARGV[1], ARGV[2] == "drop", ARGV[3] == "1"
+local SENTINEL = "{synced}"
+
+local function chunked(cmd, key, list)
+  for i = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
+local function as_map(flat)
+  local map = {}
+  for i = 1, #flat, 2 do map[flat[i]] = flat[i + 1] end
+  return map
+end
+
+local current = redis.call("HGETALL", obj)
+local function sync_shadow()
+  redis.call("DEL", shadow)
+  if #current > 0 or redis.call("EXISTS", meta) == 1 then
+    local set = {SENTINEL, "1"}
+    for i = 1, #current, 2 do
+      if current[i] ~= SENTINEL then
+        set[#set + 1] = current[i]
+        set[#set + 1] = current[i + 1]
+      end
+    end
+    chunked("HSET", shadow, set)
+  end
+end
+
+if redis.call("EXISTS", shadow) == 0 then
+  if #current > 0 then sync_shadow() end
+  if drop then redis.call("DEL", meta) end
+  return {0, 0, ""}
+end
+
+local now_map = as_map(current)
+local seen = as_map(redis.call("HGETALL", shadow))
+local changes = {}
+for i = 1, #current, 2 do
+  local name, value = current[i], current[i + 1]
+  if name ~= SENTINEL then
+    if seen[name] == nil then
+      changes[#changes + 1] = {"c", name, value}
+    elseif seen[name] ~= value then
+      changes[#changes + 1] = {"u", name, value}
+    end
+  end
+end
+for name, _ in pairs(seen) do
+  if name ~= SENTINEL and now_map[name] == nil then
+    changes[#changes + 1] = {"d", name, false}
+  end
+end
+
+local matched, id = 0, ""
+if events and #changes > 0 then
+  local codes = {c = "3", u = "4", d = "5"}
+  local entry, count = nil, 0
+  local batches = {}
+  for _, ch in ipairs(changes) do
+    local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
+    if targets then
+      if entry == nil or count == 500 then
+        entry, count = {}, 0
+        batches[#batches + 1] = entry
+      end
+      count = count + 1
+      matched = matched + 1
+      entry.n = count
+      local i = tostring(count)
+      entry[#entry + 1] = "e" .. i
+      entry[#entry + 1] = codes[ch[1]]
+      entry[#entry + 1] = "k" .. i
+      entry[#entry + 1] = ch[2]
+      if ch[3] then
+        entry[#entry + 1] = "p" .. i
+        entry[#entry + 1] = ch[3]
+      end
+      entry[#entry + 1] = "t" .. i
+      entry[#entry + 1] = targets
+    end
+  end
+  local version = "0"
+  if redis.call("EXISTS", meta) == 1 then
+    version = tostring(redis.call("HINCRBY", meta, "v", 1))
+  end
+  local now = redis.call("TIME")
+  local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  for _, e in ipairs(batches) do
+    local fields = {"o", oid, "v", version, "d", "0", "ts", ts, "n", tostring(e.n)}
+    for _, x in ipairs(e) do fields[#fields + 1] = x end
+    id = redis.call("XADD", outbox, "*", unpack(fields))
+  end
+end
+
+if drop then
+  redis.call("DEL", meta, shadow)
+elseif #changes > 0 then
+  sync_shadow()
+end
+return {#changes, matched, id}

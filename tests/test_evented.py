@@ -1,0 +1,194 @@
+"""The drop-in wrappers: same events as the typed API, same return values as redis-py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oprc_redis_events import (
+    AsyncEventedRedis,
+    AsyncObjectStore,
+    EventedRedis,
+    InvalidIdError,
+    ObjectStore,
+    Settings,
+)
+from oprc_redis_events.servers import RedisServer
+
+from .helpers import events, watch_all
+
+KEY = "oprc:{orders:0}:obj:1"
+PLAIN = "plain:1"
+FIELDS = st.sampled_from(["1", "2", "a", "b"])
+VALUES = st.sampled_from([b"x", b"y", "z", 7, 1.5])
+COMMANDS = st.one_of(
+    st.tuples(st.just("hset"), st.dictionaries(FIELDS, VALUES, min_size=1, max_size=3)),
+    st.tuples(st.just("hsetnx"), st.tuples(FIELDS, VALUES)),
+    st.tuples(st.just("hdel"), st.lists(FIELDS, min_size=1, max_size=3, unique=True)),
+    st.tuples(st.just("delete"), st.none()),
+    st.tuples(st.just("unlink"), st.none()),
+    st.tuples(st.just("hincrby"), st.tuples(st.sampled_from(["n", "m"]), st.integers(-3, 3))),
+    st.tuples(st.just("hincrbyfloat"), st.tuples(st.just("f"), st.sampled_from([0.5, -1.25]))),
+)
+WATCHED: list[int | str] = [1, 2, "a", "b", "n", "m", "f"]
+
+
+class HashModel:
+    """What the events should be: the plain hash before and after, diffed field by field."""
+
+    def __init__(self) -> None:
+        self.watched = True
+
+    def expected(
+        self, before: dict[bytes, bytes], after: dict[bytes, bytes], command: str
+    ) -> list[tuple[str, str, bytes | None]]:
+        if not self.watched:
+            return []
+        out: list[tuple[str, str, bytes | None]] = []
+        for name, value in after.items():
+            if name not in before:
+                out.append(("CREATE", name.decode(), value))
+            elif before[name] != value:
+                out.append(("UPDATE", name.decode(), value))
+        out += [("DELETE", n.decode(), None) for n in before if n not in after]
+        if command in ("delete", "unlink"):
+            self.watched = False  # the object's triggers went with it
+        return out
+
+
+def call(client: Any, key: str, command: str, arg: Any) -> Any:
+    if command == "hset":
+        return client.hset(key, mapping=arg)
+    if command in ("hsetnx", "hincrby", "hincrbyfloat"):
+        return getattr(client, command)(key, *arg)
+    if command == "hdel":
+        return client.hdel(key, *arg)
+    return getattr(client, command)(key)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with RedisServer() as s:
+        yield s
+
+
+def reset(raw: redis.Redis, store: ObjectStore) -> None:
+    raw.flushdb()
+    store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(COMMANDS, min_size=1, max_size=10))
+def test_sync_wrapper_matches_redis_and_the_model(server: RedisServer, commands: list[Any]) -> None:
+    raw = redis.Redis.from_url(server.url)
+    store = ObjectStore(raw, Settings.from_env({}))
+    wrapped = EventedRedis(raw, store.settings)
+    reset(raw, store)
+    model = HashModel()
+    try:
+        for command, arg in commands:
+            before = raw.hgetall(KEY)
+            last = raw.xrevrange("oprc:{orders:0}:outbox", count=1)
+            after_id = last[0][0].decode() if last else "-"
+            expected_result = _plain_result(raw, command, arg)
+            assert call(wrapped, KEY, command, arg) == expected_result, (command, arg)
+            after = raw.hgetall(KEY)
+            assert after == raw.hgetall(PLAIN)
+            got = events(raw, after=after_id)
+            assert sorted(got, key=repr) == sorted(model.expected(before, after, command), key=repr)
+    finally:
+        raw.close()
+
+
+def _plain_result(raw: redis.Redis, command: str, arg: Any) -> Any:
+    try:
+        return call(raw, PLAIN, command, arg)
+    except redis.ResponseError as err:  # e.g. HINCRBY on a non-integer: same error expected
+        return type(err)
+
+
+def test_async_wrapper_matches_redis_and_the_model(server: RedisServer) -> None:
+    script = [
+        ("hset", {"1": b"x", "a": 7}),
+        ("hset", {"1": b"x"}),
+        ("hsetnx", ("1", b"q")),
+        ("hsetnx", ("b", "new")),
+        ("hincrby", ("n", 2)),
+        ("hincrby", ("n", 0)),
+        ("hincrbyfloat", ("f", 0.5)),
+        ("hdel", ["a", "zz"]),
+        ("delete", None),
+        ("hset", {"2": b"y"}),
+    ]
+
+    async def run() -> None:
+        raw = aredis.Redis.from_url(server.url)
+        sync_raw = redis.Redis.from_url(server.url)
+        store = AsyncObjectStore(raw, Settings.from_env({}))
+        wrapped = AsyncEventedRedis(raw)
+        await raw.flushdb()
+        await store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+        model = HashModel()
+        for command, arg in script:
+            before = await raw.hgetall(KEY)
+            last = sync_raw.xrevrange("oprc:{orders:0}:outbox", count=1)
+            after_id = last[0][0].decode() if last else "-"
+            expected_result = await call(raw, PLAIN, command, arg)
+            assert await call(wrapped, KEY, command, arg) == expected_result, (command, arg)
+            after = await raw.hgetall(KEY)
+            assert after == await raw.hgetall(PLAIN)
+            got = events(sync_raw, after=after_id)
+            assert sorted(got, key=repr) == sorted(model.expected(before, after, command), key=repr)
+        await raw.aclose()
+        sync_raw.close()
+
+    asyncio.run(run())
+
+
+def test_pipeline_results_and_events(client: redis.Redis, store: ObjectStore) -> None:
+    store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+    wrapped = EventedRedis(client)
+    for target in (wrapped, client):
+        key = KEY if target is wrapped else PLAIN
+        pipe = target.pipeline()
+        pipe.hset(key, mapping={"1": "a", "2": "b"}).set("other", "v").hincrby(key, "n", 5)
+        pipe.hdel(key, "2").get("other").delete(key, "other").hset(key, "1", "z")
+        assert pipe.execute() == [2, True, 5, 1, b"v", 2, 1]
+    assert events(client) == [
+        ("CREATE", "1", b"a"),
+        ("CREATE", "2", b"b"),
+        ("CREATE", "n", b"5"),
+        ("DELETE", "2", None),
+        ("DELETE", "1", None),
+        ("DELETE", "n", None),
+    ]  # the last HSET re-created the object without triggers: no event
+    assert client.hgetall(KEY) == {b"1": b"z"}
+
+
+def test_other_commands_pass_through(client: redis.Redis) -> None:
+    wrapped = EventedRedis(client)
+    assert wrapped.set("k", "v") is True
+    assert wrapped.get("k") == b"v"
+    assert wrapped.hset("user:1", "name", "ann") == 1
+    assert wrapped.hgetall("user:1") == {b"name": b"ann"}
+    assert wrapped.delete("k", "user:1") == 2
+    assert wrapped.hset("oprc:{orders:0}:meta:1", "x", "y") == 1  # not an object key
+    assert client.exists("oprc:{orders:0}:outbox") == 0
+
+
+def test_bad_object_keys_and_fields_are_errors(client: redis.Redis) -> None:
+    wrapped = EventedRedis(client)
+    with pytest.raises(InvalidIdError, match="'a b'"):
+        wrapped.hset("oprc:{orders:0}:obj:1", "a b", "x")
+    with pytest.raises(InvalidIdError, match="object_id"):
+        wrapped.hset("oprc:{orders:0}:obj:a*b", "f", "x")
+    assert client.dbsize() == 0
