@@ -16,6 +16,7 @@ from .errors import (
     RedisUnavailableError,
     ZenohUnavailableError,
 )
+from .evented import EventedPipeline, EventedRedis
 from .ops import ObjectRecord, WriteResult
 from .pb.oprc_data_pb2 import (
     DataTrigger,
@@ -35,7 +36,6 @@ from .pb.oprc_invoke_pb2 import (
     ObjectInvocationRequest,
     ResponseStatus,
 )
-from .evented import EventedPipeline, EventedRedis
 from .store import ObjectStore
 
 __version__ = "0.1.0"

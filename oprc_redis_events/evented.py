@@ -30,11 +30,11 @@ from typing import Any
 import redis
 
 from . import ops
-from .store import ObjectStore
 from .config import Settings
 from .evented_core import Intercepted, converter, hset_entries, object_ref, values_of
 from .keys import PARTITIONS_KEY, FieldKey
 from .ops import ObjectRef
+from .store import ObjectStore
 
 __all__ = ["EventedPipeline", "EventedRedis"]
 

@@ -30,9 +30,9 @@ __all__ = [
     "ScriptCall",
     "WriteResult",
     "build_write",
-    "parse_reply_entry",
     "encode_entries",
     "parse_record",
+    "parse_reply_entry",
     "parse_write",
 ]
 
