@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .config import ENV_VARS, PAYLOAD_FORMATS, ZENOH_MODES, Settings
+from .config import CAPTURE_MODES, ENV_VARS, PAYLOAD_FORMATS, ZENOH_MODES, Settings
 from .errors import OprcEventsError
 from .wire import DELIVERY_MODES
 
@@ -93,6 +93,41 @@ def main() -> None:
     "--batch-size",
     type=int,
     help=f"Entries read per XREADGROUP (default 500). {_env('batch_size')}",
+)
+@click.option(
+    "--trigger-timeout-ms",
+    type=int,
+    help=f"A dispatch not completed in this time is a failed attempt (default 30000). "
+    f"{_env('trigger_timeout_ms')}",
+)
+@click.option(
+    "--max-deliveries",
+    type=int,
+    help=f"Attempts before an entry is dead-lettered (default 10). {_env('max_deliveries')}",
+)
+@click.option(
+    "--claim-idle-ms",
+    type=int,
+    help=f"Partition lease time, and idle time after which a dead worker's pending entries "
+    f"are claimed (default 15000). {_env('claim_idle_ms')}",
+)
+@click.option(
+    "--hold/--no-hold",
+    default=None,
+    help=f"Keep events whose target has no Zenoh subscriber pending until one appears "
+    f"(default off). {_env('hold')}",
+)
+@click.option(
+    "--hold-max-age-ms",
+    type=int,
+    help=f"In hold mode, dead-letter an event this long after its write (default 60000). "
+    f"{_env('hold_max_age_ms')}",
+)
+@click.option(
+    "--capture",
+    type=click.Choice(CAPTURE_MODES),
+    help=f"keyspace: also report writes that bypass the library (redis-cli, other apps), "
+    f"from keyspace notifications (default off). {_env('capture')}",
 )
 @click.option(
     "--log-level",

@@ -22,6 +22,7 @@ __all__ = ["ENV_VARS", "PayloadFormat", "Settings", "redact_url"]
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
 ZENOH_MODES: tuple[str, ...] = ("peer", "client", "router")
+CAPTURE_MODES: tuple[str, ...] = ("off", "keyspace")
 
 #: setting name -> environment variable
 ENV_VARS: dict[str, str] = {
@@ -46,6 +47,7 @@ ENV_VARS: dict[str, str] = {
     "hold": "OPRC_EVENTS_HOLD",
     "hold_max_age_ms": "OPRC_EVENTS_HOLD_MAX_AGE_MS",
     "ack_delay_ms": "OPRC_EVENTS_ACK_DELAY_MS",
+    "capture": "OPRC_EVENTS_CAPTURE",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -81,6 +83,7 @@ class Settings:
     ``ack_delay_ms``: how long after its last PUT a batch is acknowledged: Zenoh's put()
     returns once a message is queued, not sent, so an immediate XACK could lose the queue
     to a crash; a crash inside the delay causes redelivery instead.
+    ``capture``: ``keyspace`` makes the worker report writes that bypass the library.
     ``hold``: keep an event pending while its target key has no Zenoh subscriber, up to
     ``hold_max_age_ms`` after its write (then dead-letter it).
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
@@ -109,11 +112,16 @@ class Settings:
     hold: bool = False
     hold_max_age_ms: int = 60_000
     ack_delay_ms: int = 200
+    capture: str = "off"
 
     def __post_init__(self) -> None:
         for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.capture not in CAPTURE_MODES:
+            raise ConfigError(
+                f"capture must be one of {', '.join(CAPTURE_MODES)}, got {self.capture!r}"
+            )
         if self.ack_delay_ms < 0:
             raise ConfigError(f"ack_delay_ms must be >= 0, got {self.ack_delay_ms}")
         if self.claim_idle_ms < 500:

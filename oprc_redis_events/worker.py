@@ -153,6 +153,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._scanned = False
         self._deferred: list[DeferredAck] = []
+        self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
         self._last_claim = self._last_trim = 0.0
 
     def __repr__(self) -> str:
@@ -194,10 +195,26 @@ class Worker:
             s.hold,
         )
         maintenance = None if burst else asyncio.create_task(self._maintain_forever())
+        capture = None
+        if self.settings.capture == "keyspace":
+            from .capture import KeyspaceCapture
+
+            self.capture = KeyspaceCapture(
+                self.client,
+                events_enabled=self.settings.events_enabled,
+                db=int(self.client.connection_pool.connection_kwargs.get("db", 0)),
+            )
+            if burst:
+                await self.capture.ensure_notifications()
+                await self.capture.reconcile()
+            else:
+                capture = asyncio.create_task(self.capture.run(self._stop))
         try:
             await self._loop(burst)
         finally:
             self._stop.set()
+            if capture is not None:
+                await capture
             if maintenance is not None:
                 # Not cancel(): redis-py may swallow a cancellation in the middle of a
                 # command; the loop checks the stop flag instead.

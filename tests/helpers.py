@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import redis
 
 from oprc_redis_events import ObjectEvent, TriggerTarget
 from oprc_redis_events.keys import PartitionKeys
 from oprc_redis_events.outbox import OutboxEntry, decode_entry
+from oprc_redis_events.worker import Worker
 
 NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
 
@@ -37,3 +41,21 @@ def watch_all(keys: list[int | str], fn: str = "f") -> ObjectEvent:
         for name in ("on_create", "on_update", "on_delete"):
             getattr(dt, name).append(TriggerTarget(cls_id="svc", partition_id=0, fn_id=fn))
     return ev
+
+
+class RunningWorker:
+    """A worker running in its own thread and event loop; ``stop()`` always ends it."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(worker.run_async(),), daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.worker.stop)
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the worker did not stop"
+        self.loop.close()

@@ -22,17 +22,26 @@ def children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
+WORKER_FLAGS = [
+    "--redis-url", "--zenoh-connect", "--zenoh-listen", "--zenoh-mode", "--zenoh-config",
+    "--payload-format", "--delivery", "--max-trigger-depth", "--group", "--consumer",
+    "--batch-size", "--trigger-timeout-ms", "--max-deliveries", "--claim-idle-ms",
+    "--hold", "--hold-max-age-ms", "--capture", "--log-level",
+]  # fmt: skip
+
+
 def test_help_lists_commands_and_environment() -> None:
     out = subprocess.run([*CLI, "worker", "--help"], capture_output=True, text=True, check=True)
-    for text in (
-        "--redis-url",
-        "--zenoh-connect",
-        "--payload-format",
+    for text in [
+        *WORKER_FLAGS,
         "OPRC_EVENTS_REDIS_URL",
         "ODGM_MAX_TRIGGER_DEPTH",
-        "--delivery",
-    ):
-        assert text in out.stdout
+        "OPRC_EVENTS_HOLD",
+    ]:
+        assert text in out.stdout, text
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for flag in WORKER_FLAGS:  # every worker flag is documented in the README
+        assert f"`{flag}" in readme, flag
 
 
 def test_headless_demo_delivers_everything_and_leaves_nothing_running() -> None:

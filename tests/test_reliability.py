@@ -29,7 +29,7 @@ from oprc_redis_events.servers import RedisServer
 from oprc_redis_events.worker import Worker
 
 from .conftest import Inbox, ZenohHub
-from .helpers import watch_all
+from .helpers import RunningWorker, watch_all
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
 
@@ -203,22 +203,6 @@ def test_redis_killed_and_restarted_with_aof(
     finally:
         processes.stop()
         server.stop()
-
-
-class RunningWorker:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(worker.run_async(),), daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.worker.stop)
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-        self.loop.close()
 
 
 def test_hold_mode_waits_for_a_late_target(

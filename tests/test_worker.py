@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 
@@ -25,32 +24,7 @@ from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
 from oprc_redis_events.worker import Worker
 
 from .conftest import ZenohHub
-from .helpers import watch_all
-
-
-class RunningWorker:
-    """A worker running in its own thread and event loop, stopped on exit."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(worker.run_async(),), daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.worker.stop)
-        self.thread.join(15)
-        if self.thread.is_alive():
-            import faulthandler
-            import sys
-
-            for task in asyncio.all_tasks(self.loop):
-                task.print_stack(file=sys.stderr)
-            faulthandler.dump_traceback(file=sys.stderr)
-        assert not self.thread.is_alive()
-        self.loop.close()
+from .helpers import RunningWorker, watch_all
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ local function sync_shadow()
 end
 
 if redis.call("EXISTS", shadow) == 0 then
-  if #current > 0 then sync_shadow() end
+  sync_shadow()
   if drop then redis.call("DEL", meta) end
   return {0, 0, ""}
 end

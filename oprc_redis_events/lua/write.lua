@@ -50,7 +50,8 @@ local function chunked(cmd, key, list)
   return out
 end
 
-local exists = redis.call("EXISTS", obj, meta) > 0
+local had_fields = redis.call("EXISTS", obj) == 1
+local exists = had_fields or redis.call("EXISTS", meta) == 1
 local creating = {create = true, upsert = true, replace = true, setnx = true, incr = true,
                   incrfloat = true}
 if mode == "create" and exists then return {1, 0, "", 0, 0, 0, ""} end
@@ -169,11 +170,13 @@ end
 deleted = #removed
 for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
 
--- Keep keyspace capture's shadow in step with what this write already reports.
+-- Keep keyspace capture's shadow in step with what this write already reports.  A
+-- shadow is complete when it exists or when the object had no fields before this write;
+-- otherwise capture has not seen the object yet and will take it as it finds it.
 if redis.call("EXISTS", capture) == 1 then
   if mode == "delete" then
     redis.call("DEL", shadow)
-  elseif #changes > 0 or redis.call("EXISTS", shadow) == 0 then
+  elseif redis.call("EXISTS", shadow) == 1 or not had_fields then
     local set, del = {"{synced}", "1"}, {}
     for _, ch in ipairs(changes) do
       if ch[1] == "d" then del[#del + 1] = ch[2] else

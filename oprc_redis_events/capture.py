@@ -1,0 +1,238 @@
+"""Keyspace capture: events for writes that bypassed the library (redis-cli, other apps).
+
+The worker subscribes to keyspace notifications of object keys only
+(``__keyspace@<db>__:oprc:{*}:obj:*``) and, for every key touched, runs ``lua/capture.lua``,
+which diffs the object against its shadow (the state last reported) and appends the same
+outbox entries as the write path.  Notifications say *that* a key changed, not how, so a
+burst of writes to one key is reported as the net change; expiry and eviction are DELETE
+for every field (and the object's triggers go with it).
+
+Redis drops notifications for a subscriber that is disconnected, or that it cuts off at its
+output-buffer limit; redis-py then either raises or reconnects and re-subscribes silently.
+So the capture reconciles, scanning every object and diffing it, at start, after every
+subscription error, and after every silent re-connection, which it counts through the
+pub/sub ``on_connect`` hook: a change made while it was not listening is still reported.
+
+While capture serves a partition, ``oprc:{cls:pid}:capture`` exists; the write path then
+keeps the shadow in step with what it reports itself, so a write made through the library
+is not reported a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+import redis.asyncio.client
+from redis.keyspace_notifications import KeyNotification
+
+from .errors import ConfigError
+from .evented_core import object_ref
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .ops import ObjectRef
+from .scripts import register
+
+__all__ = ["REQUIRED_FLAGS", "KeyspaceCapture", "merged_flags"]
+
+log = logging.getLogger("oprc_redis_events.capture")
+
+#: K keyspace channel, h hash commands, g generic (del, rename...), x expired, e evicted
+REQUIRED_FLAGS = "Khgxe"
+_ALL = "g$lshzxet"  # what "A" stands for
+DROP_EVENTS = frozenset({"expired", "evicted"})
+BATCH = 500
+
+
+def merged_flags(current: str) -> str | None:
+    """``current`` plus what capture needs, or ``None`` when nothing is missing."""
+    have = set(current.replace("A", _ALL))
+    missing = [f for f in REQUIRED_FLAGS if f not in have]
+    return None if not missing else current + "".join(missing)
+
+
+class _PubSub(redis.asyncio.client.PubSub):
+    """A PubSub that counts its (re)connections: each one may have lost notifications."""
+
+    connections = 0
+
+    async def on_connect(self, connection: Any) -> None:
+        self.connections += 1
+        await super().on_connect(connection)
+
+
+@dataclass
+class CaptureStats:
+    notifications: int = 0
+    diffs: int = 0
+    changes: int = 0
+    reconciles: int = 0
+    reconciled_changes: int = 0
+
+
+class KeyspaceCapture:
+    """Reports raw writes to object keys (see the module docstring)."""
+
+    def __init__(self, client: aredis.Redis, *, events_enabled: bool = True, db: int = 0) -> None:
+        self.client = client
+        self.events_enabled = events_enabled
+        self.db = db
+        self.stats = CaptureStats()
+        self._script: Any = register(client, "capture")
+        self._flagged: set[str] = set()
+        self._registered: set[str] = set()
+        self._dirty: dict[ObjectRef, bool] = {}  # object -> drop its triggers (it ended)
+        self._wake = asyncio.Event()
+
+    async def ensure_notifications(self) -> None:
+        """Make sure ``notify-keyspace-events`` includes what capture needs."""
+        try:
+            config = await self.client.config_get("notify-keyspace-events")
+            current = _text(config.get("notify-keyspace-events", ""))
+            wanted = merged_flags(current)
+            if wanted is not None:
+                await self.client.config_set("notify-keyspace-events", wanted)
+                log.info("set notify-keyspace-events from %r to %r", current, wanted)
+        except redis.ResponseError as err:
+            raise ConfigError(
+                f"keyspace capture needs notify-keyspace-events to include {REQUIRED_FLAGS} "
+                f"and this Redis refused to read or set it ({err}); set it in redis.conf "
+                f"(notify-keyspace-events {REQUIRED_FLAGS}) or allow CONFIG SET"
+            ) from err
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen and report until ``stop`` is set; survive Redis going away."""
+        await self.ensure_notifications()
+        worker = asyncio.create_task(self._drain(stop))
+        backoff = 0.1
+        try:
+            while not stop.is_set():
+                try:
+                    await self._listen(stop)
+                except (redis.ConnectionError, redis.TimeoutError) as err:
+                    # Notifications published meanwhile are lost: the next subscription
+                    # starts with a reconcile.
+                    log.warning(
+                        "capture: subscription lost (%s); resubscribing in %.1fs", err, backoff
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, 5.0)
+                else:
+                    backoff = 0.1
+        finally:
+            self._wake.set()
+            await worker
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        pubsub = _PubSub(self.client.connection_pool, ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(f"__keyspace@{self.db}__:{PREFIX}:{{*}}:obj:*")
+            # redis-py calls on_connect for re-connections only: reconcile now, then after
+            # each one (it re-subscribes silently, and what was published meanwhile is lost).
+            seen_connections = -1
+            while not stop.is_set():
+                if pubsub.connections != seen_connections:
+                    seen_connections = pubsub.connections
+                    await self.reconcile()
+                message = await pubsub.get_message(timeout=0.2)
+                if message is not None:
+                    self._on_message(message)
+        finally:
+            with contextlib.suppress(redis.RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        note = KeyNotification.from_message(message)
+        if note is None:
+            return
+        self.stats.notifications += 1
+        try:
+            ref = object_ref(note.key)
+        except (ValueError, TypeError):
+            log.warning("ignoring a notification for %r: not a valid object key", note.key)
+            return
+        if ref is not None:
+            self._dirty[ref] = self._dirty.get(ref, False) or note.event_type in DROP_EVENTS
+            self._wake.set()
+
+    async def _drain(self, stop: asyncio.Event) -> None:
+        while not (stop.is_set() and not self._dirty):
+            if not self._dirty:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                continue
+            batch = dict(list(self._dirty.items())[:BATCH])
+            for ref in batch:
+                del self._dirty[ref]
+            try:
+                await self._diff_all(list(batch.items()))
+            except redis.RedisError as err:
+                log.warning("capture: Redis unavailable (%s); will reconcile", err)
+                for ref, drop in batch.items():
+                    self._dirty[ref] = self._dirty.get(ref, False) or drop
+                await asyncio.sleep(0.5)
+
+    async def _diff_all(self, items: list[tuple[ObjectRef, bool]]) -> int:
+        """Run the diff script for each object (pipelined); return the changes found."""
+        for ref, _ in items:
+            await self._flag(ref.keys)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.scripts.add(self._script)
+        for ref, drop in items:
+            keys = [ref.obj, ref.meta, ref.keys.outbox, ref.shadow]
+            args = [ref.segment, "drop" if drop else "keep", "1" if self.events_enabled else "0"]
+            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+        replies = await pipe.execute()
+        changes = 0
+        for (ref, _), reply in zip(items, replies, strict=True):
+            changes += int(reply[0])
+            if reply[2] and ref.keys.member not in self._registered:
+                await self.client.sadd(PARTITIONS_KEY, ref.keys.member)
+                self._registered.add(ref.keys.member)
+        self.stats.diffs += len(items)
+        self.stats.changes += changes
+        return changes
+
+    async def _flag(self, keys: PartitionKeys) -> None:
+        if keys.member not in self._flagged:
+            await self.client.set(keys.capture_flag, "1")
+            self._flagged.add(keys.member)
+
+    async def reconcile(self) -> int:
+        """Diff every object (and every shadow whose object is gone); return the changes."""
+        refs: set[ObjectRef] = set()
+        for member in await self.client.smembers(PARTITIONS_KEY):
+            await self._flag(PartitionKeys.from_member(_text(member)))
+        for kind in ("obj", "shadow", "meta"):
+            async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:{kind}:*", count=1000):
+                ref = _ref_of(_text(key), kind)
+                if ref is not None:
+                    refs.add(ref)
+        ordered = sorted(refs, key=lambda r: (r.keys.member, r.segment))
+        changes = 0
+        for start in range(0, len(ordered), BATCH):
+            changes += await self._diff_all([(r, False) for r in ordered[start : start + BATCH]])
+        self.stats.reconciles += 1
+        self.stats.reconciled_changes += changes
+        log.info("capture: reconciled %d objects, %d change(s) found", len(ordered), changes)
+        return changes
+
+
+def _ref_of(key: str, kind: str) -> ObjectRef | None:
+    if kind != "obj":
+        key = key.replace(f":{kind}:", ":obj:", 1)
+    try:
+        return object_ref(key)
+    except (ValueError, TypeError):
+        log.warning("capture: skipping %r: not a valid object key", key)
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
