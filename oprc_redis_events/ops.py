@@ -20,6 +20,7 @@ from .keys import (
     object_segment,
     parse_field_name,
     parse_object_segment,
+    validate_id,
 )
 from .pb.oprc_data_pb2 import ObjData, ObjectEvent, ValData, ValType
 from .triggers import build_index, coerce_event
@@ -174,6 +175,7 @@ def build_write(
     delete_keys: Iterable[FieldKey] | None = None,
     event: object = None,
     replace_triggers: bool = False,
+    func: tuple[str, str, bytes | None] | None = None,
     depth: int = 0,
     traceparent: str | None = None,
     events_enabled: bool = True,
@@ -183,6 +185,15 @@ def build_write(
     if mode in SET_MODES:
         items = encode_entries(entries)
         count = len(items) // 3
+    elif mode == "func":
+        fn_id, code, output = func or ("", "", None)
+        validate_id("fn_id", fn_id)
+        items = [
+            fn_id,
+            b"" if output is None else output,
+            code if output is not None else code + "0",
+        ]
+        count = 1
     elif mode in INCR_MODES:
         ((key, amount),) = (entries or {}).items()
         items = [field_name(key), str(amount), "0"]

@@ -12,18 +12,20 @@ The synchronous ``ObjectStore`` (``store.py``) is generated from this file by
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 
-from . import ops
+from . import functions, ops
 from .config import Settings, redact_url
 from .errors import ObjectNotFoundError, OprcEventsError, RedisUnavailableError
 from .keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .ops import ObjectRecord, ObjectRef, Value, WriteResult
 from .pb.oprc_data_pb2 import ObjectEvent
+from .pb.oprc_invoke_pb2 import InvocationResponse
 from .scripts import register
 
 __all__ = ["ObjectStore"]
@@ -55,30 +57,55 @@ class ObjectStore:
         *,
         depth: int = 0,
         traceparent: str | None = None,
+        zenoh_session: Any = None,
     ) -> None:
         self.client = client
         self.settings = settings or Settings.from_env()
         self.depth = depth
         self.traceparent = traceparent
+        self.zenoh_session = zenoh_session
+        self._owns_session = False
         self._write = register(client, "write")
         self.known_partitions: set[str] = set()  # registered in oprc:partitions
 
     @classmethod
-    def from_url(cls, url: str, **settings: Any) -> ObjectStore:
-        """A store on a new client for ``url``; ``settings`` override the environment."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        zenoh_connect: str | None = None,
+        zenoh_session: Any = None,
+        **settings: Any,
+    ) -> ObjectStore:
+        """A store on a new client for ``url``; ``settings`` override the environment.
+
+        ``zenoh_connect`` (an endpoint such as ``tcp/127.0.0.1:7447``) or ``zenoh_session``
+        lets :meth:`invoke` reach functions over Zenoh.
+        """
+        if zenoh_connect is not None:
+            settings["zenoh_connect"] = (zenoh_connect,)
         config = Settings.from_url(url, **settings)
-        return cls(redis.Redis.from_url(url), config)
+        return cls(redis.Redis.from_url(url), config, zenoh_session=zenoh_session)
 
     def __repr__(self) -> str:
         return f"ObjectStore({redact_url(self.settings.redis_url)!r}, depth={self.depth})"
 
     def with_context(self, *, depth: int, traceparent: str | None = None) -> ObjectStore:
         """A store on the same client whose writes carry ``depth`` and ``traceparent``."""
-        bound = ObjectStore(self.client, self.settings, depth=depth, traceparent=traceparent)
+        bound = ObjectStore(
+            self.client,
+            self.settings,
+            depth=depth,
+            traceparent=traceparent,
+            zenoh_session=self.zenoh_session,
+        )
         bound.known_partitions = self.known_partitions
         return bound
 
     def close(self) -> None:
+        if self._owns_session and self.zenoh_session is not None:
+            self.zenoh_session.close()
+            self.zenoh_session = None
         self.client.close()
 
     def __enter__(self) -> ObjectStore:
@@ -192,6 +219,60 @@ class ObjectStore:
         """Replace the object's trigger configuration (``None`` removes every trigger)."""
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         return self._run(ref, "set_triggers", event=event, replace_triggers=True)
+
+    # -- function events --------------------------------------------------------------
+
+    def report_function_result(
+        self,
+        cls_id: str,
+        partition_id: int,
+        object_id: ObjectId,
+        fn_id: str,
+        response: InvocationResponse,
+    ) -> WriteResult:
+        """Record that ``fn_id`` ran for an object: FUNC_COMPLETE when ``response`` is OKAY
+        (payload: its output), FUNC_ERROR otherwise (payload: the error text), so the
+        object's ``func_trigger[fn_id]`` targets fire.  For a runtime that ran an
+        asynchronous invocation itself; :meth:`invoke` records on its own."""
+        ref = ObjectRef.of(cls_id, partition_id, object_id)
+        code, payload = functions.function_event(response)
+        return self._run(ref, "func", func=(fn_id, code, payload))
+
+    def invoke(
+        self,
+        cls_id: str,
+        partition_id: int,
+        fn_id: str,
+        payload: bytes = b"",
+        *,
+        object_id: ObjectId | None = None,
+        timeout: float | None = None,
+        options: dict[str, str] | None = None,
+    ) -> InvocationResponse:
+        """Invoke a function synchronously (Zenoh GET on its invoke key) and return its
+        ``InvocationResponse``.  A timeout or no function answering gives a SYSTEM_ERROR
+        response whose payload says so.  For an object invocation the outcome is recorded
+        as FUNC_COMPLETE (OKAY) or FUNC_ERROR (anything else) on the object."""
+        key = functions.invoke_key(cls_id, partition_id, fn_id, object_id)
+        opts = {"depth": str(self.depth), "invocation_id": functions.new_invocation_id()}
+        if self.traceparent:
+            opts["traceparent"] = self.traceparent
+        opts.update(options or {})
+        body = functions.build_request(cls_id, partition_id, fn_id, payload, object_id, opts)
+        seconds = self.settings.trigger_timeout_ms / 1000 if timeout is None else timeout
+        result = functions.run_now(functions.get_response, self._session(), key, body, seconds)
+        if object_id is not None:
+            with contextlib.suppress(ObjectNotFoundError):  # no object: no triggers to fire
+                self.report_function_result(cls_id, partition_id, object_id, fn_id, result.response)
+        return result.response
+
+    def _session(self) -> Any:
+        if self.zenoh_session is None:
+            from .zenoh_session import open_session
+
+            self.zenoh_session = open_session(self.settings)
+            self._owns_session = True
+        return self.zenoh_session
 
     # -- reads --------------------------------------------------------------------------
 

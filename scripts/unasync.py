@@ -28,6 +28,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bredis\.asyncio\.client\.Pipeline\b", "redis.client.Pipeline"),
     (r"\bredis\.asyncio\.Redis\b", "redis.Redis"),
     (r"^import redis\.asyncio\n", ""),
+    (r"\bfunctions\.run_blocking\b", "functions.run_now"),
     (r"\basync def\b", "def"),
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),

@@ -8,13 +8,15 @@
 --
 -- ARGV[1]  mode: create | update | upsert | replace | delete_fields | delete | set_triggers
 --          | setnx (HSETNX: set absent fields only) | incr | incrfloat (HINCRBY[FLOAT])
+--          | func (a function completed or failed: FUNC_COMPLETE / FUNC_ERROR, no field change)
 -- ARGV[2]  object id as spelled in keys (goes into the entry as `o`)
 -- ARGV[3]  depth of this write (0 for a user's own write)
 -- ARGV[4]  W3C traceparent, or ""
 -- ARGV[5]  "1": events enabled (diff, match, XADD); "0": plain write
 -- ARGV[6]  n = number of field items, then the items:
 --            set modes (create, update, upsert, replace, setnx): n triples  name, value, type
---              ("0" byte, "1" crdt map); incr, incrfloat: 1 triple  name, increment, "0"
+--              ("0" byte, "1" crdt map); incr, incrfloat: 1 triple  name, increment, "0";
+--              func: 1 triple  fn_id, output or error text, "fc" | "fe" (+ "0": no output)
 --            delete_fields: n names;  delete, set_triggers: n = 0
 -- then     "1" when the trigger configuration is replaced (create, set_triggers), else "0";
 --          when "1": serialized ObjectEvent ("" for none), m, then m pairs  index field, encoded targets
@@ -97,7 +99,13 @@ end
 local changes = {}  -- {code, name, value or false}
 local created, deleted = 0, 0
 
-if mode == "incr" or mode == "incrfloat" then
+if mode == "func" then
+  local code = string.sub(types[1], 1, 2)
+  local output = values[1]
+  if string.len(types[1]) > 2 then output = false end
+  changes[1] = {code, names[1], output}
+  per_item = 0
+elseif mode == "incr" or mode == "incrfloat" then
   if not incr_old then
     changes[1] = {"c", ARGV[7], newvalue}
     created = 1
@@ -179,7 +187,8 @@ if redis.call("EXISTS", capture) == 1 then
   elseif redis.call("EXISTS", shadow) == 1 or not had_fields then
     local set, del = {"{synced}", "1"}, {}
     for _, ch in ipairs(changes) do
-      if ch[1] == "d" then del[#del + 1] = ch[2] else
+      if ch[1] == "fc" or ch[1] == "fe" then  -- not a field
+      elseif ch[1] == "d" then del[#del + 1] = ch[2] else
         set[#set + 1] = ch[2]
         set[#set + 1] = ch[3]
       end
@@ -195,7 +204,7 @@ end
 local batches = {}
 local matched = 0
 if events then
-  local codes = {c = "3", u = "4", d = "5"}
+  local codes = {c = "3", u = "4", d = "5", fc = "1", fe = "2"}
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
     local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
@@ -231,7 +240,7 @@ else
     chunked("HDEL", obj, removed)
     chunked("HDEL", meta, typekeys(removed))
   end
-  if mode == "create" or #changes > 0 then
+  if mode == "create" or (#changes > 0 and mode ~= "func") then
     version = redis.call("HINCRBY", meta, "v", 1)
   else
     version = tonumber(redis.call("HGET", meta, "v") or "0")
