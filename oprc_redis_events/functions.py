@@ -77,7 +77,7 @@ def build_request(
     if object_id is None:
         return InvocationRequest(
             partition_id=partition_id, cls_id=cls_id, fn_id=fn_id, options=opts, payload=payload
-        ).SerializeToString()
+        ).SerializeToString(deterministic=True)
     if isinstance(object_id, str):
         opts.setdefault("object_id_str", object_id)
     return ObjectInvocationRequest(
@@ -87,7 +87,7 @@ def build_request(
         fn_id=fn_id,
         options=opts,
         payload=payload,
-    ).SerializeToString()
+    ).SerializeToString(deterministic=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,12 @@ messages under load); :class:`MemoryPublisher` records puts for tests of the lay
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .errors import ZenohUnavailableError
+from .functions import InvokeResult, get_response
+from .pb.oprc_invoke_pb2 import InvocationResponse, ResponseStatus
 
 __all__ = ["MemoryPublisher", "Publisher", "ZenohPublisher"]
 
@@ -21,6 +24,9 @@ class Publisher(Protocol):
 
     def matching(self, key: str) -> bool:
         """Whether some subscriber would receive a put on ``key`` (for hold mode)."""
+
+    def invoke(self, key: str, payload: bytes, timeout: float) -> InvokeResult:
+        """A GET on an invoke key, waiting at most ``timeout`` s for the response."""
 
     def close(self) -> None:
         """Release what the publisher holds."""
@@ -43,6 +49,12 @@ class ZenohPublisher:
             self.session.put(key, payload, congestion_control=self._block)
         except self._zerror as err:
             raise ZenohUnavailableError(f"Zenoh put on {key!r} failed: {err}") from err
+
+    def invoke(self, key: str, payload: bytes, timeout: float) -> InvokeResult:
+        try:
+            return get_response(self.session, key, payload, timeout)
+        except self._zerror as err:
+            raise ZenohUnavailableError(f"Zenoh get on {key!r} failed: {err}") from err
 
     def matching(self, key: str) -> bool:
         # A publisher on the key with its last chunk (the invocation id) as a wildcard
@@ -70,7 +82,17 @@ class MemoryPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
         self.subscribed = True  # what matching() answers
+        self.invoked: list[tuple[str, bytes]] = []
+        #: answers invoke(); the default answers OKAY with no output
+        self.responder: Callable[[str, bytes], InvokeResult] = lambda key, body: InvokeResult(
+            InvocationResponse(status=ResponseStatus.OKAY), True
+        )
         self._lock = threading.Lock()
+
+    def invoke(self, key: str, payload: bytes, timeout: float) -> InvokeResult:
+        with self._lock:
+            self.invoked.append((key, payload))
+        return self.responder(key, payload)
 
     def matching(self, key: str) -> bool:
         return self.subscribed

@@ -13,7 +13,7 @@ from .errors import OprcEventsError
 from .pb.oprc_data_pb2 import EventInfo, EventType, TriggerPayload
 from .pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 
-__all__ = ["ReceivedTrigger", "decode_trigger"]
+__all__ = ["ReceivedTrigger", "decode_trigger", "parse_trigger_payload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,15 @@ def _payload_from_json(body: bytes) -> TriggerPayload:
     return message
 
 
+def parse_trigger_payload(body: bytes) -> TriggerPayload:
+    """A ``TriggerPayload`` from its JSON (platform shape) or protobuf encoding."""
+    if body[:1] == b"{":
+        return _payload_from_json(body)
+    payload = TriggerPayload()
+    payload.ParseFromString(body)
+    return payload
+
+
 def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
     """Decode a trigger put on ``key``; raises :class:`OprcEventsError` when it is not one."""
     stateful = "/objects/" in key
@@ -84,10 +93,7 @@ def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
     try:
         request.ParseFromString(body)
         inner = request.payload
-        if inner[:1] == b"{":
-            return ReceivedTrigger(key, request, _payload_from_json(inner), "json")
-        payload = TriggerPayload()
-        payload.ParseFromString(inner)
-        return ReceivedTrigger(key, request, payload, "protobuf")
+        fmt = "json" if inner[:1] == b"{" else "protobuf"
+        return ReceivedTrigger(key, request, parse_trigger_payload(inner), fmt)
     except (DecodeError, ValueError, KeyError, TypeError) as err:
         raise OprcEventsError(f"message on {key!r} is not a trigger: {err}") from err

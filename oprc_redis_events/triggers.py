@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 INDEX_PREFIX = "t:"
+#: how the worker can deliver a trigger; a target's ``req_options["oprc.delivery"]``
+#: overrides the worker's choice for that target
+DELIVERY_MODES = ("put", "put-odgm", "invoke")
+DELIVERY_OPTION = "oprc.delivery"
 MAX_TARGETS = 1024
 MAX_CONFIG_BYTES = 256 * 1024
 
@@ -151,6 +155,11 @@ def _validate_target(where: str, t: TriggerTarget) -> None:
     try:
         validate_id("cls_id", t.cls_id)
         validate_id("fn_id", t.fn_id)
+        mode = t.req_options.get(DELIVERY_OPTION)
+        if mode is not None and mode not in DELIVERY_MODES:
+            raise InvalidIdError(
+                f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
+            )
         if t.HasField("object_id_str"):
             if t.HasField("object_id"):
                 raise InvalidIdError("object_id and object_id_str are both set; set one")

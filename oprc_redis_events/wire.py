@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import msgspec
 
+from .errors import InvalidIdError
 from .keys import (
     PartitionKeys,
     object_segment,
@@ -32,7 +33,7 @@ from .keys import (
 from .outbox import OutboxEntry, OutboxEvent
 from .pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from .pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
-from .triggers import Target
+from .triggers import DELIVERY_MODES, DELIVERY_OPTION, Target
 
 __all__ = [
     "DELIVERY_MODES",
@@ -48,8 +49,7 @@ __all__ = [
     "trigger_payload_json",
 ]
 
-Delivery = Literal["put", "put-odgm"]
-DELIVERY_MODES: Final[tuple[str, ...]] = ("put", "put-odgm")
+Delivery = Literal["put", "put-odgm", "invoke"]
 _json = msgspec.json.Encoder()
 
 
@@ -90,11 +90,13 @@ def check_target(target: Target) -> None:
         object_segment(target.object_id)
 
 
-def trigger_key(target: Target, inv_id: str, delivery: Delivery = "put") -> str:
-    """The Zenoh key a trigger is PUT on."""
+def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:
+    """The Zenoh key a trigger goes to (PUT; GET on the invoke key in ``invoke`` mode)."""
     base = f"oprc/{target.cls_id}/{target.partition_id}"
     if target.stateful:
         base = f"{base}/objects/{target.object_segment}"
+    if delivery == "invoke":
+        return f"{base}/invokes/{target.fn_id}"
     if delivery == "put-odgm":
         return f"{base}/invokes/{target.fn_id}/async/{inv_id}"
     return f"{base}/async/{target.fn_id}/{inv_id}"
@@ -147,8 +149,8 @@ def trigger_payload(
     return message
 
 
-def _wrap(target: Target, payload: bytes) -> bytes:
-    options = target.options
+def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
+    options = {**extra, **target.options}
     if target.stateful:
         request = ObjectInvocationRequest(
             partition_id=target.partition_id,
@@ -160,14 +162,14 @@ def _wrap(target: Target, payload: bytes) -> bytes:
         )
         if target.object_id_str is not None:
             request.options.setdefault("object_id_str", target.object_id_str)
-        return request.SerializeToString()
+        return request.SerializeToString(deterministic=True)
     return InvocationRequest(
         partition_id=target.partition_id,
         cls_id=target.cls_id,
         fn_id=target.fn_id,
         options=options,
         payload=payload,
-    ).SerializeToString()
+    ).SerializeToString(deterministic=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,9 @@ class Dispatch:
     event_id: str
     target: Target
     event_type: int
+    mode: str = "put"
+    traceparent: str | None = None
+    depth: int = 0
 
 
 def build_dispatch(
@@ -193,6 +198,7 @@ def build_dispatch(
     """Everything one (event, target) pair puts on Zenoh."""
     target = event.targets[target_index]
     check_target(target)
+    mode = delivery_mode(target, delivery)
     ev_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
     inv_id = invocation_id(ev_id, target_index)
     context = {
@@ -202,14 +208,28 @@ def build_dispatch(
         "invocation_id": inv_id,
     }
     if payload_format == "protobuf":
-        body = trigger_payload(entry, event, context).SerializeToString()
+        body = trigger_payload(entry, event, context).SerializeToString(deterministic=True)
     else:
         body = trigger_payload_json(entry, event, context)
     return Dispatch(
-        trigger_key(target, inv_id, delivery),
-        _wrap(target, body),
+        trigger_key(target, inv_id, mode),
+        _wrap(target, body, context),
         inv_id,
         ev_id,
         target,
         event.event_type,
+        mode,
+        context["traceparent"],
+        entry.depth,
     )
+
+
+def delivery_mode(target: Target, default: str) -> str:
+    """The delivery of one target: its ``req_options["oprc.delivery"]``, else ``default``."""
+    mode = target.options.get(DELIVERY_OPTION, default)
+    if mode not in DELIVERY_MODES:
+        raise InvalidIdError(
+            f"target {target.cls_id}.{target.fn_id}: req_options {DELIVERY_OPTION}={mode!r} "
+            f"is not one of {', '.join(DELIVERY_MODES)}"
+        )
+    return mode

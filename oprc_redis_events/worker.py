@@ -28,18 +28,22 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
 
+from .asyncio_store import AsyncObjectStore
 from .config import Settings, redact_url
 from .deadletters import dead_letter_fields
-from .errors import InvalidIdError, OprcEventsError
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .errors import InvalidIdError, ObjectNotFoundError, OprcEventsError
+from .functions import InvokeResult
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, parse_object_segment
 from .leases import Leases
 from .outbox import OutboxEntry, PoisonEntryError, decode_entry
+from .pb.oprc_invoke_pb2 import InvocationResponse
 from .publisher import Publisher, ZenohPublisher
 from .retention import trim_outbox
 from .wire import DELIVERY_MODES, Delivery, Dispatch, build_dispatch
@@ -80,11 +84,13 @@ class Plan:
 
 @dataclass
 class Outcome:
-    """How far a publish got: ``done`` plans went out; the next was held or failed."""
+    """How far a publish got: ``done`` plans went out; the next was held or failed.
+    ``answers`` are the responses of ``invoke`` deliveries that went out."""
 
     done: int
     held_key: str | None = None
     error: str | None = None
+    answers: list[tuple[Dispatch, InvocationResponse]] = field(default_factory=list)
 
 
 DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
@@ -154,6 +160,8 @@ class Worker:
         self._scanned = False
         self._deferred: list[DeferredAck] = []
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
+        self._pool: ThreadPoolExecutor | None = None  # invoke deliveries
+        self._store = AsyncObjectStore(self.client, self.settings)
         self._last_claim = self._last_trim = 0.0
 
     def __repr__(self) -> str:
@@ -223,6 +231,8 @@ class Worker:
                 await self._flush_acks(wait=True)
             with contextlib.suppress(redis.RedisError):
                 await self.leases.release_all()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
             if owned and self.publisher is not None:
                 self.publisher.close()
                 self.publisher = None
@@ -527,9 +537,29 @@ class Worker:
     async def _publish(self, plans: list[Plan]) -> Outcome:
         if not any(p.dispatches for p in plans):
             return Outcome(len(plans))
+        outcome = await self._publish_in_thread(plans)
+        for dispatch, response in outcome.answers:
+            await self._record(dispatch, response)
+        return outcome
+
+    async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
+        """Record an invoked function's outcome on its target object (function event)."""
+        target = dispatch.target
+        if not target.stateful:
+            return
+        oid = parse_object_segment(target.object_segment)
+        store = self._store.with_context(depth=dispatch.depth + 1, traceparent=dispatch.traceparent)
+        with contextlib.suppress(ObjectNotFoundError):
+            await store.report_function_result(
+                target.cls_id, target.partition_id, oid, target.fn_id, response
+            )
+
+    async def _publish_in_thread(self, plans: list[Plan]) -> Outcome:
         cancel = threading.Event()
         task = asyncio.ensure_future(asyncio.to_thread(self._publish_sync, plans, cancel))
         timeout = self.settings.trigger_timeout_ms / 1000
+        if any(d.mode == "invoke" for p in plans for d in p.dispatches):
+            return await task  # each GET has the timeout of its own
         try:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
@@ -540,24 +570,52 @@ class Worker:
             return outcome
 
     def _publish_sync(self, plans: list[Plan], cancel: threading.Event) -> Outcome:
+        """PUTs one at a time in write order; GETs (``invoke``) started together, at most
+        ``max_concurrent_triggers`` at once, and awaited in write order."""
         publisher = self.publisher
         assert publisher is not None
+        timeout = self.settings.trigger_timeout_ms / 1000
+        calls: dict[int, Future[InvokeResult]] = {
+            id(d): self._invoker().submit(publisher.invoke, d.key, d.body, timeout)
+            for plan in plans
+            for d in plan.dispatches
+            if d.mode == "invoke"
+        }
+        outcome = Outcome(0)
         for i, plan in enumerate(plans):
+            outcome.done = i
             if cancel.is_set():
-                return Outcome(i)
+                return outcome
             if self.settings.hold:
                 for d in plan.dispatches:
-                    if not publisher.matching(d.key):
-                        return Outcome(i, held_key=d.key)
+                    if d.mode != "invoke" and not publisher.matching(d.key):
+                        outcome.held_key = d.key
+                        return outcome
             try:
                 for d in plan.dispatches:
-                    publisher.put(d.key, d.body)
+                    if d.mode == "invoke":
+                        result = calls[id(d)].result()
+                        if not result.answered:
+                            outcome.error = result.response.payload.decode(errors="replace")
+                            return outcome
+                        outcome.answers.append((d, result.response))
+                    else:
+                        publisher.put(d.key, d.body)
             except Exception as err:  # any failure of the edge is a failed attempt
-                return Outcome(i, error=f"{type(err).__name__}: {err}")
+                outcome.error = f"{type(err).__name__}: {err}"
+                return outcome
             for d in plan.dispatches:
                 self.stats.triggers_sent += 1
                 self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
-        return Outcome(len(plans))
+        outcome.done = len(plans)
+        return outcome
+
+    def _invoker(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.settings.max_concurrent_triggers, thread_name_prefix="oprc-invoke"
+            )
+        return self._pool
 
     async def _finish(
         self,

@@ -104,7 +104,12 @@ def test_wrappers_and_context() -> None:
         "send_notification",
         0,
     )
-    assert dict(request.options) == {"a": "b"}
+    options = dict(request.options)
+    assert options["a"] == "b"  # the target's req_options, plus what a function needs:
+    assert options["depth"] == "0"
+    assert options["event_id"] == "c/0/1732680000000-0/1"
+    assert options["invocation_id"] == stateless.invocation_id
+    assert options["traceparent"].startswith("00-" + "ab" * 16 + "-")
     payload = json.loads(request.payload)
     context = payload["event_info"]["context"]
     assert context["depth"] == "0"

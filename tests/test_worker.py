@@ -86,7 +86,8 @@ def test_update_becomes_zenoh_puts(store: ObjectStore, zenoh_hub: ZenohHub, star
     )
     assert stateful.key == f"oprc/audit/2/objects/77/async/record/{stateful.invocation_id}"
     assert isinstance(stateless.request, InvocationRequest)
-    assert dict(stateless.request.options) == {"channel": "email"}
+    assert stateless.request.options["channel"] == "email"
+    assert {"depth", "event_id", "invocation_id", "traceparent"} <= set(stateless.request.options)
     assert isinstance(stateful.request, ObjectInvocationRequest)
     assert stateful.request.object_id == 77
     _key, body = next(r for r in inbox.raw if "notification_service" in r[0])
