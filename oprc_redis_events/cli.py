@@ -192,6 +192,85 @@ def demo(
     sys.exit(0 if ok else 1)
 
 
+@main.command()
+@click.argument("target", metavar="MODULE:FUNC")
+@click.option("--cls", "cls_id", required=True, help="Class whose function this is.")
+@click.option(
+    "--partition",
+    "partitions",
+    type=int,
+    multiple=True,
+    required=True,
+    help="Partition to serve (repeatable).",
+)
+@click.option("--fn", "fn_id", required=True, help="Function id, as in triggers and invocations.")
+@click.option("--redis-url", help=f"Redis of the objects the function writes. {_env('redis_url')}")
+@click.option(
+    "--zenoh-connect",
+    multiple=True,
+    help=f"Zenoh endpoint to connect to (repeatable). {_env('zenoh_connect')}",
+)
+@click.option(
+    "--zenoh-listen", multiple=True, help=f"Zenoh endpoint to listen on. {_env('zenoh_listen')}"
+)
+@click.option("--odgm", is_flag=True, help="Also serve ODGM's .../invokes/{fn}/async/* keys.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    target: str,
+    cls_id: str,
+    partitions: tuple[int, ...],
+    fn_id: str,
+    odgm: bool,
+    log_level: str,
+    **flags: Any,
+) -> None:
+    """Serve a Python function FUNC(ctx) from MODULE on Zenoh until SIGTERM or Ctrl-C.
+
+    It answers async invocations (PUTs on the trigger keys) and sync ones (GETs on
+    oprc/{cls}/{pid}[/objects/{oid}]/invokes/{fn}). ctx has .store (bound to the
+    invocation: its writes carry depth + 1 and the trace), .object_id, .depth, .event,
+    .value, .payload, .invocation_id, .traceparent; what FUNC returns (bytes, str or None)
+    is the output, and an exception is an APP_ERROR.
+    """
+    import importlib
+    import signal
+    import threading
+
+    from .host import FunctionHost
+    from .store import ObjectStore
+    from .zenoh_session import open_session
+
+    _logging(log_level)
+    module_name, _, attr = target.partition(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), attr or "main")
+    except (ImportError, AttributeError) as err:
+        raise click.BadParameter(f"cannot load {target}: {err}", param_hint="MODULE:FUNC") from err
+    try:
+        settings = _settings(**flags)
+        session = open_session(settings)
+        store = ObjectStore.from_url(settings.redis_url, zenoh_session=session)
+        host = FunctionHost(store, session, cls_id, partitions, {fn_id: handler}, odgm=odgm)
+    except OprcEventsError as err:
+        raise click.ClickException(str(err)) from err
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with host:
+        click.echo(
+            f"serving {cls_id}.{fn_id} on partitions {', '.join(map(str, partitions))}", err=True
+        )
+        stop.wait()
+    store.close()
+    session.close()
+    click.echo("stopped", err=True)
+
+
 def _admin(redis_url: str | None) -> Any:
     import redis.asyncio as aredis
 
