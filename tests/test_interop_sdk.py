@@ -1,0 +1,124 @@
+"""Interop with the platform's own SDK (PyPI oaas-sdk2-py 0.3.6 over oprc-py 0.3.5).
+
+A function served by the SDK's engine (a Zenoh queryable on the invoke key, its "agent"
+mode) receives a trigger from our worker in ``invoke`` delivery, decodes our
+``ObjectInvocationRequest`` and JSON ``TriggerPayload`` with its own (Rust/prost) code, and
+its response is recorded as FUNC_COMPLETE on the target object.  The SDK is installed into
+a venv of its own; the test is skipped, saying why, where that cannot be done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.publisher import ZenohPublisher
+from oprc_redis_events.worker import Worker
+
+from .conftest import ZenohHub
+from .helpers import RunningWorker, outbox
+
+AGENT = Path(__file__).resolve().parent / "interop" / "sdk_agent.py"
+SDK = "oaas-sdk2-py==0.3.6"
+
+
+@pytest.fixture(scope="session")
+def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the SDK's oprc-py wheel is built for CPython 3.11")
+    home = tmp_path_factory.mktemp("sdk-venv")
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    out = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", SDK],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if out.returncode != 0:
+        pytest.skip(f"cannot install {SDK}: {out.stderr.strip()[-300:]}")
+    return python
+
+
+@pytest.fixture
+def sdk_agent(sdk_python: Path, zenoh_hub: ZenohHub) -> Iterator[subprocess.Popen[str]]:
+    env = {
+        **os.environ,
+        "OPRC_ZENOH_PEERS": zenoh_hub.endpoint,
+        "OPRC_ZENOH_MODE": "client",
+        "RUST_LOG": "warn",
+    }
+    proc = subprocess.Popen(
+        [str(sdk_python), str(AGENT), "oprc/svc/0/objects/5/invokes/work"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        proc.wait(5)
+        pytest.fail(f"the SDK agent did not start: {line}")
+    time.sleep(0.5)
+    yield proc
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def test_a_trigger_reaches_an_sdk_served_function(
+    sdk_agent: subprocess.Popen[str],
+    store: ObjectStore,
+    client: redis.Redis,
+    settings: Settings,
+    zenoh_hub: ZenohHub,
+) -> None:
+    svc = ObjectEvent()
+    svc.func_trigger["work"].on_complete.append(
+        TriggerTarget(
+            cls_id="notify", partition_id=0, fn_id="done", req_options={"oprc.delivery": "put"}
+        )
+    )
+    store.create("svc", 0, 5, {}, event=svc)
+    orders = ObjectEvent()
+    orders.data_trigger[1].on_update.append(
+        TriggerTarget(
+            cls_id="svc", partition_id=0, object_id=5, fn_id="work", req_options={"channel": "sdk"}
+        )
+    )
+    store.create("orders", 0, 1001, {1: b"pending"}, event=orders)
+    worker = Worker(
+        settings,
+        delivery="invoke",
+        publisher=ZenohPublisher(zenoh_hub.session()),
+        block_ms=20,
+        discover_interval=0.05,
+    )
+    running = RunningWorker(worker)
+    try:
+        store.update("orders", 0, 1001, {1: b"paid"})
+        deadline = time.monotonic() + 20
+        while not client.exists("oprc:{svc:0}:outbox") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        running.stop()
+    [entry] = outbox(client, "svc", 0)
+    [event] = entry.events
+    assert event.event_type == 1 and event.key == "work"  # FUNC_COMPLETE of the SDK function
+    seen = json.loads(event.payload or b"{}")
+    assert seen["cls_id"] == "svc" and seen["fn_id"] == "work" and seen["object_id"] == 5
+    assert seen["event_type"] == 4 and seen["key"] == 1 and seen["value"] == "paid"
+    assert seen["source"] == ["orders", 0, 1001]
+    assert seen["options"]["channel"] == "sdk" and seen["options"]["depth"] == "0"
