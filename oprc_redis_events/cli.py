@@ -6,12 +6,16 @@ platform's default.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 import click
 
+from . import cli_objects
 from .config import CAPTURE_MODES, ENV_VARS, PAYLOAD_FORMATS, ZENOH_MODES, Settings
 from .errors import OprcEventsError
 from .wire import DELIVERY_MODES
@@ -30,12 +34,31 @@ def _settings(**flags: Any) -> Settings:
     return Settings.from_env(**flags)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message (and exc when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def _logging(level: str, fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        formatter: logging.Formatter = _JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("redis").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,18 +153,51 @@ def main() -> None:
     f"from keyspace notifications (default off). {_env('capture')}",
 )
 @click.option(
+    "--metrics-port",
+    type=int,
+    default=lambda: os.environ.get("OPRC_EVENTS_METRICS_PORT"),
+    help="Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this port "
+    "(0: any free port; default: off). [env: OPRC_EVENTS_METRICS_PORT]",
+)
+@click.option(
+    "--metrics-host",
+    default=lambda: os.environ.get("OPRC_EVENTS_METRICS_HOST", "127.0.0.1"),
+    show_default="127.0.0.1",
+    help="Address the metrics server binds (0.0.0.0 in a container). "
+    "[env: OPRC_EVENTS_METRICS_HOST]",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=lambda: os.environ.get("OPRC_EVENTS_LOG_FORMAT", "text"),
+    show_default="text",
+    help="Log lines as text or as one JSON object per line. [env: OPRC_EVENTS_LOG_FORMAT]",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def worker(delivery: str, log_level: str, **flags: Any) -> None:
+def worker(
+    delivery: str,
+    log_level: str,
+    log_format: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    **flags: Any,
+) -> None:
     """Dispatch outbox entries to Zenoh until SIGTERM or Ctrl-C."""
     from .worker import Worker
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     try:
-        Worker(_settings(**flags), delivery=delivery).run()  # type: ignore[arg-type]
+        Worker(
+            _settings(**flags),
+            delivery=delivery,  # type: ignore[arg-type]
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        ).run()
     except OprcEventsError as err:
         raise click.ClickException(str(err)) from err
 
@@ -425,6 +481,17 @@ def _run(coro: Any) -> Any:
         return asyncio.run(coro)
     except OprcEventsError as err:
         raise click.ClickException(str(err)) from err
+
+
+for _command in (
+    cli_objects.get,
+    cli_objects.put,
+    cli_objects.delete,
+    cli_objects.triggers,
+    cli_objects.explain,
+    cli_objects.tail,
+):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ class RedisServer:
                 try:
                     client.ping()
                     return
+                except redis.AuthenticationError:
+                    return  # up, and asking for a password
                 except redis.ConnectionError:
                     time.sleep(0.02)
             raise OprcEventsError(f"redis-server on port {self.port} not ready in {timeout}s")

@@ -42,6 +42,7 @@ from .errors import InvalidIdError, ObjectNotFoundError, OprcEventsError
 from .functions import InvokeResult
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, parse_object_segment
 from .leases import Leases
+from .metrics import MetricsServer, WorkerMetrics
 from .outbox import OutboxEntry, PoisonEntryError, decode_entry
 from .pb.oprc_invoke_pb2 import InvocationResponse
 from .publisher import Publisher, ZenohPublisher
@@ -140,6 +141,8 @@ class Worker:
         delivery: Delivery = "put",
         block_ms: int = 500,
         discover_interval: float = 1.0,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if delivery not in DELIVERY_MODES:
             raise OprcEventsError(f"delivery must be one of {', '.join(DELIVERY_MODES)}")
@@ -161,6 +164,12 @@ class Worker:
         self._deferred: list[DeferredAck] = []
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
         self._pool: ThreadPoolExecutor | None = None  # invoke deliveries
+        self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
+        self.metrics = WorkerMetrics(self)
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics_server: MetricsServer | None = None
+        self._last_turn = self._last_redis_ok = 0.0
         self._store = AsyncObjectStore(self.client, self.settings)
         self._last_claim = self._last_trim = 0.0
 
@@ -202,6 +211,15 @@ class Worker:
             s.payload_format,
             s.hold,
         )
+        if self.metrics_port is not None:
+            self.metrics_server = MetricsServer(
+                self.metrics, self.metrics_host, self.metrics_port, self.live, self.ready
+            ).start()
+            log.info(
+                "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
+                self.metrics_host,
+                self.metrics_server.port,
+            )
         maintenance = None if burst else asyncio.create_task(self._maintain_forever())
         capture = None
         if self.settings.capture == "keyspace":
@@ -237,8 +255,18 @@ class Worker:
                 self.publisher.close()
                 self.publisher = None
             await self.client.aclose()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             log.info("worker stopped: %s", self.summary())
         return self.stats
+
+    def live(self) -> bool:
+        """Liveness: the loop turned in the last 30 s (a blocked loop is not alive)."""
+        return time.monotonic() - self._last_turn < 30
+
+    def ready(self) -> bool:
+        """Readiness: Redis answered in the last 10 s and a publisher is open."""
+        return self.publisher is not None and time.monotonic() - self._last_redis_ok < 10
 
     def summary(self) -> str:
         s = self.stats
@@ -255,10 +283,12 @@ class Worker:
                 if burst:
                     await self.maintain()
                 handled = await self._step(block=not burst)
+                self._last_turn = self._last_redis_ok = time.monotonic()
                 if backoff > 0.1:
                     log.info("Redis is reachable again")
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as err:
+                self._last_turn = time.monotonic()
                 log.warning("Redis unavailable (%s); retrying in %.1fs", err, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -301,10 +331,19 @@ class Worker:
             self._last_claim = now
             for stream in list(self.states):
                 await self._claim(stream)
+        await self._measure_lag()
         if now - self._last_trim >= TRIM_INTERVAL_S:
             self._last_trim = now
             for stream in list(self.states):
                 self.stats.trimmed += await trim_outbox(self.client, stream)
+
+    async def _measure_lag(self) -> None:
+        lag: dict[str, int] = {}
+        for stream, state in list(self.states.items()):
+            for group in await self.client.xinfo_groups(stream):
+                if _text(group["name"]) == self.settings.group:
+                    lag[state.keys.member] = int(group.get("lag") or 0)
+        self.lag = lag
 
     async def discover(self) -> None:
         """Find partition outboxes and make sure our consumer group exists on each."""
@@ -607,6 +646,8 @@ class Worker:
             for d in plan.dispatches:
                 self.stats.triggers_sent += 1
                 self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
+            if plan.dispatches:
+                self.metrics.observe_dispatch(plan.entry.timestamp, len(plan.dispatches))
         outcome.done = len(plans)
         return outcome
 

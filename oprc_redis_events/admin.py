@@ -1,0 +1,184 @@
+"""Operator helpers without I/O: target specs, trigger listings and ``explain``.
+
+A target spec names a trigger target the way its Zenoh key does:
+``cls/pid/fn`` (stateless) or ``cls/pid/objects/oid/fn`` (stateful).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidTriggerError
+from .keys import FieldKey, field_name, parse_field_name, parse_object_segment
+from .pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
+
+__all__ = [
+    "DATA_SLOTS",
+    "FUNC_SLOTS",
+    "Change",
+    "add_target",
+    "describe_target",
+    "diff",
+    "explain",
+    "list_triggers",
+    "parse_target",
+    "remove_target",
+]
+
+DATA_SLOTS = ("on_create", "on_update", "on_delete")
+FUNC_SLOTS = ("on_complete", "on_error")
+_EVENT_OF_SLOT = {
+    "on_create": "DATA_CREATE",
+    "on_update": "DATA_UPDATE",
+    "on_delete": "DATA_DELETE",
+}
+
+
+def parse_target(spec: str, options: Mapping[str, str] | None = None) -> TriggerTarget:
+    """``cls/pid/fn`` or ``cls/pid/objects/oid/fn`` as a ``TriggerTarget``."""
+    parts = spec.split("/")
+    try:
+        if len(parts) == 3:
+            cls_id, pid, fn_id = parts
+            target = TriggerTarget(cls_id=cls_id, partition_id=int(pid), fn_id=fn_id)
+        elif len(parts) == 5 and parts[2] == "objects":
+            cls_id, pid, _, oid, fn_id = parts
+            target = TriggerTarget(cls_id=cls_id, partition_id=int(pid), fn_id=fn_id)
+            parsed = parse_object_segment(oid)
+            if isinstance(parsed, int):
+                target.object_id = parsed
+            else:
+                target.object_id_str = parsed
+        else:
+            raise ValueError("expected cls/pid/fn or cls/pid/objects/oid/fn")
+    except ValueError as err:
+        raise InvalidTriggerError(f"target {spec!r}: {err}") from None
+    target.req_options.update(options or {})
+    return target
+
+
+def describe_target(t: TriggerTarget) -> str:
+    where = f"{t.cls_id}/{t.partition_id}"
+    if t.HasField("object_id_str"):
+        where += f"/objects/{t.object_id_str}"
+    elif t.HasField("object_id"):
+        where += f"/objects/{t.object_id}"
+    options = "".join(f" {k}={v}" for k, v in sorted(t.req_options.items()))
+    return f"{where}/{t.fn_id}{options}"
+
+
+def _data_trigger(event: ObjectEvent, key: FieldKey, create: bool) -> DataTrigger | None:
+    if isinstance(key, int):
+        return event.data_trigger[key] if create or key in event.data_trigger else None
+    return event.data_trigger_str[key] if create or key in event.data_trigger_str else None
+
+
+def _slot(event: ObjectEvent, slot: str, key: str, create: bool) -> Any:
+    if slot in FUNC_SLOTS:
+        if not create and key not in event.func_trigger:
+            return None
+        return getattr(event.func_trigger[key], slot)
+    if slot not in DATA_SLOTS:
+        raise InvalidTriggerError(
+            f"event {slot!r} is not one of {', '.join(DATA_SLOTS + FUNC_SLOTS)}"
+        )
+    parsed = parse_field_name(key)
+    field_name(parsed)  # validates
+    holder = _data_trigger(event, parsed, create)
+    return getattr(holder, slot) if holder is not None else None
+
+
+def add_target(event: ObjectEvent, slot: str, key: str, target: TriggerTarget) -> None:
+    repeated = _slot(event, slot, key, create=True)
+    repeated.append(target)
+
+
+def remove_target(event: ObjectEvent, slot: str, key: str, target: TriggerTarget) -> int:
+    """Remove every target equal to ``target``; return how many."""
+    repeated = _slot(event, slot, key, create=False)
+    if repeated is None:
+        return 0
+    keep = [t for t in repeated if t != target]
+    removed = len(repeated) - len(keep)
+    del repeated[:]
+    repeated.extend(keep)
+    return removed
+
+
+def list_triggers(event: ObjectEvent) -> Iterator[tuple[str, str, str, TriggerTarget]]:
+    """(kind, key, slot, target) of every target: kind is data_trigger, data_trigger_str or
+    func_trigger."""
+    for key_int, dt in sorted(event.data_trigger.items()):
+        for slot in DATA_SLOTS:
+            for t in getattr(dt, slot):
+                yield "data_trigger", str(key_int), slot, t
+    for key_str, dt in sorted(event.data_trigger_str.items()):
+        for slot in DATA_SLOTS:
+            for t in getattr(dt, slot):
+                yield "data_trigger_str", key_str, slot, t
+    for fn_id, ft in sorted(event.func_trigger.items()):
+        for slot in FUNC_SLOTS:
+            for t in getattr(ft, slot):
+                yield "func_trigger", fn_id, slot, t
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field-level change: slot is on_create, on_update or on_delete."""
+
+    key: FieldKey
+    slot: str
+    old: bytes | None
+    new: bytes | None
+
+
+def diff(
+    current: Mapping[FieldKey, bytes],
+    sets: Mapping[FieldKey, bytes],
+    deletes: list[FieldKey],
+    delete_object: bool = False,
+) -> list[Change]:
+    """The changes a write would make, with the write path's semantics (``write.lua``)."""
+    out: list[Change] = []
+    for key, value in sets.items():
+        if key not in current:
+            out.append(Change(key, "on_create", None, value))
+        elif current[key] != value:
+            out.append(Change(key, "on_update", current[key], value))
+    gone = list(current) if delete_object else [k for k in deletes if k in current]
+    out += [Change(k, "on_delete", current[k], None) for k in gone if k not in sets]
+    return out
+
+
+def explain(event: ObjectEvent, changes: list[Change], depth: int, max_depth: int) -> list[str]:
+    """Readable lines: each change, the targets it fires and why, or why none."""
+    lines: list[str] = []
+    if not changes:
+        return ["no field changes: nothing fires (unchanged values emit no event)"]
+    for ch in changes:
+        name = _EVENT_OF_SLOT[ch.slot]
+        where = (
+            f"data_trigger[{ch.key}]"
+            if isinstance(ch.key, int)
+            else f"data_trigger_str[{ch.key!r}]"
+        )
+        head = f"field {ch.key}: {_show(ch.old)} -> {_show(ch.new)} = {name}"
+        holder = _data_trigger(event, ch.key, create=False)
+        targets = list(getattr(holder, ch.slot)) if holder is not None else []
+        if not targets:
+            lines.append(f"{head}: no target in {where}.{ch.slot}, nothing fires")
+            continue
+        for t in targets:
+            verdict = (
+                "dispatched"
+                if depth < max_depth
+                else f"NOT dispatched: depth {depth} >= max {max_depth}"
+            )
+            lines.append(f"{head} -> {describe_target(t)} ({where}.{ch.slot}; {verdict})")
+    return lines
+
+
+def _show(value: bytes | None) -> str:
+    return "(absent)" if value is None else repr(value)
