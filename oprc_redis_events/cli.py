@@ -207,8 +207,13 @@ def worker(
 @click.option(
     "--events",
     type=int,
-    help="Headless: make N updates, wait for their N triggers, print a summary; "
+    help="Headless: make N updates, wait for their N invocations, print a summary; "
     "exit 0 only if all arrived.",
+)
+@click.option(
+    "--duration",
+    type=float,
+    help="Headless: make updates for this many seconds, then the same summary.",
 )
 @click.option(
     "--payload-format", type=click.Choice(PAYLOAD_FORMATS), default="json", show_default=True
@@ -218,7 +223,7 @@ def worker(
     type=float,
     default=30.0,
     show_default=True,
-    help="Seconds to wait for the triggers to arrive.",
+    help="Seconds to wait for the invocations to arrive.",
 )
 @click.option(
     "--log-level",
@@ -227,24 +232,36 @@ def worker(
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 def demo(
-    redis_url: str | None, events: int | None, payload_format: str, timeout: float, log_level: str
+    redis_url: str | None,
+    events: int | None,
+    duration: float | None,
+    payload_format: str,
+    timeout: float,
+    log_level: str,
 ) -> None:
-    """Run Redis, a Zenoh router, a worker and a subscriber locally and show triggers flowing."""
+    """Run Redis, a Zenoh router, a worker and demo functions locally, and show triggers
+    flowing. Without --events/--duration it plays a short scripted story."""
     from .demo import run_demo
 
     _logging(log_level)
     if events is not None and events < 1:
         raise click.BadParameter("must be >= 1", param_hint="--events")
+    if duration is not None and duration <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--duration")
     try:
         ok = run_demo(
             redis_url=redis_url,
             events=events,
+            duration=duration,
             payload_format=payload_format,
             timeout=timeout,
             echo=click.echo,
         )
     except OprcEventsError as err:
         raise click.ClickException(str(err)) from err
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything started was stopped", err=True)
+        sys.exit(130)
     sys.exit(0 if ok else 1)
 
 

