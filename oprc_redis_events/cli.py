@@ -226,6 +226,18 @@ def worker(
     help="Seconds to wait for the invocations to arrive.",
 )
 @click.option(
+    "--write-only",
+    is_flag=True,
+    help="Only keep updating the demo order in --redis-url (compose's writer).",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --write-only: seconds between updates.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -237,13 +249,25 @@ def demo(
     duration: float | None,
     payload_format: str,
     timeout: float,
+    write_only: bool,
+    interval: float,
     log_level: str,
 ) -> None:
     """Run Redis, a Zenoh router, a worker and demo functions locally, and show triggers
     flowing. Without --events/--duration it plays a short scripted story."""
-    from .demo import run_demo
+    from .demo import run_demo, run_writer
 
     _logging(log_level)
+    if write_only:
+        if not redis_url:
+            raise click.UsageError("--write-only needs --redis-url")
+        try:
+            run_writer(redis_url, interval=interval, count=events, echo=click.echo)
+        except OprcEventsError as err:
+            raise click.ClickException(str(err)) from err
+        except KeyboardInterrupt:
+            pass
+        return
     if events is not None and events < 1:
         raise click.BadParameter("must be >= 1", param_hint="--events")
     if duration is not None and duration <= 0:

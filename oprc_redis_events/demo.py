@@ -28,7 +28,7 @@ from .store import ObjectStore
 from .worker import Worker
 from .zenoh_session import open_session
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "run_writer"]
 
 Echo = Callable[[str], None]
 NOTIFY = TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
@@ -240,3 +240,25 @@ def run_demo(
             f"({'all arrived' if ok else 'MISSING'})"
         )
         return ok
+
+
+def run_writer(
+    redis_url: str, *, interval: float, count: int | None = None, echo: Echo = print
+) -> int:
+    """Keep writing the demo order's status (for compose): one update per ``interval``."""
+    statuses = [b"pending", b"paid", b"packed", b"shipped", b"delivered"]
+    made = 0
+    with ObjectStore.from_url(redis_url) as store:
+        store.upsert("orders", 0, 1001, {42: statuses[0]})
+        store.set_triggers("orders", 0, 1001, order_triggers())
+        echo(f"writer: updating orders/0/1001 every {interval:g}s")
+        while count is None or made < count:
+            made += 1
+            status = statuses[made % len(statuses)]
+            result = store.update("orders", 0, 1001, {42: status})
+            echo(
+                f"writer: status = {status.decode()} (version {result.version}, "
+                f"{result.events} event(s) queued)"
+            )
+            time.sleep(interval)
+    return made

@@ -145,3 +145,25 @@ def test_bad_environment_is_a_clear_error() -> None:
     assert out.returncode == 1
     assert "Error: ODGM_MAX_TRIGGER_DEPTH='ten' is not an integer" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        [
+            *CLI,
+            "demo",
+            "--write-only",
+            "--redis-url",
+            redis_url,
+            "--interval",
+            "0",
+            "--events",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("writer: status = ") == 3
+    assert client.xlen("oprc:{orders:0}:outbox") == 3  # each update notifies and audits
