@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -522,6 +523,32 @@ def _run(coro: Any) -> Any:
         return asyncio.run(coro)
     except OprcEventsError as err:
         raise click.ClickException(str(err)) from err
+
+
+@main.command()
+@click.option("--redis-url", help="Benchmark this Redis instead of a private redis-server.")
+@click.option("--quick", is_flag=True, help="Smaller runs (about 5 s).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the results as JSON to this file ('-': standard output).",
+)
+def bench(redis_url: str | None, quick: bool, json_path: str | None) -> None:
+    """Measure the write path and the worker as ratios against raw redis-py and Zenoh,
+    measured in the same run, and print a table (and JSON)."""
+    from .bench import run_benchmarks, table, to_json
+
+    _logging("warning")
+    try:
+        results = run_benchmarks(redis_url, quick=quick)
+    except OprcEventsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(table(results))
+    if json_path == "-":
+        click.echo(to_json(results))
+    elif json_path:
+        Path(json_path).write_text(to_json(results) + "\n")
 
 
 for _command in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -167,3 +168,22 @@ def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-un
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("writer: status = ") == 3
     assert client.xlen("oprc:{orders:0}:outbox") == 3  # each update notifies and audits
+
+
+def test_bench_prints_a_table_and_json(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*CLI, "bench", "--quick", "--json", str(tmp_path / "b.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ratio" in out.stdout.splitlines()[0]
+    results = json.loads((tmp_path / "b.json").read_text())
+    assert [r["name"] for r in results] == [
+        "write",
+        "write_pipelined",
+        "dispatch",
+        "zenoh_end_to_end",
+    ]
+    assert all(r["baseline"] > 0 and r["measured"] > 0 for r in results)

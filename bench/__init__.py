@@ -1,0 +1,1 @@
+"""Benchmarks of oprc-redis-events: ``python -m bench`` (see oprc_redis_events/bench.py)."""
