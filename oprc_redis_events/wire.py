@@ -14,8 +14,8 @@ Pure functions: an outbox event and one of its targets in, Zenoh key and bytes o
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,9 +59,11 @@ def event_id(partition: PartitionKeys, entry_id: str, index: int) -> str:
 
 
 def invocation_id(event: str, target_index: int) -> str:
-    """A stable id per (event, target): a redelivered trigger carries the same id."""
-    digest = hashlib.blake2b(f"{event}#{target_index}".encode(), digest_size=16).digest()
-    return str(uuid.UUID(bytes=digest))
+    """A stable id per (event, target): a redelivered trigger carries the same id.
+
+    Formatted as a UUID (the 16 bytes of a BLAKE2b digest of the pair)."""
+    h = hashlib.blake2b(f"{event}#{target_index}".encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
@@ -81,13 +83,21 @@ def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
 
 def check_target(target: Target) -> None:
     """Raise :class:`InvalidIdError` when a target cannot be addressed on Zenoh."""
-    validate_id("target cls_id", target.cls_id)
-    validate_id("target fn_id", target.fn_id)
-    validate_partition(target.partition_id)
-    if target.object_id_str is not None:
-        object_segment(target.object_id_str)
-    elif target.object_id is not None:
-        object_segment(target.object_id)
+    _check(target.cls_id, target.fn_id, target.partition_id, target.object_id, target.object_id_str)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check(
+    cls_id: str, fn_id: str, partition_id: int, object_id: int | None, object_id_str: str | None
+) -> None:
+    # Cached: a target is checked once, not per trigger (errors are not cached).
+    validate_id("target cls_id", cls_id)
+    validate_id("target fn_id", fn_id)
+    validate_partition(partition_id)
+    if object_id_str is not None:
+        object_segment(object_id_str)
+    elif object_id is not None:
+        object_segment(object_id)
 
 
 def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:

@@ -154,3 +154,11 @@ def test_invalid_targets_fail_to_build(bad: Target) -> None:
     e = entry(OutboxEvent(1, 4, "42", b"x", [bad]))
     with pytest.raises(InvalidIdError):
         build_dispatch(e, e.events[0], 0)
+
+
+def test_invocation_id_is_a_uuid_of_the_pair_digest() -> None:
+    import hashlib
+    import uuid
+
+    digest = hashlib.blake2b(b"c/0/1-0/1#0", digest_size=16).digest()
+    assert invocation_id("c/0/1-0/1", 0) == str(uuid.UUID(bytes=digest))
