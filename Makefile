@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup redis demo test lint pytest proto unasync clean
+.PHONY: setup redis demo test lint pytest proto unasync bench clean
 
 setup: $(VENV)/.installed
 
@@ -42,3 +42,6 @@ clean:
 # Regenerate the sync modules from their asyncio originals (a test checks they are fresh).
 unasync: setup
 	$(BIN)/python scripts/unasync.py
+
+bench: setup redis
+	$(BIN)/python -m bench

@@ -28,7 +28,8 @@ WORKER_FLAGS = [
     "--redis-url", "--zenoh-connect", "--zenoh-listen", "--zenoh-mode", "--zenoh-config",
     "--payload-format", "--delivery", "--max-trigger-depth", "--group", "--consumer",
     "--batch-size", "--trigger-timeout-ms", "--max-deliveries", "--claim-idle-ms",
-    "--hold", "--hold-max-age-ms", "--capture", "--log-level",
+    "--hold", "--hold-max-age-ms", "--capture", "--log-level", "--log-format", "--metrics-port",
+    "--metrics-host",
 ]  # fmt: skip
 
 
@@ -187,3 +188,15 @@ def test_bench_prints_a_table_and_json(tmp_path: Path) -> None:
         "zenoh_end_to_end",
     ]
     assert all(r["baseline"] > 0 and r["measured"] > 0 for r in results)
+
+
+def test_every_command_is_documented_and_every_documented_command_exists() -> None:
+    import re
+
+    from oprc_redis_events.cli import main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name in main.commands:
+        assert f"`{name}" in readme, name
+    for name in set(re.findall(r"oprc-redis-events ([a-z][a-z-]*)", readme)):
+        assert name in main.commands, name
