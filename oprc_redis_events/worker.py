@@ -55,6 +55,7 @@ log = logging.getLogger("oprc_redis_events.worker")
 
 HOLD_POLL_S = 0.1
 TRIM_INTERVAL_S = 5.0
+PROGRESS_INTERVAL_S = 30.0
 
 
 @dataclass
@@ -170,6 +171,8 @@ class Worker:
         self.metrics_host = metrics_host
         self.metrics_server: MetricsServer | None = None
         self._last_turn = self._last_redis_ok = 0.0
+        self._last_progress = time.monotonic()
+        self._last_counts: tuple[int, ...] = (0, 0, 0, 0, 0)
         self._store = AsyncObjectStore(self.client, self.settings)
         self._last_claim = self._last_trim = 0.0
 
@@ -268,6 +271,28 @@ class Worker:
         """Readiness: Redis answered in the last 10 s and a publisher is open."""
         return self.publisher is not None and time.monotonic() - self._last_redis_ok < 10
 
+    def _log_progress(self) -> None:
+        """One line a person can read, when something happened since the last one."""
+        s = self.stats
+        counts = (s.entries_read, s.triggers_sent, s.depth_stops, s.retries, s.dead_letters)
+        if counts == self._last_counts:
+            return
+        previous = self._last_counts
+        self._last_counts = counts
+        lag = sum(self.lag.values())
+        log.info(
+            "progress: +%d entries, +%d triggers sent (total %d), %d partition(s), lag %d, "
+            "depth stops %d, retries %d, dead letters %d",
+            counts[0] - previous[0],
+            counts[1] - previous[1],
+            counts[1],
+            len(self.states),
+            lag,
+            s.depth_stops,
+            s.retries,
+            s.dead_letters,
+        )
+
     def summary(self) -> str:
         s = self.stats
         return (
@@ -332,6 +357,9 @@ class Worker:
             for stream in list(self.states):
                 await self._claim(stream)
         await self._measure_lag()
+        if now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self._log_progress()
         if now - self._last_trim >= TRIM_INTERVAL_S:
             self._last_trim = now
             for stream in list(self.states):

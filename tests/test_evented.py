@@ -116,40 +116,39 @@ def _plain_result(raw: redis.Redis, command: str, arg: Any) -> Any:
         return type(err)
 
 
-def test_async_wrapper_matches_redis_and_the_model(server: RedisServer) -> None:
-    script = [
-        ("hset", {"1": b"x", "a": 7}),
-        ("hset", {"1": b"x"}),
-        ("hsetnx", ("1", b"q")),
-        ("hsetnx", ("b", "new")),
-        ("hincrby", ("n", 2)),
-        ("hincrby", ("n", 0)),
-        ("hincrbyfloat", ("f", 0.5)),
-        ("hdel", ["a", "zz"]),
-        ("delete", None),
-        ("hset", {"2": b"y"}),
-    ]
-
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(COMMANDS, min_size=1, max_size=10))
+def test_async_wrapper_matches_redis_and_the_model(
+    server: RedisServer, commands: list[Any]
+) -> None:
     async def run() -> None:
         raw = aredis.Redis.from_url(server.url)
         sync_raw = redis.Redis.from_url(server.url)
         store = AsyncObjectStore(raw, Settings.from_env({}))
         wrapped = AsyncEventedRedis(raw)
-        await raw.flushdb()
-        await store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
-        model = HashModel()
-        for command, arg in script:
-            before = await raw.hgetall(KEY)
-            last = sync_raw.xrevrange("oprc:{orders:0}:outbox", count=1)
-            after_id = last[0][0].decode() if last else "-"
-            expected_result = await call(raw, PLAIN, command, arg)
-            assert await call(wrapped, KEY, command, arg) == expected_result, (command, arg)
-            after = await raw.hgetall(KEY)
-            assert after == await raw.hgetall(PLAIN)
-            got = events(sync_raw, after=after_id)
-            assert sorted(got, key=repr) == sorted(model.expected(before, after, command), key=repr)
-        await raw.aclose()
-        sync_raw.close()
+        try:
+            await raw.flushdb()
+            await store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+            model = HashModel()
+            for command, arg in commands:
+                before = await raw.hgetall(KEY)
+                last = sync_raw.xrevrange("oprc:{orders:0}:outbox", count=1)
+                after_id = last[0][0].decode() if last else "-"
+                try:
+                    expected_result: Any = await call(raw, PLAIN, command, arg)
+                except redis.ResponseError as err:
+                    expected_result = type(err)
+                assert await call(wrapped, KEY, command, arg) == expected_result, (command, arg)
+                after = await raw.hgetall(KEY)
+                assert after == await raw.hgetall(PLAIN)
+                got = events(sync_raw, after=after_id)
+                expected = model.expected(before, after, command)
+                assert sorted(got, key=repr) == sorted(expected, key=repr)
+        finally:
+            await raw.aclose()
+            sync_raw.close()
 
     asyncio.run(run())
 

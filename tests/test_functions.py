@@ -264,3 +264,36 @@ def test_serve_command(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         log.close()
+
+
+def test_async_store_invokes_and_records(
+    redis_url: str,
+    settings: Settings,
+    zstore: ObjectStore,
+    client: redis.Redis,
+    zenoh_hub: ZenohHub,
+) -> None:
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    from oprc_redis_events import AsyncObjectStore
+
+    ev = ObjectEvent()
+    ev.func_trigger["ok"].on_complete.append(target(fn_id="ok-done"))
+    zstore.create("acct", 0, 3, {}, event=ev)
+    with FunctionHost(zstore, zenoh_hub.session(), "acct", [0], {"ok": ok}):
+        time.sleep(0.3)
+
+        async def run() -> Any:
+            store = AsyncObjectStore(
+                aredis.Redis.from_url(redis_url), settings, zenoh_session=zenoh_hub.session()
+            )
+            try:
+                return await store.invoke("acct", 0, "ok", b"async", object_id=3)
+            finally:
+                await store.close()
+
+        response = asyncio.run(run())
+    assert response.status == ResponseStatus.OKAY and response.payload == b"done:async"
+    assert events(client, "acct", 0) == [("COMPLETE", "ok", b"done:async")]

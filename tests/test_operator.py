@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -286,3 +287,19 @@ def test_object_and_trigger_commands(redis_url: str, client: redis.Redis) -> Non
         "does not exist"
         in cli("get", "orders", "0", "9", "--redis-url", redis_url, check=False).stderr
     )
+
+
+def test_progress_line_is_readable(settings: Settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    worker = Worker(settings, publisher=MemoryPublisher())
+    worker.stats.entries_read, worker.stats.triggers_sent = 5, 9
+    with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker"):
+        worker._log_progress()
+        worker._log_progress()  # nothing new: no second line
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
+    assert lines == [
+        "progress: +5 entries, +9 triggers sent (total 9), 0 partition(s), lag 0, "
+        "depth stops 0, retries 0, dead letters 0"
+    ]
+    asyncio.run(worker.client.aclose())
