@@ -33,7 +33,7 @@ from redis.keyspace_notifications import KeyNotification
 
 from .errors import ConfigError
 from .evented_core import object_ref
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .ops import ObjectRef
 from .scripts import register
 
@@ -92,7 +92,7 @@ class KeyspaceCapture:
         """Make sure ``notify-keyspace-events`` includes what capture needs."""
         try:
             config = await self.client.config_get("notify-keyspace-events")
-            current = _text(config.get("notify-keyspace-events", ""))
+            current = as_text(config.get("notify-keyspace-events") or "")
             wanted = merged_flags(current)
             if wanted is not None:
                 await self.client.config_set("notify-keyspace-events", wanted)
@@ -208,10 +208,10 @@ class KeyspaceCapture:
         """Diff every object (and every shadow whose object is gone); return the changes."""
         refs: set[ObjectRef] = set()
         for member in await self.client.smembers(PARTITIONS_KEY):
-            await self._flag(PartitionKeys.from_member(_text(member)))
+            await self._flag(PartitionKeys.from_member(as_text(member)))
         for kind in ("obj", "shadow", "meta"):
             async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:{kind}:*", count=1000):
-                ref = _ref_of(_text(key), kind)
+                ref = _ref_of(as_text(key), kind)
                 if ref is not None:
                     refs.add(ref)
         ordered = sorted(refs, key=lambda r: (r.keys.member, r.segment))
@@ -232,7 +232,3 @@ def _ref_of(key: str, kind: str) -> ObjectRef | None:
     except (ValueError, TypeError):
         log.warning("capture: skipping %r: not a valid object key", key)
         return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

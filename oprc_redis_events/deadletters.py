@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 
 __all__ = [
     "DeadLetter",
@@ -64,10 +64,6 @@ def dead_letter_fields(
     return record
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _decode(partition: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     def text(name: bytes) -> str:
         return fields.get(name, b"").decode(errors="replace")
@@ -88,9 +84,9 @@ async def partitions_with_dlq(client: aredis.Redis) -> list[PartitionKeys]:
     """Every partition that has a dead-letter stream."""
     found: set[PartitionKeys] = set()
     async for key in client.scan_iter(match=f"{PREFIX}:{{*}}:dlq", _type="stream"):
-        found.add(PartitionKeys.from_key(_text(key)))
+        found.add(PartitionKeys.from_key(as_text(key)))
     for member in await client.smembers(PARTITIONS_KEY):
-        partition = PartitionKeys.from_member(_text(member))
+        partition = PartitionKeys.from_member(as_text(member))
         if await client.exists(partition.dead_letters):
             found.add(partition)
     return sorted(found)

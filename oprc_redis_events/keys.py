@@ -42,6 +42,7 @@ __all__ = [
     "FieldKey",
     "ObjectId",
     "PartitionKeys",
+    "as_text",
     "field_name",
     "object_segment",
     "parse_field_name",
@@ -69,6 +70,11 @@ FieldKey = int | str
 
 _FORBIDDEN = re.compile(r"[/*$#?{}\s]")
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def as_text(value: bytes | str) -> str:
+    """A key, stream id or member as redis-py returns it (bytes, or str when decoding)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def validate_id(kind: str, value: object) -> str:

@@ -16,10 +16,20 @@ __all__ = ["SCRIPT_NAMES", "register", "source"]
 SCRIPT_NAMES = ("write", "lease", "capture")
 
 
+#: scripts that use the shared library lua/lib/events.lua (a script cannot import one)
+USES_LIBRARY = frozenset({"write", "capture"})
+
+
+def _read(*parts: str) -> str:
+    return resources.files(__package__).joinpath("lua", *parts).read_text("utf-8")
+
+
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua`` shipped inside the package."""
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+    """The text of ``lua/<name>.lua`` shipped inside the package, after the shared library
+    when it uses it."""
+    body = _read(f"{name}.lua")
+    return _read("lib", "events.lua") + "\n" + body if name in USES_LIBRARY else body
 
 
 def register(client: Any, name: str) -> Any:

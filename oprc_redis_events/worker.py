@@ -40,7 +40,7 @@ from .config import Settings, redact_url
 from .deadletters import dead_letter_fields
 from .errors import InvalidIdError, ObjectNotFoundError, OprcEventsError
 from .functions import InvokeResult
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, parse_object_segment
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text, parse_object_segment
 from .leases import Leases
 from .metrics import MetricsServer, WorkerMetrics
 from .outbox import OutboxEntry, PoisonEntryError, decode_entry
@@ -112,10 +112,6 @@ class DeferredAck:
     partition: PartitionKeys
     acked: list[str]
     dead: list[DeadLetterRecord]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
@@ -369,7 +365,7 @@ class Worker:
         lag: dict[str, int] = {}
         for stream, state in list(self.states.items()):
             for group in await self.client.xinfo_groups(stream):
-                if _text(group["name"]) == self.settings.group:
+                if as_text(group["name"]) == self.settings.group:
                     lag[state.keys.member] = int(group.get("lag") or 0)
         self.lag = lag
 
@@ -378,12 +374,12 @@ class Worker:
         found: set[str] = set()
         for member in await self.client.smembers(PARTITIONS_KEY):
             try:
-                found.add(PartitionKeys.from_member(_text(member)).outbox)
+                found.add(PartitionKeys.from_member(as_text(member)).outbox)
             except (InvalidIdError, ValueError):
                 log.warning("ignoring malformed member %r of %s", member, PARTITIONS_KEY)
         if not self._scanned:
             async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-                found.add(_text(key))
+                found.add(as_text(key))
             self._scanned = True
         for stream in sorted(found - self.partitions.keys()):
             try:
@@ -407,7 +403,7 @@ class Worker:
                 start_id=start,
                 count=self.settings.batch_size,
             )
-            start = _text(reply[0])
+            start = as_text(reply[0])
             claimed += len(reply[1])
             if start == "0-0":
                 break
@@ -463,7 +459,7 @@ class Worker:
             block=block_ms,
         )
         return [
-            (_text(stream), _text(entry_id), fields or {})
+            (as_text(stream), as_text(entry_id), fields or {})
             for stream, entries in _stream_items(reply)
             for entry_id, fields in entries
         ]

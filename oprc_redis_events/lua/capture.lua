@@ -15,17 +15,12 @@
 -- A missing shadow means the object predates capture (or was written before capture was
 -- on): the shadow is created from the object and nothing is reported.  Otherwise: a field
 -- in the object but not the shadow is CREATE, a different value UPDATE, a field only in the
--- shadow DELETE; the entry has the same shape as write.lua's (depth 0, no trace context).
+-- shadow DELETE; the entry has the same shape as write.lua's (lib/events.lua; depth 0, no
+-- trace context).
 
 local obj, meta, outbox, shadow = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local oid, drop, events = ARGV[1], ARGV[2] == "drop", ARGV[3] == "1"
 local SENTINEL = "{synced}"
-
-local function chunked(cmd, key, list)
-  for i = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
-  end
-end
 
 local function as_map(flat)
   local map = {}
@@ -75,43 +70,13 @@ end
 
 local matched, id = 0, ""
 if events and #changes > 0 then
-  local codes = {c = "3", u = "4", d = "5"}
-  local entry, count = nil, 0
-  local batches = {}
-  for _, ch in ipairs(changes) do
-    local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
-    if targets then
-      if entry == nil or count == 500 then
-        entry, count = {}, 0
-        batches[#batches + 1] = entry
-      end
-      count = count + 1
-      matched = matched + 1
-      entry.n = count
-      local i = tostring(count)
-      entry[#entry + 1] = "e" .. i
-      entry[#entry + 1] = codes[ch[1]]
-      entry[#entry + 1] = "k" .. i
-      entry[#entry + 1] = ch[2]
-      if ch[3] then
-        entry[#entry + 1] = "p" .. i
-        entry[#entry + 1] = ch[3]
-      end
-      entry[#entry + 1] = "t" .. i
-      entry[#entry + 1] = targets
-    end
-  end
+  local batches
+  batches, matched = match_events(meta, changes)
   local version = "0"
-  if redis.call("EXISTS", meta) == 1 then
+  if redis.call("EXISTS", meta) == 1 then  -- a change counts as a write of the object
     version = tostring(redis.call("HINCRBY", meta, "v", 1))
   end
-  local now = redis.call("TIME")
-  local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
-  for _, e in ipairs(batches) do
-    local fields = {"o", oid, "v", version, "d", "0", "ts", ts, "n", tostring(e.n)}
-    for _, x in ipairs(e) do fields[#fields + 1] = x end
-    id = redis.call("XADD", outbox, "*", unpack(fields))
-  end
+  id = append_events(outbox, batches, oid, version, "0", "")
 end
 
 if drop then

@@ -32,25 +32,14 @@
 -- while the capture flag exists, the changes are mirrored into the shadow so that keyspace
 -- capture does not report them a second time.
 -- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>], t<i>
--- (a write with more than 500 matched events is split over several entries; the last id is returned).
+-- (a write with more than 500 matched events is split over several entries; the last id is
+-- returned).  The entry format and the matching are in lib/events.lua.
 
 local obj, meta, outbox, shadow, capture = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, oid, depth, traceparent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local events = ARGV[5] == "1"
 local n = tonumber(ARGV[6])
 local pos = 7
-
--- Lua's unpack() is limited to a few thousand values: send long lists in chunks.
-local function chunked(cmd, key, list)
-  local out = {}
-  for i = 1, #list, 1000 do
-    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
-    if type(r) == "table" then
-      for _, x in ipairs(r) do out[#out + 1] = x end
-    end
-  end
-  return out
-end
 
 local had_fields = redis.call("EXISTS", obj) == 1
 local exists = had_fields or redis.call("EXISTS", meta) == 1
@@ -199,37 +188,8 @@ if redis.call("EXISTS", capture) == 1 then
 end
 
 -- Match while the configuration still exists (delete removes it below).
--- Events are grouped 500 to an entry (one entry for any ordinary write) so that
--- unpack() stays within Lua's limits.
-local batches = {}
-local matched = 0
-if events then
-  local codes = {c = "3", u = "4", d = "5", fc = "1", fe = "2"}
-  local entry, count = nil, 0
-  for _, ch in ipairs(changes) do
-    local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
-    if targets then
-      if entry == nil or count == 500 then
-        entry, count = {}, 0
-        batches[#batches + 1] = entry
-      end
-      count = count + 1
-      matched = matched + 1
-      entry.n = count
-      local i = tostring(count)
-      entry[#entry + 1] = "e" .. i
-      entry[#entry + 1] = codes[ch[1]]
-      entry[#entry + 1] = "k" .. i
-      entry[#entry + 1] = ch[2]
-      if ch[3] then
-        entry[#entry + 1] = "p" .. i
-        entry[#entry + 1] = ch[3]
-      end
-      entry[#entry + 1] = "t" .. i
-      entry[#entry + 1] = targets
-    end
-  end
-end
+local batches, matched = {}, 0
+if events then batches, matched = match_events(meta, changes) end
 
 local version = 0
 if mode == "delete" then
@@ -247,20 +207,5 @@ else
   end
 end
 
-if matched == 0 then return {0, version, "", 0, created, deleted, newvalue} end
-
-local now = redis.call("TIME")
-local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
-local id = ""
-for _, entry in ipairs(batches) do
-  local fields = {"o", oid, "v", tostring(version), "d", depth, "ts", ts}
-  if traceparent ~= "" then
-    fields[#fields + 1] = "tp"
-    fields[#fields + 1] = traceparent
-  end
-  fields[#fields + 1] = "n"
-  fields[#fields + 1] = tostring(entry.n)
-  for _, x in ipairs(entry) do fields[#fields + 1] = x end
-  id = redis.call("XADD", outbox, "*", unpack(fields))
-end
+local id = append_events(outbox, batches, oid, version, depth, traceparent)
 return {0, version, id, matched, created, deleted, newvalue}
