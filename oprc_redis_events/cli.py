@@ -16,16 +16,12 @@ from typing import Any
 
 import click
 
-from . import cli_objects
-from .config import CAPTURE_MODES, ENV_VARS, PAYLOAD_FORMATS, ZENOH_MODES, Settings
+from . import cli_dlq, cli_objects
+from .config import CAPTURE_MODES, PAYLOAD_FORMATS, ZENOH_MODES, Settings, env_hint
 from .errors import OprcEventsError
 from .wire import DELIVERY_MODES
 
 __all__ = ["main"]
-
-
-def _env(name: str) -> str:
-    return f"[env: {ENV_VARS[name]}]"
 
 
 def _settings(**flags: Any) -> Settings:
@@ -69,33 +65,33 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--redis-url", help=f"Redis to read the outbox from. {_env('redis_url')}")
+@click.option("--redis-url", help=f"Redis to read the outbox from. {env_hint('redis_url')}")
 @click.option(
     "--zenoh-connect",
     multiple=True,
     help=f"Zenoh endpoint to connect to, e.g. tcp/127.0.0.1:7447 (repeatable). "
-    f"{_env('zenoh_connect')}",
+    f"{env_hint('zenoh_connect')}",
 )
 @click.option(
     "--zenoh-listen",
     multiple=True,
-    help=f"Zenoh endpoint to listen on (repeatable; none by default). {_env('zenoh_listen')}",
+    help=f"Zenoh endpoint to listen on (repeatable; none by default). {env_hint('zenoh_listen')}",
 )
 @click.option(
     "--zenoh-mode",
     type=click.Choice(ZENOH_MODES),
     help=f"Zenoh session mode (default: client when --zenoh-connect is given, else peer). "
-    f"{_env('zenoh_mode')}",
+    f"{env_hint('zenoh_mode')}",
 )
 @click.option(
     "--zenoh-config",
     type=click.Path(exists=True, dir_okay=False),
-    help=f"Zenoh JSON5 config file; the flags above override it. {_env('zenoh_config')}",
+    help=f"Zenoh JSON5 config file; the flags above override it. {env_hint('zenoh_config')}",
 )
 @click.option(
     "--payload-format",
     type=click.Choice(PAYLOAD_FORMATS),
-    help=f"TriggerPayload encoding (default json, as the platform). {_env('payload_format')}",
+    help=f"TriggerPayload encoding (default json, as the platform). {env_hint('payload_format')}",
 )
 @click.option(
     "--delivery",
@@ -109,49 +105,49 @@ def main() -> None:
     "--max-trigger-depth",
     type=int,
     help=f"Events at this depth or deeper are not dispatched (default 10). "
-    f"{_env('max_trigger_depth')}",
+    f"{env_hint('max_trigger_depth')}",
 )
-@click.option("--group", help=f"Consumer group name (default oprc-events). {_env('group')}")
-@click.option("--consumer", help=f"Consumer name (default host-pid). {_env('consumer')}")
+@click.option("--group", help=f"Consumer group name (default oprc-events). {env_hint('group')}")
+@click.option("--consumer", help=f"Consumer name (default host-pid). {env_hint('consumer')}")
 @click.option(
     "--batch-size",
     type=int,
-    help=f"Entries read per XREADGROUP (default 500). {_env('batch_size')}",
+    help=f"Entries read per XREADGROUP (default 500). {env_hint('batch_size')}",
 )
 @click.option(
     "--trigger-timeout-ms",
     type=int,
     help=f"A dispatch not completed in this time is a failed attempt (default 30000). "
-    f"{_env('trigger_timeout_ms')}",
+    f"{env_hint('trigger_timeout_ms')}",
 )
 @click.option(
     "--max-deliveries",
     type=int,
-    help=f"Attempts before an entry is dead-lettered (default 10). {_env('max_deliveries')}",
+    help=f"Attempts before an entry is dead-lettered (default 10). {env_hint('max_deliveries')}",
 )
 @click.option(
     "--claim-idle-ms",
     type=int,
     help=f"Partition lease time, and idle time after which a dead worker's pending entries "
-    f"are claimed (default 15000). {_env('claim_idle_ms')}",
+    f"are claimed (default 15000). {env_hint('claim_idle_ms')}",
 )
 @click.option(
     "--hold/--no-hold",
     default=None,
     help=f"Keep events whose target has no Zenoh subscriber pending until one appears "
-    f"(default off). {_env('hold')}",
+    f"(default off). {env_hint('hold')}",
 )
 @click.option(
     "--hold-max-age-ms",
     type=int,
     help=f"In hold mode, dead-letter an event this long after its write (default 60000). "
-    f"{_env('hold_max_age_ms')}",
+    f"{env_hint('hold_max_age_ms')}",
 )
 @click.option(
     "--capture",
     type=click.Choice(CAPTURE_MODES),
     help=f"keyspace: also report writes that bypass the library (redis-cli, other apps), "
-    f"from keyspace notifications (default off). {_env('capture')}",
+    f"from keyspace notifications (default off). {env_hint('capture')}",
 )
 @click.option(
     "--metrics-port",
@@ -302,14 +298,16 @@ def demo(
     help="Partition to serve (repeatable).",
 )
 @click.option("--fn", "fn_id", required=True, help="Function id, as in triggers and invocations.")
-@click.option("--redis-url", help=f"Redis of the objects the function writes. {_env('redis_url')}")
+@click.option(
+    "--redis-url", help=f"Redis of the objects the function writes. {env_hint('redis_url')}"
+)
 @click.option(
     "--zenoh-connect",
     multiple=True,
-    help=f"Zenoh endpoint to connect to (repeatable). {_env('zenoh_connect')}",
+    help=f"Zenoh endpoint to connect to (repeatable). {env_hint('zenoh_connect')}",
 )
 @click.option(
-    "--zenoh-listen", multiple=True, help=f"Zenoh endpoint to listen on. {_env('zenoh_listen')}"
+    "--zenoh-listen", multiple=True, help=f"Zenoh endpoint to listen on. {env_hint('zenoh_listen')}"
 )
 @click.option("--odgm", is_flag=True, help="Also serve ODGM's .../invokes/{fn}/async/* keys.")
 @click.option(
@@ -369,162 +367,6 @@ def serve(
     click.echo("stopped", err=True)
 
 
-def _admin(redis_url: str | None) -> Any:
-    import redis.asyncio as aredis
-
-    return aredis.Redis.from_url(_settings(redis_url=redis_url).redis_url)
-
-
-_redis_option = click.option("--redis-url", help=f"Redis to use. {_env('redis_url')}")
-_cls_option = click.option("--cls", "cls_id", help="Only this class (with --partition).")
-_partition_option = click.option("--partition", type=int, help="Only this partition.")
-
-
-@main.group()
-def dlq() -> None:
-    """Inspect, replay or purge the dead-letter streams (oprc:{cls:pid}:dlq)."""
-
-
-@dlq.command("list")
-@_redis_option
-@_cls_option
-@_partition_option
-@click.option("--count", type=int, default=100, show_default=True, help="Per partition.")
-def dlq_list(redis_url: str | None, cls_id: str | None, partition: int | None, count: int) -> None:
-    """Print dead letters: partition, id, reason, error, attempts, source entry."""
-
-    from .deadletters import list_dead_letters
-
-    async def run() -> int:
-        client = _admin(redis_url)
-        try:
-            total = 0
-            for keys in await _partitions_async(client, cls_id, partition):
-                for letter in await list_dead_letters(client, keys, count):
-                    total += 1
-                    click.echo(
-                        f"{keys.member} {letter.id} source={letter.source_id} "
-                        f"attempts={letter.attempts} reason={letter.reason!r}"
-                        + (f" error={letter.error!r}" if letter.error else "")
-                    )
-            return total
-        finally:
-            await client.aclose()
-
-    total = _run(run())
-    click.echo(f"{total} dead letter(s)", err=True)
-
-
-@dlq.command("replay")
-@_redis_option
-@_cls_option
-@_partition_option
-@click.argument("ids", nargs=-1)
-def dlq_replay(
-    redis_url: str | None, cls_id: str | None, partition: int | None, ids: tuple[str, ...]
-) -> None:
-    """Put dead letters back into their outbox (all of them, or the given IDS of the
-    partition named by --cls/--partition); they keep their invocation ids."""
-
-    from .deadletters import replay
-
-    if ids and cls_id is None:
-        raise click.UsageError("replaying given ids needs --cls and --partition")
-
-    async def run() -> int:
-        client = _admin(redis_url)
-        try:
-            done = 0
-            for keys in await _partitions_async(client, cls_id, partition):
-                done += await replay(client, keys, list(ids) or None)
-            return done
-        finally:
-            await client.aclose()
-
-    click.echo(f"replayed {_run(run())} dead letter(s)")
-
-
-@dlq.command("purge")
-@_redis_option
-@_cls_option
-@_partition_option
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.argument("ids", nargs=-1)
-def dlq_purge(
-    redis_url: str | None,
-    cls_id: str | None,
-    partition: int | None,
-    yes: bool,
-    ids: tuple[str, ...],
-) -> None:
-    """Delete dead letters (all of them, or the given IDS of one partition)."""
-
-    from .deadletters import purge
-
-    if ids and cls_id is None:
-        raise click.UsageError("purging given ids needs --cls and --partition")
-    if not yes:
-        click.confirm("Delete these dead letters for good?", abort=True)
-
-    async def run() -> int:
-        client = _admin(redis_url)
-        try:
-            done = 0
-            for keys in await _partitions_async(client, cls_id, partition):
-                done += await purge(client, keys, list(ids) or None)
-            return done
-        finally:
-            await client.aclose()
-
-    click.echo(f"purged {_run(run())} dead letter(s)")
-
-
-@main.command()
-@_redis_option
-@click.option(
-    "--maxlen",
-    type=int,
-    help="Also require each outbox to hold at most this many entries; refused with "
-    "an error when that would drop unacknowledged entries.",
-)
-def trim(redis_url: str | None, maxlen: int | None) -> None:
-    """Remove outbox entries every consumer group has acknowledged (workers do this too)."""
-    from .keys import PREFIX
-    from .retention import trim_outbox
-
-    async def run() -> int:
-        client = _admin(redis_url)
-        try:
-            removed = 0
-            async for key in client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-                removed += await trim_outbox(client, key.decode(), maxlen=maxlen)
-            return removed
-        finally:
-            await client.aclose()
-
-    click.echo(f"removed {_run(run())} acknowledged entries")
-
-
-async def _partitions_async(client: Any, cls_id: str | None, partition: int | None) -> list[Any]:
-    from .deadletters import partitions_with_dlq
-    from .keys import PartitionKeys
-
-    if cls_id is not None:
-        if partition is None:
-            raise click.UsageError("--cls needs --partition")
-        return [PartitionKeys.of(cls_id, partition)]
-    return await partitions_with_dlq(client)
-
-
-def _run(coro: Any) -> Any:
-    import asyncio
-
-    try:
-        return asyncio.run(coro)
-    except OprcEventsError as err:
-        raise click.ClickException(str(err)) from err
-
-
 @main.command()
 @click.option("--redis-url", help="Benchmark this Redis instead of a private redis-server.")
 @click.option("--quick", is_flag=True, help="Smaller runs (about 5 s).")
@@ -552,6 +394,8 @@ def bench(redis_url: str | None, quick: bool, json_path: str | None) -> None:
 
 
 for _command in (
+    cli_dlq.dlq,
+    cli_dlq.trim,
     cli_objects.get,
     cli_objects.put,
     cli_objects.delete,

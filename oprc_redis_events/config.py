@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "redact_url"]
+__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "env_hint", "redact_url"]
 
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
@@ -52,6 +52,11 @@ ENV_VARS: dict[str, str] = {
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def env_hint(name: str) -> str:
+    """``[env: VAR]`` for the help text of the option that sets ``name``."""
+    return f"[env: {ENV_VARS[name]}]"
 
 
 def redact_url(url: str) -> str:

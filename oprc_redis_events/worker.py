@@ -24,12 +24,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -38,15 +36,15 @@ import redis.asyncio as aredis
 from .asyncio_store import AsyncObjectStore
 from .config import Settings, redact_url
 from .deadletters import dead_letter_fields
-from .errors import InvalidIdError, ObjectNotFoundError, OprcEventsError
-from .functions import InvokeResult
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text, parse_object_segment
+from .dispatch import Dispatcher, Outcome, Plan
+from .errors import InvalidIdError, OprcEventsError
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .leases import Leases
 from .metrics import MetricsServer, WorkerMetrics
 from .outbox import OutboxEntry, PoisonEntryError, decode_entry
-from .pb.oprc_invoke_pb2 import InvocationResponse
 from .publisher import Publisher, ZenohPublisher
 from .retention import trim_outbox
+from .stats import WorkerStats
 from .wire import DELIVERY_MODES, Delivery, Dispatch, build_dispatch
 
 __all__ = ["Worker", "WorkerStats"]
@@ -56,43 +54,6 @@ log = logging.getLogger("oprc_redis_events.worker")
 HOLD_POLL_S = 0.1
 TRIM_INTERVAL_S = 5.0
 PROGRESS_INTERVAL_S = 30.0
-
-
-@dataclass
-class WorkerStats:
-    """Counters since the worker started."""
-
-    entries_read: int = 0
-    events_read: int = 0
-    triggers_sent: int = 0
-    depth_stops: int = 0
-    dead_letters: int = 0
-    retries: int = 0
-    held: int = 0
-    claimed: int = 0
-    trimmed: int = 0
-    sent_by_target: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-
-
-@dataclass
-class Plan:
-    """One entry of a batch and the dispatches it makes."""
-
-    entry_id: str
-    fields: dict[bytes, bytes]
-    entry: OutboxEntry
-    dispatches: list[Dispatch]
-
-
-@dataclass
-class Outcome:
-    """How far a publish got: ``done`` plans went out; the next was held or failed.
-    ``answers`` are the responses of ``invoke`` deliveries that went out."""
-
-    done: int
-    held_key: str | None = None
-    error: str | None = None
-    answers: list[tuple[Dispatch, InvocationResponse]] = field(default_factory=list)
 
 
 DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
@@ -160,7 +121,6 @@ class Worker:
         self._scanned = False
         self._deferred: list[DeferredAck] = []
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
-        self._pool: ThreadPoolExecutor | None = None  # invoke deliveries
         self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
         self.metrics = WorkerMetrics(self)
         self.metrics_port = metrics_port
@@ -169,7 +129,9 @@ class Worker:
         self._last_turn = self._last_redis_ok = 0.0
         self._last_progress = time.monotonic()
         self._last_counts: tuple[int, ...] = (0, 0, 0, 0, 0)
-        self._store = AsyncObjectStore(self.client, self.settings)
+        self.dispatcher = Dispatcher(
+            self.settings, self.stats, self.metrics, AsyncObjectStore(self.client, self.settings)
+        )
         self._last_claim = self._last_trim = 0.0
 
     def __repr__(self) -> str:
@@ -248,8 +210,7 @@ class Worker:
                 await self._flush_acks(wait=True)
             with contextlib.suppress(redis.RedisError):
                 await self.leases.release_all()
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+            self.dispatcher.close()
             if owned and self.publisher is not None:
                 self.publisher.close()
                 self.publisher = None
@@ -598,89 +559,8 @@ class Worker:
         return int(pending[0]["times_delivered"]) if pending else 1
 
     async def _publish(self, plans: list[Plan]) -> Outcome:
-        if not any(p.dispatches for p in plans):
-            return Outcome(len(plans))
-        outcome = await self._publish_in_thread(plans)
-        for dispatch, response in outcome.answers:
-            await self._record(dispatch, response)
-        return outcome
-
-    async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
-        """Record an invoked function's outcome on its target object (function event)."""
-        target = dispatch.target
-        if not target.stateful:
-            return
-        oid = parse_object_segment(target.object_segment)
-        store = self._store.with_context(depth=dispatch.depth + 1, traceparent=dispatch.traceparent)
-        with contextlib.suppress(ObjectNotFoundError):
-            await store.report_function_result(
-                target.cls_id, target.partition_id, oid, target.fn_id, response
-            )
-
-    async def _publish_in_thread(self, plans: list[Plan]) -> Outcome:
-        cancel = threading.Event()
-        task = asyncio.ensure_future(asyncio.to_thread(self._publish_sync, plans, cancel))
-        timeout = self.settings.trigger_timeout_ms / 1000
-        if any(d.mode == "invoke" for p in plans for d in p.dispatches):
-            return await task  # each GET has the timeout of its own
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            cancel.set()
-            outcome = await task  # stops after the put in hand
-            if outcome.done < len(plans) and outcome.error is None and outcome.held_key is None:
-                outcome.error = f"dispatch did not complete within {timeout * 1000:.0f} ms"
-            return outcome
-
-    def _publish_sync(self, plans: list[Plan], cancel: threading.Event) -> Outcome:
-        """PUTs one at a time in write order; GETs (``invoke``) started together, at most
-        ``max_concurrent_triggers`` at once, and awaited in write order."""
-        publisher = self.publisher
-        assert publisher is not None
-        timeout = self.settings.trigger_timeout_ms / 1000
-        calls: dict[int, Future[InvokeResult]] = {
-            id(d): self._invoker().submit(publisher.invoke, d.key, d.body, timeout)
-            for plan in plans
-            for d in plan.dispatches
-            if d.mode == "invoke"
-        }
-        outcome = Outcome(0)
-        for i, plan in enumerate(plans):
-            outcome.done = i
-            if cancel.is_set():
-                return outcome
-            if self.settings.hold:
-                for d in plan.dispatches:
-                    if d.mode != "invoke" and not publisher.matching(d.key):
-                        outcome.held_key = d.key
-                        return outcome
-            try:
-                for d in plan.dispatches:
-                    if d.mode == "invoke":
-                        result = calls[id(d)].result()
-                        if not result.answered:
-                            outcome.error = result.response.payload.decode(errors="replace")
-                            return outcome
-                        outcome.answers.append((d, result.response))
-                    else:
-                        publisher.put(d.key, d.body)
-            except Exception as err:  # any failure of the edge is a failed attempt
-                outcome.error = f"{type(err).__name__}: {err}"
-                return outcome
-            for d in plan.dispatches:
-                self.stats.triggers_sent += 1
-                self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
-            if plan.dispatches:
-                self.metrics.observe_dispatch(plan.entry.timestamp, len(plan.dispatches))
-        outcome.done = len(plans)
-        return outcome
-
-    def _invoker(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                self.settings.max_concurrent_triggers, thread_name_prefix="oprc-invoke"
-            )
-        return self._pool
+        assert self.publisher is not None
+        return await self.dispatcher.publish(self.publisher, plans)
 
     async def _finish(
         self,

@@ -1,0 +1,24 @@
+"""The worker's counters: what its logs, its summary line and its metrics report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+__all__ = ["WorkerStats"]
+
+
+@dataclass
+class WorkerStats:
+    """Counters since the worker started."""
+
+    entries_read: int = 0
+    events_read: int = 0
+    triggers_sent: int = 0
+    depth_stops: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    held: int = 0
+    claimed: int = 0
+    trimmed: int = 0
+    sent_by_target: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
