@@ -17,6 +17,7 @@ from .errors import (
     ZenohUnavailableError,
 )
 from .evented import EventedPipeline, EventedRedis
+from .host import FunctionHost, InvocationContext
 from .ops import ObjectRecord, WriteResult
 from .pb.oprc_data_pb2 import (
     DataTrigger,
@@ -25,6 +26,7 @@ from .pb.oprc_data_pb2 import (
     FuncTrigger,
     ObjData,
     ObjectEvent,
+    ObjMeta,
     TriggerPayload,
     TriggerTarget,
     ValData,
@@ -51,12 +53,15 @@ __all__ = [
     "EventedPipeline",
     "EventedRedis",
     "FuncTrigger",
+    "FunctionHost",
     "InvalidIdError",
     "InvalidTriggerError",
     "InvalidValueError",
+    "InvocationContext",
     "InvocationRequest",
     "InvocationResponse",
     "ObjData",
+    "ObjMeta",
     "ObjectEvent",
     "ObjectExistsError",
     "ObjectInvocationRequest",

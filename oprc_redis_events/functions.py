@@ -35,6 +35,7 @@ __all__ = [
     "function_event",
     "get_response",
     "invoke_key",
+    "response_of",
     "run_blocking",
     "run_now",
 ]
@@ -131,6 +132,25 @@ def function_event(response: InvocationResponse) -> tuple[str, bytes | None]:
         return "fe", response.payload
     name = ResponseStatus.Name(response.status)
     return "fe", (response.headers.get("error") or name).encode()
+
+
+def response_of(
+    *, ok: bool | None, output: bytes | str | None, error: str | None
+) -> InvocationResponse:
+    """An ``InvocationResponse`` from the plain outcome of a function."""
+    if ok is None:
+        ok = error is None
+    if isinstance(output, str):
+        output = output.encode()
+    if ok:
+        response = InvocationResponse(status=ResponseStatus.OKAY)
+        if output is not None:
+            response.payload = output
+        return response
+    text = error or (output.decode(errors="replace") if output else "APP_ERROR")
+    return InvocationResponse(
+        status=ResponseStatus.APP_ERROR, payload=text.encode(), headers={"error": text}
+    )
 
 
 def new_invocation_id() -> str:

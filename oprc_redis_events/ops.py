@@ -22,7 +22,7 @@ from .keys import (
     parse_object_segment,
     validate_id,
 )
-from .pb.oprc_data_pb2 import ObjData, ObjectEvent, ValData, ValType
+from .pb.oprc_data_pb2 import ObjData, ObjectEvent, ObjMeta, ValData, ValType
 from .triggers import build_index, coerce_event
 
 __all__ = [
@@ -110,15 +110,19 @@ class ObjectRecord:
     types: dict[FieldKey, int] = field(default_factory=dict)
     event: ObjectEvent | None = None
 
+    @property
+    def metadata(self) -> ObjMeta:
+        """The platform's ``ObjMeta`` of this object."""
+        meta = ObjMeta(cls_id=self.cls_id, partition_id=self.partition_id)
+        if isinstance(self.object_id, int):
+            meta.object_id = self.object_id
+        else:
+            meta.object_id_str = self.object_id
+        return meta
+
     def to_obj_data(self) -> ObjData:
         """The platform's ``ObjData`` for this object (numeric keys in ``entries``)."""
-        data = ObjData()
-        data.metadata.cls_id = self.cls_id
-        data.metadata.partition_id = self.partition_id
-        if isinstance(self.object_id, int):
-            data.metadata.object_id = self.object_id
-        else:
-            data.metadata.object_id_str = self.object_id
+        data = ObjData(metadata=self.metadata)
         for key, value in self.entries.items():
             target = data.entries[key] if isinstance(key, int) else data.entries_str[key]
             target.data = value

@@ -228,12 +228,22 @@ class ObjectStore:
         partition_id: int,
         object_id: ObjectId,
         fn_id: str,
-        response: InvocationResponse,
+        response: InvocationResponse | None = None,
+        *,
+        ok: bool | None = None,
+        output: bytes | str | None = None,
+        error: str | None = None,
     ) -> WriteResult:
         """Record that ``fn_id`` ran for an object: FUNC_COMPLETE when ``response`` is OKAY
         (payload: its output), FUNC_ERROR otherwise (payload: the error text), so the
         object's ``func_trigger[fn_id]`` targets fire.  For a runtime that ran an
-        asynchronous invocation itself; :meth:`invoke` records on its own."""
+        asynchronous invocation itself; :meth:`invoke` records on its own.
+
+        Without a ``response``: ``ok=True`` (with ``output``) or ``ok=False`` / ``error=``
+        (the error text) say the same.
+        """
+        if response is None:
+            response = functions.response_of(ok=ok, output=output, error=error)
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         code, payload = functions.function_event(response)
         return self._run(ref, "func", func=(fn_id, code, payload))

@@ -297,3 +297,18 @@ def test_async_store_invokes_and_records(
         response = asyncio.run(run())
     assert response.status == ResponseStatus.OKAY and response.payload == b"done:async"
     assert events(client, "acct", 0) == [("COMPLETE", "ok", b"done:async")]
+
+
+def test_report_function_result_from_a_plain_outcome(
+    store: ObjectStore, client: redis.Redis
+) -> None:
+    ev = ObjectEvent()
+    ev.func_trigger["job"].on_complete.append(target(fn_id="ok"))
+    ev.func_trigger["job"].on_error.append(target(fn_id="err"))
+    store.create("acct", 0, 4, {}, event=ev)
+    store.report_function_result("acct", 0, 4, "job", ok=True, output=b"42")
+    store.report_function_result("acct", 0, 4, "job", error="out of stock")
+    assert events(client, "acct", 0) == [
+        ("COMPLETE", "job", b"42"),
+        ("ERROR", "job", b"out of stock"),
+    ]

@@ -82,6 +82,7 @@ def test_get_and_triggers(store: ObjectStore) -> None:
     assert record.object_id == "user-1" and record.version == 1
     assert record.entries == {"name": b"Ann", 5: b"\x00\xff"}
     assert record.event == ev
+    assert record.metadata.cls_id == "orders" and record.metadata.object_id_str == "user-1"
     data = record.to_obj_data()
     assert data.metadata.object_id_str == "user-1"
     assert data.entries[5].data == b"\x00\xff" and data.entries_str["name"].data == b"Ann"
