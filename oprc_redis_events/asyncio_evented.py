@@ -12,11 +12,13 @@ HSETNX                 set a field only when absent; returns 1 or 0
 HDEL                   delete fields; returns how many existed
 HINCRBY, HINCRBYFLOAT  increment a field; returns the new value
 DEL, UNLINK            delete the object and its triggers; returns how many existed
+EXPIRE family          expire the object (and its triggers, without capture); bool
 =====================  =========================================================
 
-EXPIRE and the rest of the family pass through to the object key: Redis removes the
-object when it expires, and keyspace capture (``worker --capture keyspace``) turns that
-into DELETE events.  ``pipeline()`` returns a pipeline that intercepts the same commands.
+EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT and PERSIST on an object key run ``lua/expire.lua``:
+the object's expiry, and its triggers' too unless keyspace capture serves the partition
+(capture turns the expiry into DELETE events, then removes the triggers).
+``pipeline()`` returns a pipeline that intercepts the same commands.
 
 ``evented.py`` (sync) is generated from ``asyncio_evented.py`` (asyncio) by
 ``scripts/unasync.py``: edit the asyncio file, then run ``make unasync``.
@@ -32,9 +34,17 @@ import redis.asyncio
 from . import ops
 from .asyncio_store import AsyncObjectStore
 from .config import Settings
-from .evented_core import Intercepted, converter, hset_entries, object_ref, values_of
+from .evented_core import (
+    Intercepted,
+    converter,
+    expire_call,
+    hset_entries,
+    object_ref,
+    values_of,
+)
 from .keys import PARTITIONS_KEY, FieldKey
 from .ops import ObjectRef
+from .scripts import register
 
 __all__ = ["AsyncEventedPipeline", "AsyncEventedRedis"]
 
@@ -52,6 +62,7 @@ class AsyncEventedRedis:
     ) -> None:
         self.client = client
         self.store = AsyncObjectStore(client, settings, depth=depth, traceparent=traceparent)
+        self._expire_script = register(client, "expire")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -113,6 +124,61 @@ class AsyncEventedRedis:
             return float(await self.client.hincrbyfloat(name, key, amount))
         entries: dict[FieldKey, Any] = {values_of([key])[0]: repr(float(amount))}
         return float(await self._write(ref, "incrfloat", entries=entries))
+
+    async def _expire(self, name: str | bytes, command: str, when: Any, **flags: bool) -> bool:
+        ref = object_ref(name)
+        if ref is None:
+            plain = getattr(self.client, command.lower())
+            return bool(await (plain(name) if command == "PERSIST" else plain(name, when, **flags)))
+        keys, args = expire_call(ref, command, when, **flags)
+        return bool(await self._expire_script(keys=keys, args=args))
+
+    async def expire(
+        self,
+        name: str | bytes,
+        time: Any,
+        nx: bool = False,
+        xx: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+    ) -> bool:
+        return await self._expire(name, "EXPIRE", time, nx=nx, xx=xx, gt=gt, lt=lt)
+
+    async def pexpire(
+        self,
+        name: str | bytes,
+        time: Any,
+        nx: bool = False,
+        xx: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+    ) -> bool:
+        return await self._expire(name, "PEXPIRE", time, nx=nx, xx=xx, gt=gt, lt=lt)
+
+    async def expireat(
+        self,
+        name: str | bytes,
+        when: Any,
+        nx: bool = False,
+        xx: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+    ) -> bool:
+        return await self._expire(name, "EXPIREAT", when, nx=nx, xx=xx, gt=gt, lt=lt)
+
+    async def pexpireat(
+        self,
+        name: str | bytes,
+        when: Any,
+        nx: bool = False,
+        xx: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+    ) -> bool:
+        return await self._expire(name, "PEXPIREAT", when, nx=nx, xx=xx, gt=gt, lt=lt)
+
+    async def persist(self, name: str | bytes) -> bool:
+        return await self._expire(name, "PERSIST", None)
 
     async def delete(self, *names: str | bytes) -> int:
         return await self._delete(names, unlink=False)
@@ -209,6 +275,29 @@ class AsyncEventedPipeline:
             return self.__getattr__("hincrbyfloat")(name, key, amount)
         entries = {values_of([key])[0]: repr(float(amount))}
         return self._queued.write(self, ref, "incrfloat", entries=entries)
+
+    def _expire(self, name: Any, command: str, when: Any, **flags: bool) -> Any:
+        ref = object_ref(name)
+        if ref is None:
+            plain = self.__getattr__(command.lower())
+            return plain(name) if command == "PERSIST" else plain(name, when, **flags)
+        keys, args = expire_call(ref, command, when, **flags)
+        return self._queued.expire(self, self.owner._expire_script, keys, args)
+
+    def expire(self, name: Any, time: Any, **flags: bool) -> Any:
+        return self._expire(name, "EXPIRE", time, **flags)
+
+    def pexpire(self, name: Any, time: Any, **flags: bool) -> Any:
+        return self._expire(name, "PEXPIRE", time, **flags)
+
+    def expireat(self, name: Any, when: Any, **flags: bool) -> Any:
+        return self._expire(name, "EXPIREAT", when, **flags)
+
+    def pexpireat(self, name: Any, when: Any, **flags: bool) -> Any:
+        return self._expire(name, "PEXPIREAT", when, **flags)
+
+    def persist(self, name: Any) -> Any:
+        return self._expire(name, "PERSIST", None)
 
     def delete(self, *names: Any) -> Any:
         return self._queued.delete(self, names, unlink=False)

@@ -4,6 +4,7 @@ bookkeeping of intercepted commands inside a pipeline."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from .errors import InvalidIdError
 from .keys import PARTITIONS_KEY, FieldKey, PartitionKeys, parse_field_name, parse_object_segment
 from .ops import ObjectRef
 
-__all__ = ["Intercepted", "converter", "hset_entries", "object_ref", "values_of"]
+__all__ = ["Intercepted", "converter", "expire_call", "hset_entries", "object_ref", "values_of"]
 
 
 def _text(value: Any) -> str:
@@ -63,6 +64,37 @@ def hset_entries(
         raise DataError("'hset' with no key value pairs")
     encoder = client.get_encoder()
     return {values_of([k])[0]: encoder.encode(v) for k, v in pairs}
+
+
+EXPIRE_COMMANDS = ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST")
+
+
+def expire_call(
+    ref: ObjectRef,
+    command: str,
+    when: Any = None,
+    *,
+    nx: bool = False,
+    xx: bool = False,
+    gt: bool = False,
+    lt: bool = False,
+) -> tuple[list[str], list[Any]]:
+    """Keys and arguments of ``expire.lua`` for an EXPIRE-family command, with ``when``
+    converted as redis-py converts it (timedelta, datetime or a number)."""
+    args: list[Any] = [command]
+    if command != "PERSIST":
+        args.append(_expiry(command, when))
+        args += [flag for flag, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
+    return [ref.obj, ref.meta, ref.keys.capture_flag], args
+
+
+def _expiry(command: str, when: Any) -> int:
+    millis = command.startswith("P")
+    if isinstance(when, datetime.timedelta):
+        return int(when.total_seconds() * 1000) if millis else int(when.total_seconds())
+    if isinstance(when, datetime.datetime):
+        return int(when.timestamp() * 1000) if millis else int(when.timestamp())
+    return int(when)
 
 
 def _created(reply: Any) -> int:
@@ -120,6 +152,12 @@ class Intercepted:
             self.pipe.sadd(PARTITIONS_KEY, ref.keys.member)
             self.readers.append(None)
             self.store.known_partitions.add(ref.keys.member)
+        return owner
+
+    def expire(self, owner: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+        self.pipe.scripts.add(script)
+        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self.readers.append(bool)
         return owner
 
     def delete(self, owner: Any, names: tuple[Any, ...], *, unlink: bool) -> Any:

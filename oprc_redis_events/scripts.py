@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["SCRIPT_NAMES", "register", "source"]
 
-SCRIPT_NAMES = ("write", "lease", "capture")
+SCRIPT_NAMES = ("write", "lease", "capture", "expire")
 
 
 #: scripts that use the shared library lua/lib/events.lua (a script cannot import one)

@@ -152,7 +152,7 @@ def test_an_expiring_object_fires_delete_triggers(
     store.create("orders", 0, 1, {1: b"a", "name": b"n"}, event=watch_all([1, "name"]))
     _, publisher = capturing()
     wait_for(publisher, 2)
-    client.pexpire(KEY, 100)
+    assert EventedRedis(client).pexpire(KEY, 100) is True  # capture on: triggers stay for it
     got = wait_for(publisher, 4)[2:]
     assert sorted(got, key=repr) == [("DATA_DELETE", "name", None), ("DATA_DELETE", 1, None)]
     assert not client.exists("oprc:{orders:0}:meta:1")  # its triggers ended with it

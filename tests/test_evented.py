@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,3 +192,24 @@ def test_bad_object_keys_and_fields_are_errors(client: redis.Redis) -> None:
     with pytest.raises(InvalidIdError, match="object_id"):
         wrapped.hset("oprc:{orders:0}:obj:a*b", "f", "x")
     assert client.dbsize() == 0
+
+
+def test_expire_family_takes_the_triggers_along_without_capture(
+    client: redis.Redis, store: ObjectStore
+) -> None:
+    import datetime
+
+    store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
+    wrapped = EventedRedis(client)
+    assert wrapped.expire(KEY, datetime.timedelta(seconds=100)) is True
+    assert 0 < client.ttl("oprc:{orders:0}:meta:1") <= 100  # the triggers expire with it
+    assert wrapped.persist(KEY) is True
+    assert client.ttl("oprc:{orders:0}:meta:1") == -1
+    assert wrapped.expire("plain:1", 10) is False  # no such key, passed through
+    pipe = wrapped.pipeline()
+    pipe.pexpire(KEY, 100).set("x", "1")
+    assert pipe.execute() == [True, True]
+    time.sleep(0.4)
+    assert not client.exists(KEY, "oprc:{orders:0}:meta:1")
+    wrapped.hset(KEY, "1", "again")  # a new object: the old triggers are gone
+    assert events(client) == [("CREATE", "1", b"a")]
