@@ -47,7 +47,7 @@ def generate(source: str) -> str:
     for pattern, replacement in RULES:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     text = HEADER.format(source=source) + text
-    for command in (["check", "--fix", "--select", "I"], ["format"]):
+    for command in (["check", "--fix", "--exit-zero"], ["format"]):
         text = subprocess.run(
             [
                 sys.executable,
