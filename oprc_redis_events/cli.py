@@ -339,7 +339,6 @@ def serve(
 
     from .host import FunctionHost
     from .store import ObjectStore
-    from .zenoh_session import open_session
 
     _logging(log_level)
     module_name, _, attr = target.partition(":")
@@ -347,16 +346,18 @@ def serve(
         handler = getattr(importlib.import_module(module_name), attr or "main")
     except (ImportError, AttributeError) as err:
         raise click.BadParameter(f"cannot load {target}: {err}", param_hint="MODULE:FUNC") from err
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         settings = _settings(**flags)
-        session = open_session(settings)
+        session = _open_retrying(settings, stop)
+        if session is None:
+            return
         store = ObjectStore.from_url(settings.redis_url, zenoh_session=session)
         host = FunctionHost(store, session, cls_id, partitions, {fn_id: handler}, odgm=odgm)
     except OprcEventsError as err:
         raise click.ClickException(str(err)) from err
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     with host:
         click.echo(
             f"serving {cls_id}.{fn_id} on partitions {', '.join(map(str, partitions))}", err=True
@@ -365,6 +366,25 @@ def serve(
     store.close()
     session.close()
     click.echo("stopped", err=True)
+
+
+def _open_retrying(settings: Settings, stop: Any) -> Any:
+    """A Zenoh session, retried with backoff while its endpoints are unreachable; ``None``
+    when ``stop`` (a threading.Event) is set first."""
+    from .errors import ZenohUnavailableError
+    from .zenoh_session import open_session
+
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return open_session(settings)
+        except ZenohUnavailableError as err:
+            logging.getLogger("oprc_redis_events.host").warning(
+                "Zenoh unavailable (%s); retrying in %.1fs", err, backoff
+            )
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 10.0)
+    return None
 
 
 @main.command()

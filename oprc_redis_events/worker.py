@@ -159,9 +159,13 @@ class Worker:
         """The worker loop; with ``burst`` it returns once nothing is left to do."""
         owned = self.publisher is None
         if self.publisher is None:
-            from .zenoh_session import open_session
+            from .zenoh_session import open_session_retrying
 
-            self.publisher = ZenohPublisher(open_session(self.settings), owned=True)
+            session = await open_session_retrying(self.settings, self._stop, log)
+            if session is None:  # stopped before Zenoh could be reached
+                await self.client.aclose()
+                return self.stats
+            self.publisher = ZenohPublisher(session, owned=True)
         s = self.settings
         log.info(
             "worker started: redis=%s group=%s consumer=%s delivery=%s format=%s hold=%s",

@@ -6,13 +6,16 @@ interface) and multicast scouting is off unless asked for.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from typing import Any
 
 from .config import Settings
 from .errors import ConfigError, ZenohUnavailableError
 
-__all__ = ["build_config", "open_session"]
+__all__ = ["build_config", "open_session", "open_session_retrying"]
 
 
 def build_config(
@@ -61,3 +64,21 @@ def open_session(settings: Settings, **kw: Any) -> Any:
         return zenoh.open(config)
     except zenoh.ZError as err:
         raise ZenohUnavailableError(f"cannot open a Zenoh session: {err}") from err
+
+
+async def open_session_retrying(
+    settings: Settings, stop: asyncio.Event, log: logging.Logger, **kw: Any
+) -> Any | None:
+    """Open a session, retrying with backoff (0.5 s doubling to 10 s) while the endpoints
+    cannot be reached; ``None`` when ``stop`` is set first.  A bad configuration is not
+    retried."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(open_session, settings, **kw)
+        except ZenohUnavailableError as err:
+            log.warning("Zenoh unavailable (%s); retrying in %.1fs", err, backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        backoff = min(backoff * 2, 10.0)
+    return None

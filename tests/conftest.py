@@ -75,8 +75,8 @@ class Inbox:
 class ZenohHub:
     """An embedded router on a free loopback port, with helpers to attach sessions."""
 
-    def __init__(self) -> None:
-        self.endpoint = f"tcp/127.0.0.1:{free_port()}"
+    def __init__(self, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint or f"tcp/127.0.0.1:{free_port()}"
         self.settings = Settings.from_env({})
         self.router = open_session(
             self.settings, mode="router", listen=(self.endpoint,), connect=()

@@ -200,3 +200,39 @@ def test_every_command_is_documented_and_every_documented_command_exists() -> No
         assert f"`{name}" in readme, name
     for name in set(re.findall(r"oprc-redis-events ([a-z][a-z-]*)", readme)):
         assert name in main.commands, name
+
+
+def test_worker_waits_for_a_zenoh_router_that_starts_later(
+    redis_url: str, store: ObjectStore, tmp_path: Path
+) -> None:
+    from oprc_redis_events.servers import free_port
+
+    from .conftest import ZenohHub
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--redis-url", redis_url, "--zenoh-connect", endpoint],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    hub = None
+    try:
+        time.sleep(1.5)  # the worker is up, the router is not
+        hub = ZenohHub(endpoint)
+        inbox = hub.subscribe()
+        ev = ObjectEvent()
+        ev.data_trigger[42].on_update.append(TriggerTarget(cls_id="n", partition_id=0, fn_id="f"))
+        store.create("orders", 0, 1, {42: b"a"}, event=ev)
+        store.update("orders", 0, 1, {42: b"b"})
+        assert len(inbox.wait_for(1, timeout=30)) == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(20)
+        log.close()
+        if hub is not None:
+            hub.close()
+    output = (tmp_path / "worker.log").read_text()
+    assert code == 0, output
+    assert "Zenoh unavailable" in output and "retrying in" in output
