@@ -54,6 +54,7 @@ log = logging.getLogger("oprc_redis_events.worker")
 HOLD_POLL_S = 0.1
 TRIM_INTERVAL_S = 5.0
 PROGRESS_INTERVAL_S = 30.0
+RESCAN_INTERVAL_S = 30.0
 
 
 DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
@@ -118,7 +119,7 @@ class Worker:
             self.client, self.settings.group, self.settings.consumer, self.settings.claim_idle_ms
         )
         self._stop = asyncio.Event()
-        self._scanned = False
+        self._last_scan = -RESCAN_INTERVAL_S
         self._deferred: list[DeferredAck] = []
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
         self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
@@ -273,6 +274,15 @@ class Worker:
                 if backoff > 0.1:
                     log.info("Redis is reachable again")
                 backoff = 0.1
+            except redis.ResponseError as err:
+                if not any(code in str(err) for code in ("NOGROUP", "UNBLOCKED")):
+                    raise
+                # The stream or its group is gone (Redis lost its data, or someone deleted
+                # them): forget what we knew and discover again.
+                log.warning("outbox or consumer group gone (%s); discovering again", err)
+                self._forget_partitions()
+                await self._sleep(backoff)
+                continue
             except (redis.ConnectionError, redis.TimeoutError) as err:
                 self._last_turn = time.monotonic()
                 log.warning("Redis unavailable (%s); retrying in %.1fs", err, backoff)
@@ -283,6 +293,12 @@ class Worker:
             if burst and idle:
                 await self._flush_acks(wait=True)
                 return
+
+    def _forget_partitions(self) -> None:
+        self.partitions.clear()
+        self.states.clear()
+        self.leases.owned.clear()
+        self._last_scan = -RESCAN_INTERVAL_S
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -342,10 +358,12 @@ class Worker:
                 found.add(PartitionKeys.from_member(as_text(member)).outbox)
             except (InvalidIdError, ValueError):
                 log.warning("ignoring malformed member %r of %s", member, PARTITIONS_KEY)
-        if not self._scanned:
+        if time.monotonic() - self._last_scan >= RESCAN_INTERVAL_S:
+            # The registry is a hint (a writer that lost it, a stream made by hand): a
+            # SCAN now and then finds every outbox.
             async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
                 found.add(as_text(key))
-            self._scanned = True
+            self._last_scan = time.monotonic()
         for stream in sorted(found - self.partitions.keys()):
             try:
                 await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)

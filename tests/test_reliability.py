@@ -443,3 +443,25 @@ def test_sigterm_releases_partitions_at_once(
     store.update("orders", 0, 1, {1: b"1"})
     assert len(inbox.wait_for(2, timeout=15)) == 2
     assert time.monotonic() - started < 10  # well before the 20 s lease would expire
+
+
+def test_a_redis_that_lost_its_data_is_served_again(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
+    publisher = MemoryPublisher()
+    worker = Worker(settings, publisher=publisher, block_ms=20, discover_interval=0.05)
+    running = RunningWorker(worker)
+    try:
+        deadline = time.monotonic() + 10
+        while len(publisher.sent) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.flushall()  # as a restart without persistence: streams and groups are gone
+        store.known_partitions.clear()
+        store.create("orders", 0, 1, {1: b"b"}, event=watch_all([1]))
+        deadline = time.monotonic() + 15
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(publisher.sent) == 2
+    finally:
+        running.stop()
