@@ -79,7 +79,8 @@ def _default_consumer() -> str:
 class Settings:
     """Everything the library, the worker and the CLI can be configured with.
 
-    ``events_enabled=False`` makes writes plain writes: no diff, no matching, no outbox entry.
+    ``events_enabled=False`` turns the event work off: writes match no trigger and queue no
+    outbox entry.
     ``max_trigger_depth``: an event whose depth is >= this is not dispatched.
     ``max_deliveries``: attempts of an entry before it is dead-lettered; retries wait
     ``retry_base_ms`` doubling up to ``retry_max_ms``.
