@@ -66,9 +66,6 @@ def hset_entries(
     return {values_of([k])[0]: encoder.encode(v) for k, v in pairs}
 
 
-EXPIRE_COMMANDS = ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST")
-
-
 def expire_call(
     ref: ObjectRef,
     command: str,
