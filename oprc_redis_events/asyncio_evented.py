@@ -31,7 +31,6 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from . import ops
 from .asyncio_store import AsyncObjectStore
 from .config import Settings
 from .evented_core import (
@@ -42,7 +41,7 @@ from .evented_core import (
     object_ref,
     values_of,
 )
-from .keys import PARTITIONS_KEY, FieldKey
+from .keys import FieldKey
 from .ops import ObjectRef
 from .scripts import register
 
@@ -77,11 +76,7 @@ class AsyncEventedRedis:
         await self.client.aclose()
 
     async def _write(self, ref: ObjectRef, mode: str, **kw: Any) -> Any:
-        call = self.store.build(ref, mode, **kw)
-        reply = await self.store._write(keys=call.keys, args=call.args)
-        if ops.parse_reply_entry(reply) and ref.keys.member not in self.store.known_partitions:
-            await self.client.sadd(PARTITIONS_KEY, ref.keys.member)
-            self.store.known_partitions.add(ref.keys.member)
+        reply = await self.store.call(self.store.build(ref, mode, **kw))
         return converter(mode)(reply)
 
     async def hset(

@@ -127,14 +127,20 @@ class AsyncObjectStore:
             **kw,
         )
 
+    async def call(self, call: ops.ScriptCall) -> Any:
+        """Run one write-script call and return its raw reply (redis-py errors propagate);
+        register the partition in ``oprc:partitions`` the first time it queues an entry."""
+        reply = await self._write(keys=call.keys, args=call.args)
+        member = call.target.keys.member
+        if ops.parse_reply_entry(reply) and member not in self.known_partitions:
+            await self.client.sadd(PARTITIONS_KEY, member)
+            self.known_partitions.add(member)
+        return reply
+
     async def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
         with redis_errors(f"{mode} {ref.describe()}"):
-            result = ops.parse_write(call, await self._write(keys=call.keys, args=call.args))
-            if result.entry_id is not None and ref.keys.member not in self.known_partitions:
-                await self.client.sadd(PARTITIONS_KEY, ref.keys.member)
-                self.known_partitions.add(ref.keys.member)
-        return result
+            return ops.parse_write(call, await self.call(call))
 
     async def create(
         self,

@@ -31,7 +31,6 @@ from typing import Any
 
 import redis
 
-from . import ops
 from .config import Settings
 from .evented_core import (
     Intercepted,
@@ -41,7 +40,7 @@ from .evented_core import (
     object_ref,
     values_of,
 )
-from .keys import PARTITIONS_KEY, FieldKey
+from .keys import FieldKey
 from .ops import ObjectRef
 from .scripts import register
 from .store import ObjectStore
@@ -77,11 +76,7 @@ class EventedRedis:
         self.client.close()
 
     def _write(self, ref: ObjectRef, mode: str, **kw: Any) -> Any:
-        call = self.store.build(ref, mode, **kw)
-        reply = self.store._write(keys=call.keys, args=call.args)
-        if ops.parse_reply_entry(reply) and ref.keys.member not in self.store.known_partitions:
-            self.client.sadd(PARTITIONS_KEY, ref.keys.member)
-            self.store.known_partitions.add(ref.keys.member)
+        reply = self.store.call(self.store.build(ref, mode, **kw))
         return converter(mode)(reply)
 
     def hset(

@@ -48,6 +48,7 @@ class PartitionMaintenance:
     states: dict[str, PartitionState]
     lag: dict[str, int]
     discover_interval: float
+    metrics_port: int | None
     _stop: asyncio.Event
     _last_claim: float
     _last_trim: float
@@ -86,8 +87,10 @@ class PartitionMaintenance:
             self._last_claim = now
             for stream in list(self.states):
                 await self._claim(stream)
-        await self._measure_lag()
-        if now - self._last_progress >= PROGRESS_INTERVAL_S:
+        progress_due = now - self._last_progress >= PROGRESS_INTERVAL_S
+        if progress_due or self.metrics_port is not None:  # lag is for these two only
+            await self._measure_lag()
+        if progress_due:
             self._last_progress = now
             self._log_progress()
         if now - self._last_trim >= TRIM_INTERVAL_S:
