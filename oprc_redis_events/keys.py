@@ -16,9 +16,10 @@ and one Lua call can touch them all::
 
 Numeric and string ids share one namespace, told apart by their spelling: an object
 id (or field key) written as a canonical decimal number is the numeric id (u64 for
-objects, u32 for fields); any other spelling is a string id.  A *string* id that is a
-canonical decimal number would be ambiguous, so it is rejected with an error that
-says to pass the integer instead.
+objects, u32 for fields); any other spelling is a string id.  A *string* id made of
+digits only is refused: a canonical number would be ambiguous (the error says to pass
+the integer), one with a leading zero (``"042"``) or beyond the range would look like
+a number that it is not.
 
 Ids may not contain characters that are special to Zenoh key expressions or to this
 layout (``/ * $ # ? { }`` and whitespace) and may not be empty; they are rejected,
@@ -70,6 +71,7 @@ FieldKey = int | str
 
 _FORBIDDEN = re.compile(r"[/*$#?{}\s]")
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def as_text(value: bytes | str) -> str:
@@ -112,13 +114,27 @@ def _segment(kind: str, value: object, limit: int) -> str:
         return str(value)
     if isinstance(value, str):
         validate_id(kind, value)
-        if _CANONICAL_DECIMAL.fullmatch(value):
-            raise InvalidIdError(
-                f"{kind} {value!r} is a decimal number written as a string; pass the int "
-                f"{value} for a numeric id (string ids must not be canonical numbers)"
-            )
+        if _DIGITS.fullmatch(value):
+            raise InvalidIdError(_digits_message(kind, value, limit))
         return value
     raise InvalidIdError(f"{kind} must be an int or a string, got {type(value).__name__} {value!r}")
+
+
+def _digits_message(kind: str, value: str, limit: int) -> str:
+    if not _CANONICAL_DECIMAL.fullmatch(value):
+        return (
+            f"{kind} {value!r} is all digits but not a canonical number (it has a leading "
+            f"zero); use {int(value)} for the numeric {kind}, or a name with a non-digit"
+        )
+    if int(value) > limit:
+        return (
+            f"{kind} {value!r} is all digits but above {limit}, the largest numeric {kind}; "
+            "use a name with a non-digit"
+        )
+    return (
+        f"{kind} {value!r} is a decimal number written as a string; pass the int "
+        f"{value} for a numeric id (string ids must not be all digits)"
+    )
 
 
 def object_segment(object_id: object) -> str:
@@ -138,12 +154,14 @@ def _parse(text: str, limit: int) -> int | str:
 
 
 def parse_object_segment(text: str) -> ObjectId:
-    """Inverse of :func:`object_segment`."""
+    """Inverse of :func:`object_segment`, lenient so that anything stored can be read: a
+    spelling that :func:`object_segment` refuses (``"007"``) comes back as that string."""
     return _parse(text, MAX_U64)
 
 
 def parse_field_name(text: str) -> FieldKey:
-    """Inverse of :func:`field_name`: numeric spelling gives an int key."""
+    """Inverse of :func:`field_name`: a canonical number gives an int key; lenient like
+    :func:`parse_object_segment` (``"042"`` comes back as a string, which writes refuse)."""
     return _parse(text, MAX_U32)
 
 
@@ -193,7 +211,12 @@ class PartitionKeys:
 
     @classmethod
     def from_member(cls, member: str) -> PartitionKeys:
+        """The partition named ``cls:pid`` (as in the hash tag and :data:`PARTITIONS_KEY`)."""
         cls_id, _, pid = member.rpartition(":")
+        if not _CANONICAL_DECIMAL.fullmatch(pid) or int(pid) > MAX_PARTITION:
+            raise InvalidIdError(
+                f"partition {member!r} is not <cls>:<pid> with pid a number 0..{MAX_PARTITION}"
+            )
         return cls.of(cls_id, int(pid))
 
     @staticmethod
