@@ -47,6 +47,7 @@ __all__ = [
     "field_name",
     "object_segment",
     "parse_field_name",
+    "parse_object_key",
     "parse_object_segment",
     "validate_id",
     "workers_key",
@@ -215,7 +216,8 @@ class PartitionKeys:
         cls_id, _, pid = member.rpartition(":")
         if not _CANONICAL_DECIMAL.fullmatch(pid) or int(pid) > MAX_PARTITION:
             raise InvalidIdError(
-                f"partition {member!r} is not <cls>:<pid> with pid a number 0..{MAX_PARTITION}"
+                f"partition {member!r} is not <cls>:<pid>: {pid!r} is not a number "
+                f"0..{MAX_PARTITION}"
             )
         return cls.of(cls_id, int(pid))
 
@@ -233,3 +235,50 @@ class PartitionKeys:
         if not key.startswith(PREFIX + ":{") or end < start:
             raise InvalidIdError(f"{key!r} is not a key of the {PREFIX} layout")
         return cls.from_member(key[start + 1 : end])
+
+
+#: the keys that belong to one object (see the layout above)
+OBJECT_KEY_KINDS: Final = ("obj", "meta", "shadow")
+
+
+def _key_text(name: object) -> tuple[str, bool] | None:
+    """A key starting with ``oprc:{`` as text, and whether its bytes were valid UTF-8."""
+    if isinstance(name, str):
+        return (name, True) if name.startswith(PREFIX + ":{") else None
+    if not isinstance(name, (bytes, bytearray, memoryview)):
+        return None
+    raw = bytes(name)
+    if not raw.startswith(b"oprc:{"):
+        return None
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape"), False
+
+
+def parse_object_key(name: object) -> tuple[str, PartitionKeys, str] | None:
+    """``(kind, partition, object id spelling)`` when ``name`` is a key of one object
+    (``oprc:{cls:pid}:<obj|meta|shadow>:<oid>``), ``None`` for any other key.
+
+    A key of that shape that is not valid UTF-8, or names an invalid class, partition or
+    object id, raises :class:`InvalidIdError` naming it, rather than being taken for
+    some other key.
+    """
+    found = _key_text(name)
+    if found is None:
+        return None
+    key, utf8 = found
+    end = key.find("}")
+    head, sep, segment = key[end + 1 :].partition(":")[2].partition(":")
+    if end < 0 or not key[end + 1 :].startswith(":") or not sep or head not in OBJECT_KEY_KINDS:
+        return None
+    if not utf8:
+        raise InvalidIdError(f"key {name!r} has the shape of an object key but is not valid UTF-8")
+    try:
+        partition = PartitionKeys.from_member(key[len(PREFIX) + 2 : end])
+        object_segment(parse_object_segment(segment))
+    except InvalidIdError as err:
+        raise InvalidIdError(
+            f"key {name!r} has the shape of an object key (oprc:{{cls:pid}}:{head}:<oid>) but {err}"
+        ) from None
+    return head, partition, segment
