@@ -45,13 +45,14 @@ NEWER_WRITES: Final[dict[str, tuple[KeySpec, ...]]] = {
     "json.mset": ((1, ("range", -1, 3, 0)),),
     "sort": ((1, _ONE), (("STORE", 2), _ONE)),
 }
-#: read-only commands that the generated table does not know
+#: read-only commands that the generated table does not know (newer, or removed)
 NEWER_READS: Final = frozenset(
     (
         *("httl", "hpttl", "hexpiretime", "hpexpiretime", "digest", "sdiffcard", "sunioncard"),
         *("waitaof", "vcard", "vdim", "vemb", "vgetattr", "vinfo", "vlinks", "vrandmember"),
         *("vsim", "vismember", "himport|prepare", "himport|discard", "himport|discardall"),
         *("client|no-touch", "client|setinfo"),
+        "stralgo",  # Redis 6 only
         *(f"json.{name}" for name in _JSON_READS),
     )
 )
