@@ -125,3 +125,5 @@ def test_all_digit_names_that_are_not_canonical_numbers_are_refused_everywhere(
     assert events(client) == [("CREATE", "42", b"a")]
     EventedRedis(client).hset(KEY, "42", "b")  # the canonical spelling is the numeric key
     assert events(client)[-1] == ("UPDATE", "42", b"b")
+    assert EventedRedis(client).hset(KEY, mapping={42: "c", 1.5: "x", b"name": 7}) == 2
+    assert store.get("orders", 0, 1).entries == {42: b"c", "1.5": b"x", "name": b"7"}

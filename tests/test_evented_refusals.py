@@ -131,3 +131,5 @@ def test_writes_that_name_no_object_key_and_reads_pass_through(client: redis.Red
     assert wrapped.eval("return redis.call('HGET', KEYS[1], '1')", 1, "none") is None
     assert wrapped.eval_ro("return redis.call('HGET', KEYS[1], '1')", 1, K) == b"a"
     assert events(client) == []  # created without triggers
+    assert wrapped.flushdb() is True  # names no key: the whole database, as documented
+    assert client.dbsize() == 0
