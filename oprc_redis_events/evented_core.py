@@ -161,14 +161,16 @@ def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[Fiel
             f"{name.upper()} on object key {key!r} needs field/value pairs, "
             f"got {len(pairs)} argument(s)"
         )
-    encoder = client.get_encoder()
-    entries: dict[FieldKey, Any] = {}
-    for fname, value in zip(pairs[::2], pairs[1::2], strict=True):
-        try:
-            entries[field_key(fname)] = encoder.encode(value)
-        except DataError as err:
-            raise InvalidValueError(f"value of field {fname!r}: {err}") from None
-    return entries
+    items = zip(pairs[::2], pairs[1::2], strict=True)
+    return {field_key(f): _encode(client, f, v) for f, v in items}
+
+
+def _encode(client: Any, name: Any, value: Any) -> bytes:
+    """``value`` as redis-py would send it."""
+    try:
+        return bytes(client.get_encoder().encode(value))
+    except DataError as err:
+        raise InvalidValueError(f"value of field {name!r}: {err}") from None
 
 
 def _arity(argv: Sequence[Any], ref: ObjectRef, low: int, high: int | None = None) -> None:
@@ -215,10 +217,10 @@ def _hincr(argv: Sequence[Any], client: Any) -> Plan | None:
     if ref is None:
         return None
     _arity(argv, ref, 4, 4)
-    amount = client.get_encoder().encode(argv[3])
-    text = bytes(amount).decode("utf-8", "replace")
+    key = field_key(argv[2])
+    amount = _encode(client, key, argv[3]).decode("utf-8", "replace")
     mode = "incr" if name == "HINCRBY" else "incrfloat"
-    return Plan(_head(argv), (Step("write", ref, mode, {"entries": {field_key(argv[2]): text}}),))
+    return Plan(_head(argv), (Step("write", ref, mode, {"entries": {key: amount}}),))
 
 
 def _delete(argv: Sequence[Any], client: Any) -> Plan | None:

@@ -327,3 +327,23 @@ def test_async_wrapper(
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+def test_the_command_table_is_what_the_generator_makes(server: RedisServer) -> None:
+    import importlib.util
+
+    from oprc_redis_events import command_table
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gen", root / "scripts" / "command_table.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    client = redis.Redis.from_url(server.url)
+    version = str(client.info("server")["redis_version"])
+    if f"Redis {version}" not in (command_table.__doc__ or ""):
+        client.close()
+        pytest.skip(f"the table was made from another Redis than {version}")
+    text = gen._format(gen.render(version, gen.command_reply(client)))
+    client.close()
+    assert text == (root / "oprc_redis_events" / "command_table.py").read_text()
