@@ -14,6 +14,7 @@ from .errors import (
     ObjectNotFoundError,
     OprcEventsError,
     RedisUnavailableError,
+    UnsupportedCommandError,
     ZenohUnavailableError,
 )
 from .evented import EventedPipeline, EventedRedis
@@ -74,6 +75,7 @@ __all__ = [
     "Settings",
     "TriggerPayload",
     "TriggerTarget",
+    "UnsupportedCommandError",
     "ValData",
     "ValType",
     "WriteResult",

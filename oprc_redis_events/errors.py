@@ -15,6 +15,7 @@ __all__ = [
     "ObjectNotFoundError",
     "OprcEventsError",
     "RedisUnavailableError",
+    "UnsupportedCommandError",
     "ZenohUnavailableError",
 ]
 
@@ -48,6 +49,10 @@ class ObjectNotFoundError(OprcEventsError, KeyError):
 
 class ConfigError(OprcEventsError, ValueError):
     """A setting has a value that cannot be used."""
+
+
+class UnsupportedCommandError(OprcEventsError):
+    """``EventedRedis`` refused a command that would change an object behind its events."""
 
 
 class RedisUnavailableError(OprcEventsError, ConnectionError):

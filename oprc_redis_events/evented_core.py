@@ -1,196 +1,260 @@
-"""What the drop-in wrappers share, without I/O: recognising object keys, turning redis-py
-arguments into fields, turning write-script replies into what redis-py returns, and the
-bookkeeping of intercepted commands inside a pipeline."""
+"""What the drop-in wrappers share, without I/O: which commands go through the write path,
+which are refused, and how to turn write-script replies into what redis-py returns.
+
+Every command a wrapper sends passes :func:`plan_command` with its Redis arguments:
+
+- a command that only reads, or names no key of an object, is sent as it is (``None``);
+- HSET, HMSET, HSETNX, HDEL, HINCRBY, HINCRBYFLOAT, DEL, UNLINK and the EXPIRE family on an
+  object key become a :class:`Plan`: calls of ``write.lua`` / ``expire.lua`` (and of the
+  plain command for the other keys of a DEL), and how to combine their replies;
+- any other command that may write a key of an object (``oprc:{cls:pid}:obj|meta|shadow:
+  <oid>``) in any key position raises :class:`UnsupportedCommandError`, as does a command
+  the table does not know when one of its arguments is such a key.
+"""
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidIdError
-from .keys import PARTITIONS_KEY, FieldKey, PartitionKeys, parse_field_name, parse_object_segment
+from redis.exceptions import DataError
+
+from .command_keys import argv_of, command_of, key_indexes
+from .errors import InvalidIdError, InvalidValueError
+from .evented_refusals import refusal, unknown_refusal
+from .keys import FieldKey, field_name, parse_field_name, parse_object_key
 from .ops import ObjectRef
 
-__all__ = ["Intercepted", "converter", "expire_call", "hset_entries", "object_ref", "values_of"]
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidIdError(f"field names must be str, bytes or int, got {type(value).__name__}")
+__all__ = ["ROUTED", "Plan", "Step", "field_key", "object_ref", "plan_command"]
 
 
 def object_ref(name: Any) -> ObjectRef | None:
-    """The object a key names when it is an object key of the layout, else ``None``.
-
-    A key that is in the layout but names an invalid class or object id raises
-    :class:`InvalidIdError` rather than passing through as a plain hash.
-    """
-    key = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
-    if not isinstance(key, str) or not key.startswith("oprc:{"):
+    """The object an object key names, ``None`` for any other key (a malformed key of the
+    object layout raises :class:`InvalidIdError`)."""
+    found = parse_object_key(name)
+    if found is None or found[0] != "obj":
         return None
-    segment = PartitionKeys.object_segment_of(key)
-    if segment is None:
-        return None
-    partition = PartitionKeys.from_key(key)
-    return ObjectRef.of(partition.cls_id, partition.partition_id, parse_object_segment(segment))
+    return ObjectRef(found[1], found[2])
 
 
-def values_of(names: Iterable[Any]) -> list[FieldKey]:
-    """Hash field names (as redis-py takes them) as field keys: "42" is the field 42."""
-    return [parse_field_name(_text(n)) for n in names]
+def field_key(value: Any) -> FieldKey:
+    """A hash field name as redis-py takes it, as a field key: ``"42"`` is the field 42."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidIdError(f"field name {bytes(value)!r} is not valid UTF-8") from None
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        raise InvalidIdError(
+            f"field names must be str, bytes, int or float, got {type(value).__name__} {value!r}"
+        )
+    key = parse_field_name(text)
+    field_name(key)  # validates
+    return key
 
 
-def hset_entries(
-    client: Any, key: Any, value: Any, mapping: dict[Any, Any] | None, items: list[Any] | None
-) -> dict[FieldKey, bytes]:
-    """The fields an HSET call sets, values encoded exactly as redis-py encodes them."""
-    pairs: list[tuple[Any, Any]] = []
-    if key is not None:
-        pairs.append((key, value))
-    if mapping:
-        pairs.extend(mapping.items())
-    if items:
-        pairs.extend(zip(items[::2], items[1::2], strict=True))
-    if not pairs:
-        from redis.exceptions import DataError
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One call made for a routed command: ``write.lua`` on ``ref`` (``mode``, ``kw``),
+    ``expire.lua`` (``keys``, ``args``) or a plain command (``args``)."""
 
-        raise DataError("'hset' with no key value pairs")
-    encoder = client.get_encoder()
-    return {values_of([k])[0]: encoder.encode(v) for k, v in pairs}
+    kind: str
+    ref: ObjectRef | None = None
+    mode: str = ""
+    kw: dict[str, Any] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    args: tuple[Any, ...] = ()
 
+    @property
+    def target(self) -> ObjectRef:
+        if self.ref is None:
+            raise TypeError(f"a {self.kind} step names no object")
+        return self.ref
 
-def expire_call(
-    ref: ObjectRef,
-    command: str,
-    when: Any = None,
-    *,
-    nx: bool = False,
-    xx: bool = False,
-    gt: bool = False,
-    lt: bool = False,
-) -> tuple[list[str], list[Any]]:
-    """Keys and arguments of ``expire.lua`` for an EXPIRE-family command, with ``when``
-    converted as redis-py converts it (timedelta, datetime or a number)."""
-    args: list[Any] = [command]
-    if command != "PERSIST":
-        args.append(_expiry(command, when))
-        args += [flag for flag, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
-    return [ref.obj, ref.meta, ref.keys.capture_flag], args
+    def read(self, reply: Any) -> Any:
+        """The reply as Redis would have given it for the routed command."""
+        if self.kind == "write":
+            return _READERS[self.mode](reply)
+        return int(reply) if self.kind == "expire" else reply
 
 
-def _expiry(command: str, when: Any) -> int:
-    millis = command.startswith("P")
-    if isinstance(when, datetime.timedelta):
-        return int(when.total_seconds() * 1000) if millis else int(when.total_seconds())
-    if isinstance(when, datetime.datetime):
-        return int(when.timestamp() * 1000) if millis else int(when.timestamp())
-    return int(when)
-
-
-def _created(reply: Any) -> int:
-    return int(reply[4])
-
-
-def _deleted(reply: Any) -> int:
-    return 0 if int(reply[0]) == 2 else int(reply[5])
-
-
-def _existed(reply: Any) -> int:
-    # DEL counts keys: the object's hash existed when it had fields (an object with only
-    # triggers has no hash in Redis, and its triggers are deleted all the same).
-    return 1 if int(reply[0]) != 2 and int(reply[5]) > 0 else 0
-
-
-def _value(reply: Any) -> Any:
-    return reply[6]
-
-
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "upsert": _created,
-    "setnx": _created,
-    "delete_fields": _deleted,
-    "delete": _existed,
-    "incr": lambda reply: int(_value(reply)),
-    "incrfloat": lambda reply: float(_value(reply)),
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "upsert": lambda reply: int(reply[4]),
+    "setnx": lambda reply: int(reply[4]),
+    "delete_fields": lambda reply: 0 if int(reply[0]) == 2 else int(reply[5]),
+    # DEL counts keys: the object's hash existed when it had fields
+    "delete": lambda reply: 1 if int(reply[0]) != 2 and int(reply[5]) > 0 else 0,
+    "incr": lambda reply: int(reply[6]),
+    "incrfloat": lambda reply: reply[6],
 }
 
 
-def converter(mode: str) -> Callable[[Any], Any]:
-    """From a write-script reply to what redis-py returns for the intercepted command."""
-    return _CONVERTERS[mode]
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The calls that stand for one command on object keys, and how to answer it."""
+
+    name: str
+    steps: tuple[Step, ...]
+    total: bool = False  # DEL, UNLINK: the replies add up
+    ok: bool = False  # HMSET answers OK
+
+    def finish(self, replies: Sequence[Any], callbacks: Mapping[Any, Any]) -> Any:
+        """What redis-py returns: the raw reply through the client's response callback."""
+        for reply in replies:
+            if isinstance(reply, Exception):
+                return reply
+        values = [step.read(reply) for step, reply in zip(self.steps, replies, strict=True)]
+        raw = b"OK" if self.ok else sum(values) if self.total else values[0]
+        callback = callbacks.get(self.name)
+        return raw if callback is None else callback(raw)
 
 
-@dataclass
-class Intercepted:
-    """The commands queued in one pipeline and how to read each reply."""
+def plan_command(args: Sequence[Any], client: Any) -> Plan | None:
+    """``None`` when ``args`` may be sent as they are, else the :class:`Plan` for them;
+    raises :class:`UnsupportedCommandError` for a write the wrapper cannot make with events."""
+    command = command_of(args)
+    if command.writes is False:
+        return None
+    argv = argv_of(args)
+    router = _ROUTERS.get(command.name)
+    if router is not None:
+        return router(argv, client)
+    if command.writes:
+        for i in key_indexes(command.specs, argv):
+            found = parse_object_key(argv[i])
+            if found is not None:
+                raise refusal(command.name, argv[i], found[0])
+    else:
+        for value in argv[1:]:
+            _refuse_unknown(command.name, value)
+    return None
 
-    store: Any
-    pipe: Any
-    readers: list[Callable[[Any], Any] | None] = field(default_factory=list)  # None: hidden
-    merges: list[int] = field(default_factory=list)  # replies summed into the previous one
 
-    def plain(self) -> None:
-        self.readers.append(lambda reply: reply)
+def _refuse_unknown(name: str, value: Any) -> None:
+    try:
+        found = parse_object_key(value)
+    except InvalidIdError:
+        return  # not a key we can tell apart from any other argument
+    if found is not None:
+        raise unknown_refusal(name, value)
 
-    def write(self, owner: Any, ref: ObjectRef, mode: str, **kw: Any) -> Any:
-        call = self.store.build(ref, mode, **kw)
-        script = self.store._write
-        self.pipe.scripts.add(script)
-        self.pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
-        self.readers.append(converter(mode))
-        if ref.keys.member not in self.store.known_partitions:
-            self.pipe.sadd(PARTITIONS_KEY, ref.keys.member)
-            self.readers.append(None)
-            self.store.known_partitions.add(ref.keys.member)
-        return owner
 
-    def expire(self, owner: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
-        self.pipe.scripts.add(script)
-        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
-        self.readers.append(bool)
-        return owner
+def _target(name: str, key: Any) -> ObjectRef | None:
+    found = parse_object_key(key)
+    if found is None:
+        return None
+    if found[0] != "obj":
+        raise refusal(name.lower(), key, found[0])
+    return ObjectRef(found[1], found[2])
 
-    def delete(self, owner: Any, names: tuple[Any, ...], *, unlink: bool) -> Any:
-        if not names:
-            from redis.exceptions import DataError
 
-            raise DataError("DEL needs at least one key")
-        first = len(self.readers)
-        others = [n for n in names if object_ref(n) is None]
-        if others:
-            (self.pipe.unlink if unlink else self.pipe.delete)(*others)
-            self.plain()
-        for name in names:
-            ref = object_ref(name)
-            if ref is not None:
-                self.write(owner, ref, "delete")
-        # one DEL command: its replies are summed into one result
-        visible = [i for i in range(first, len(self.readers)) if self.readers[i] is not None]
-        self.merges.extend(visible[1:])
-        if not visible:
-            self.plain()
-        return owner
+def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[FieldKey, Any]:
+    if not pairs or len(pairs) % 2:
+        raise InvalidValueError(
+            f"{name.upper()} on object key {key!r} needs field/value pairs, "
+            f"got {len(pairs)} argument(s)"
+        )
+    items = zip(pairs[::2], pairs[1::2], strict=True)
+    return {field_key(f): _encode(client, f, v) for f, v in items}
 
-    def results(self, replies: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        for i, (reader, reply) in enumerate(zip(self.readers, replies, strict=True)):
-            if reader is None:
-                continue
-            value = reply if isinstance(reply, Exception) else reader(reply)
-            if i in self.merges:
-                out[-1] += value
-            else:
-                out.append(value)
-        self.clear()
-        return out
 
-    def clear(self) -> None:
-        self.readers.clear()
-        self.merges.clear()
+def _encode(client: Any, name: Any, value: Any) -> bytes:
+    """``value`` as redis-py would send it."""
+    try:
+        return bytes(client.get_encoder().encode(value))
+    except DataError as err:
+        raise InvalidValueError(f"value of field {name!r}: {err}") from None
+
+
+def _arity(argv: Sequence[Any], ref: ObjectRef, low: int, high: int | None = None) -> None:
+    if len(argv) < low or (high is not None and len(argv) > high):
+        raise InvalidValueError(
+            f"{argv_name(argv)} on object key {ref.obj!r}: wrong number of arguments"
+        )
+
+
+def _head(argv: Sequence[Any]) -> str:
+    head = argv[0]
+    return head.decode("utf-8", "replace") if isinstance(head, bytes) else str(head)
+
+
+def argv_name(argv: Sequence[Any]) -> str:
+    """The command name of an argument vector, upper case."""
+    return _head(argv).upper()
+
+
+def _hset(argv: Sequence[Any], client: Any) -> Plan | None:
+    name = argv_name(argv)
+    ref = _target(name, argv[1]) if len(argv) > 1 else None
+    if ref is None:
+        return None
+    if name == "HSETNX":
+        _arity(argv, ref, 4, 4)
+    entries = _values(client, name, argv[1], argv[2:])
+    mode = "setnx" if name == "HSETNX" else "upsert"
+    return Plan(_head(argv), (Step("write", ref, mode, {"entries": entries}),), ok=name == "HMSET")
+
+
+def _hdel(argv: Sequence[Any], client: Any) -> Plan | None:
+    ref = _target("HDEL", argv[1]) if len(argv) > 1 else None
+    if ref is None:
+        return None
+    _arity(argv, ref, 3)
+    names = [field_key(n) for n in argv[2:]]
+    return Plan(_head(argv), (Step("write", ref, "delete_fields", {"delete_keys": names}),))
+
+
+def _hincr(argv: Sequence[Any], client: Any) -> Plan | None:
+    name = argv_name(argv)
+    ref = _target(name, argv[1]) if len(argv) > 1 else None
+    if ref is None:
+        return None
+    _arity(argv, ref, 4, 4)
+    key = field_key(argv[2])
+    amount = _encode(client, key, argv[3]).decode("utf-8", "replace")
+    mode = "incr" if name == "HINCRBY" else "incrfloat"
+    return Plan(_head(argv), (Step("write", ref, mode, {"entries": {key: amount}}),))
+
+
+def _delete(argv: Sequence[Any], client: Any) -> Plan | None:
+    name = argv_name(argv)
+    targets = [(key, _target(name, key)) for key in argv[1:]]
+    steps = [Step("write", ref, "delete") for _, ref in targets if ref is not None]
+    if not steps:
+        return None
+    others = tuple(key for key, ref in targets if ref is None)
+    if others:
+        steps.insert(0, Step("plain", args=(argv[0], *others)))
+    return Plan(_head(argv), tuple(steps), total=True)
+
+
+def _expire(argv: Sequence[Any], client: Any) -> Plan | None:
+    name = argv_name(argv)
+    ref = _target(name, argv[1]) if len(argv) > 1 else None
+    if ref is None:
+        return None
+    keys = [ref.obj, ref.meta, ref.keys.capture_flag]
+    return Plan(_head(argv), (Step("expire", keys=keys, args=(name, *argv[2:])),))
+
+
+_ROUTERS: dict[str, Callable[[Sequence[Any], Any], Plan | None]] = {
+    "hset": _hset,
+    "hmset": _hset,
+    "hsetnx": _hset,
+    "hdel": _hdel,
+    "hincrby": _hincr,
+    "hincrbyfloat": _hincr,
+    "del": _delete,
+    "unlink": _delete,
+    **dict.fromkeys(("expire", "pexpire", "expireat", "pexpireat", "persist"), _expire),
+}
+
+#: the Redis commands that go through the write path on object keys
+ROUTED = frozenset(_ROUTERS)

@@ -16,9 +16,10 @@ and one Lua call can touch them all::
 
 Numeric and string ids share one namespace, told apart by their spelling: an object
 id (or field key) written as a canonical decimal number is the numeric id (u64 for
-objects, u32 for fields); any other spelling is a string id.  A *string* id that is a
-canonical decimal number would be ambiguous, so it is rejected with an error that
-says to pass the integer instead.
+objects, u32 for fields); any other spelling is a string id.  A *string* id made of
+digits only is refused: a canonical number would be ambiguous (the error says to pass
+the integer), one with a leading zero (``"042"``) or beyond the range would look like
+a number that it is not.
 
 Ids may not contain characters that are special to Zenoh key expressions or to this
 layout (``/ * $ # ? { }`` and whitespace) and may not be empty; they are rejected,
@@ -46,6 +47,7 @@ __all__ = [
     "field_name",
     "object_segment",
     "parse_field_name",
+    "parse_object_key",
     "parse_object_segment",
     "validate_id",
     "workers_key",
@@ -70,6 +72,7 @@ FieldKey = int | str
 
 _FORBIDDEN = re.compile(r"[/*$#?{}\s]")
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def as_text(value: bytes | str) -> str:
@@ -112,13 +115,27 @@ def _segment(kind: str, value: object, limit: int) -> str:
         return str(value)
     if isinstance(value, str):
         validate_id(kind, value)
-        if _CANONICAL_DECIMAL.fullmatch(value):
-            raise InvalidIdError(
-                f"{kind} {value!r} is a decimal number written as a string; pass the int "
-                f"{value} for a numeric id (string ids must not be canonical numbers)"
-            )
+        if _DIGITS.fullmatch(value):
+            raise InvalidIdError(_digits_message(kind, value, limit))
         return value
     raise InvalidIdError(f"{kind} must be an int or a string, got {type(value).__name__} {value!r}")
+
+
+def _digits_message(kind: str, value: str, limit: int) -> str:
+    if not _CANONICAL_DECIMAL.fullmatch(value):
+        return (
+            f"{kind} {value!r} is all digits but not a canonical number (it has a leading "
+            f"zero); use {int(value)} for the numeric {kind}, or a name with a non-digit"
+        )
+    if int(value) > limit:
+        return (
+            f"{kind} {value!r} is all digits but above {limit}, the largest numeric {kind}; "
+            "use a name with a non-digit"
+        )
+    return (
+        f"{kind} {value!r} is a decimal number written as a string; pass the int "
+        f"{value} for a numeric id (string ids must not be all digits)"
+    )
 
 
 def object_segment(object_id: object) -> str:
@@ -138,12 +155,14 @@ def _parse(text: str, limit: int) -> int | str:
 
 
 def parse_object_segment(text: str) -> ObjectId:
-    """Inverse of :func:`object_segment`."""
+    """Inverse of :func:`object_segment`, lenient so that anything stored can be read: a
+    spelling that :func:`object_segment` refuses (``"007"``) comes back as that string."""
     return _parse(text, MAX_U64)
 
 
 def parse_field_name(text: str) -> FieldKey:
-    """Inverse of :func:`field_name`: numeric spelling gives an int key."""
+    """Inverse of :func:`field_name`: a canonical number gives an int key; lenient like
+    :func:`parse_object_segment` (``"042"`` comes back as a string, which writes refuse)."""
     return _parse(text, MAX_U32)
 
 
@@ -193,7 +212,13 @@ class PartitionKeys:
 
     @classmethod
     def from_member(cls, member: str) -> PartitionKeys:
+        """The partition named ``cls:pid`` (as in the hash tag and :data:`PARTITIONS_KEY`)."""
         cls_id, _, pid = member.rpartition(":")
+        if not _CANONICAL_DECIMAL.fullmatch(pid) or int(pid) > MAX_PARTITION:
+            raise InvalidIdError(
+                f"partition {member!r} is not <cls>:<pid>: {pid!r} is not a number "
+                f"0..{MAX_PARTITION}"
+            )
         return cls.of(cls_id, int(pid))
 
     @staticmethod
@@ -210,3 +235,50 @@ class PartitionKeys:
         if not key.startswith(PREFIX + ":{") or end < start:
             raise InvalidIdError(f"{key!r} is not a key of the {PREFIX} layout")
         return cls.from_member(key[start + 1 : end])
+
+
+#: the keys that belong to one object (see the layout above)
+OBJECT_KEY_KINDS: Final = ("obj", "meta", "shadow")
+
+
+def _key_text(name: object) -> tuple[str, bool] | None:
+    """A key starting with ``oprc:{`` as text, and whether its bytes were valid UTF-8."""
+    if isinstance(name, str):
+        return (name, True) if name.startswith(PREFIX + ":{") else None
+    if not isinstance(name, (bytes, bytearray, memoryview)):
+        return None
+    raw = bytes(name)
+    if not raw.startswith(b"oprc:{"):
+        return None
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape"), False
+
+
+def parse_object_key(name: object) -> tuple[str, PartitionKeys, str] | None:
+    """``(kind, partition, object id spelling)`` when ``name`` is a key of one object
+    (``oprc:{cls:pid}:<obj|meta|shadow>:<oid>``), ``None`` for any other key.
+
+    A key of that shape that is not valid UTF-8, or names an invalid class, partition or
+    object id, raises :class:`InvalidIdError` naming it, rather than being taken for
+    some other key.
+    """
+    found = _key_text(name)
+    if found is None:
+        return None
+    key, utf8 = found
+    end = key.find("}")
+    head, sep, segment = key[end + 1 :].partition(":")[2].partition(":")
+    if end < 0 or not key[end + 1 :].startswith(":") or not sep or head not in OBJECT_KEY_KINDS:
+        return None
+    if not utf8:
+        raise InvalidIdError(f"key {name!r} has the shape of an object key but is not valid UTF-8")
+    try:
+        partition = PartitionKeys.from_member(key[len(PREFIX) + 2 : end])
+        object_segment(parse_object_segment(segment))
+    except InvalidIdError as err:
+        raise InvalidIdError(
+            f"key {name!r} has the shape of an object key (oprc:{{cls:pid}}:{head}:<oid>) but {err}"
+        ) from None
+    return head, partition, segment

@@ -181,8 +181,9 @@ def test_other_commands_pass_through(client: redis.Redis) -> None:
     assert wrapped.hset("user:1", "name", "ann") == 1
     assert wrapped.hgetall("user:1") == {b"name": b"ann"}
     assert wrapped.delete("k", "user:1") == 2
-    assert wrapped.hset("oprc:{orders:0}:meta:1", "x", "y") == 1  # not an object key
-    assert client.exists("oprc:{orders:0}:outbox") == 0
+    assert wrapped.hgetall("oprc:{orders:0}:meta:1") == {}  # reads of any key pass through
+    assert wrapped.xadd("oprc:{orders:0}:outbox", {"x": "y"})  # a partition key, not an object's
+    assert wrapped.hset("oprc:{orders:0}:objects", "x", "y") == 1  # not an object key
 
 
 def test_bad_object_keys_and_fields_are_errors(client: redis.Redis) -> None:
@@ -213,3 +214,118 @@ def test_expire_family_takes_the_triggers_along_without_capture(
     assert not client.exists(KEY, "oprc:{orders:0}:meta:1")
     wrapped.hset(KEY, "1", "again")  # a new object: the old triggers are gone
     assert events(client) == [("CREATE", "1", b"a")]
+
+
+def test_execute_command_and_hmset_are_routed_like_the_methods(
+    client: redis.Redis, store: ObjectStore
+) -> None:
+    store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+    wrapped = EventedRedis(client)
+    calls: list[tuple[Any, ...]] = [
+        ("HSET", "1", "a", "2", "b"),
+        ("hset", "1", "c"),
+        (b"HSETNX", "a", "x"),
+        ("HINCRBY", "n", 3),
+        ("HINCRBYFLOAT", "f", "0.5"),
+        ("HDEL", "2", "zz"),
+        ("EXPIRE", 100, "NX"),
+        ("PERSIST",),
+    ]
+    for command, *args in calls:
+        got = wrapped.execute_command(command, KEY, *args)
+        assert got == client.execute_command(command, PLAIN, *args), command
+        assert type(got) is type(client.execute_command(command, "other", *args)), command
+    with pytest.warns(DeprecationWarning):
+        assert wrapped.hmset(KEY, {"1": "d", "b": "e"}) is True
+    assert wrapped.execute_command("HMSET", KEY, "1", "f") is True
+    assert wrapped.execute_command("DEL", KEY, PLAIN, "nothing") == 2
+    assert events(client) == [
+        ("CREATE", "1", b"a"),
+        ("CREATE", "2", b"b"),
+        ("UPDATE", "1", b"c"),
+        ("CREATE", "a", b"x"),
+        ("CREATE", "n", b"3"),
+        ("CREATE", "f", b"0.5"),
+        ("DELETE", "2", None),
+        ("UPDATE", "1", b"d"),
+        ("CREATE", "b", b"e"),
+        ("UPDATE", "1", b"f"),
+        *[("DELETE", name, None) for name in ("1", "a", "n", "f", "b")],
+    ]
+
+
+def test_pipelines_route_refuse_and_watch_like_the_client(
+    client: redis.Redis, store: ObjectStore
+) -> None:
+    from oprc_redis_events import UnsupportedCommandError
+
+    store.create("orders", 0, 1, {}, event=watch_all(WATCHED))
+    wrapped = EventedRedis(client)
+    pipe = wrapped.pipeline()
+    with pytest.raises(UnsupportedCommandError, match="RENAME"):
+        pipe.rename(KEY, "elsewhere")
+    with pytest.warns(DeprecationWarning):
+        pipe.hmset(KEY, {"1": "a"})
+    pipe.execute_command("HSET", KEY, "2", "b").hincrbyfloat(KEY, "f", 1.5).hlen(KEY)
+    assert len(pipe) == 4
+    assert pipe.execute() == [True, 1, 1.5, 3]
+
+    def bump(p: Any) -> None:
+        value = p.hget(KEY, "1")  # runs at once: the pipeline watches KEY
+        p.multi()
+        p.hset(KEY, "1", value + b"!")
+
+    assert wrapped.transaction(bump, KEY) == [0]
+    with wrapped.pipeline() as watching:
+        watching.watch(KEY)
+        assert watching.hset(KEY, "a", "1") == 1  # immediate mode: through the write path
+        watching.multi()
+        watching.hdel(KEY, "a").get("other")
+        with pytest.raises(redis.WatchError):
+            watching.execute()  # its own write changed the watched key, as in redis-py
+    assert events(client)[-2:] == [("UPDATE", "1", b"a!"), ("CREATE", "a", b"1")]
+    assert client.hgetall(KEY) == {b"1": b"a!", b"2": b"b", b"f": b"1.5", b"a": b"1"}
+
+
+def test_json_namespace_and_its_pipeline_refuse_object_keys(client: redis.Redis) -> None:
+    from oprc_redis_events import UnsupportedCommandError
+
+    wrapped = EventedRedis(client)
+    with pytest.raises(UnsupportedCommandError, match=r"JSON\.SET"):
+        wrapped.json().set(KEY, "$", {"a": 1})
+    pipe = wrapped.json().pipeline()
+    with pytest.raises(UnsupportedCommandError, match=r"JSON\.MERGE"):
+        pipe.merge(KEY, "$", {"a": 1})
+    pipe.hset(KEY, "1", "a").hgetall(KEY)
+    assert pipe.execute() == [1, {b"1": b"a"}]
+
+
+def test_async_pipeline_and_execute_command(server: RedisServer) -> None:
+    from oprc_redis_events import UnsupportedCommandError
+
+    async def run() -> None:
+        raw = aredis.Redis.from_url(server.url)
+        try:
+            await raw.flushdb()
+            await AsyncObjectStore(raw).create("orders", 0, 1, {}, event=watch_all(WATCHED))
+            wrapped = AsyncEventedRedis(raw)
+            assert await wrapped.execute_command("HSET", KEY, "1", "a") == 1
+            with pytest.raises(UnsupportedCommandError, match="COPY"):
+                await wrapped.copy(KEY, "elsewhere")
+            async with wrapped.pipeline() as pipe:
+                with pytest.raises(UnsupportedCommandError, match="SET"):
+                    pipe.set(KEY, "x")
+                pipe.hincrby(KEY, "n", 2).execute_command("UNLINK", KEY).exists(KEY)
+                assert await pipe.execute() == [2, 1, 0]
+        finally:
+            await raw.aclose()
+
+    asyncio.run(run())
+    sync_raw = redis.Redis.from_url(server.url)
+    assert events(sync_raw) == [
+        ("CREATE", "1", b"a"),
+        ("CREATE", "n", b"2"),
+        ("DELETE", "1", None),
+        ("DELETE", "n", None),
+    ]
+    sync_raw.close()

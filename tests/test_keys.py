@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import redis.cluster
 
@@ -77,3 +79,28 @@ def test_all_keys_of_a_partition_share_one_slot() -> None:
 def test_class_ids_with_colons_round_trip() -> None:
     keys = PartitionKeys.of("shop:orders", 9)
     assert PartitionKeys.from_key(keys.outbox) == keys
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("042", "leading zero"), ("00", "leading zero"), ("4294967296", "above 4294967295")],
+)
+def test_all_digit_field_names_must_be_canonical_numbers(value: str, message: str) -> None:
+    with pytest.raises(InvalidIdError, match=message) as info:
+        field_name(value)
+    assert repr(value) in str(info.value)
+    assert parse_field_name(value) == value  # what is stored can still be read
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("007", "leading zero"), (str(2**64), f"above {2**64 - 1}")]
+)
+def test_all_digit_object_ids_must_be_canonical_numbers(value: str, message: str) -> None:
+    with pytest.raises(InvalidIdError, match=message):
+        object_segment(value)
+
+
+@pytest.mark.parametrize("member", ["orders:x", "orders:01", "orders:+1", "orders: 1", "orders"])
+def test_partition_members_must_end_in_a_canonical_number(member: str) -> None:
+    with pytest.raises(InvalidIdError, match=re.escape(repr(member))):
+        PartitionKeys.from_member(member)
