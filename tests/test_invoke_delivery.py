@@ -140,3 +140,33 @@ def test_answers_of_a_failed_batch_are_reused_on_the_retry(
     assert sorted(bodies.values()) == [1] * (2 * ENTRIES - 1) + [2]
     assert len(events(client, "svc", 0)) == ENTRIES
     assert client.xpending("oprc:{orders:0}:outbox", settings.group)["pending"] == 0
+
+
+class FlakyPublisher(MemoryPublisher):
+    """Raises on the first PUT to function ``b``."""
+
+    failed = False
+
+    def put(self, key: str, payload: bytes) -> None:
+        if "/async/b/" in key and not self.failed:
+            self.failed = True
+            raise ConnectionError("link down")
+        super().put(key, payload)
+
+
+def test_a_retry_sends_only_the_puts_that_did_not_go_out(
+    store: ObjectStore, settings: Settings
+) -> None:
+    ev = ObjectEvent()
+    for fn in ("a", "b", "c"):
+        ev.data_trigger[1].on_update.append(TriggerTarget(cls_id="svc", partition_id=0, fn_id=fn))
+    store.create("orders", 0, 1, {1: b"0"}, event=ev)
+    for i in range(3):
+        store.update("orders", 0, 1, {1: str(i + 1).encode()})
+    publisher = FlakyPublisher()
+    worker = Worker(settings.replace(retry_base_ms=1, ack_delay_ms=0), publisher=publisher)
+    asyncio.run(worker.run_async(burst=True))
+    keys = [key for key, _ in publisher.sent]
+    assert publisher.failed and worker.stats.retries == 1
+    assert len(keys) == len(set(keys)) == 9  # each trigger once, the failed one included
+    assert [key.split("/")[4] for key in keys] == ["a", "b", "c"] * 3  # in write order
