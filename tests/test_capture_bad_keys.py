@@ -19,7 +19,8 @@ from oprc_redis_events.worker import Worker
 from .helpers import RunningWorker, watch_all
 
 #: bad state -> (the key logged, what the line says, how to plant it, writes that notify)
-BAD_STATE: dict[str, tuple[str, str, list[tuple[str, ...]], list[tuple[str, ...]]]] = {
+Command = tuple[str | bytes, ...]
+BAD_STATE: dict[str, tuple[str, str, list[Command], list[Command]]] = {
     "object of the wrong type": (
         "oprc:{orders:0}:obj:5",
         "oprc:{orders:0}:obj:5 is a string, not a hash",
@@ -37,6 +38,12 @@ BAD_STATE: dict[str, tuple[str, str, list[tuple[str, ...]], list[tuple[str, ...]
         "not a valid object key",
         [("HSET", "oprc:{orders:0}:obj:a b", "1", "x")],
         [("HSET", "oprc:{orders:0}:obj:a b", "1", "y")],
+    ),
+    "name that is not UTF-8": (
+        repr("oprc:{orders:0}:obj:\\xff"),  # as logged: escaped
+        "not a valid object key",
+        [("HSET", b"oprc:{orders:0}:obj:\xff", "1", "x")],
+        [("HSET", b"oprc:{orders:0}:obj:\xff", "1", "y")],
     ),
     "malformed partition member": (
         "'garbage'",
