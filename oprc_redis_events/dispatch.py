@@ -5,7 +5,16 @@ what to do about failures; :class:`Dispatcher` makes it go out and reports how f
 (:class:`Outcome`): the plans before ``done`` went out completely; the next one was held
 (hold mode: no subscriber), failed (the publisher raised, a GET got no answer) or ran out
 of time.  Responses of ``invoke`` deliveries to stateful targets are recorded as function
-events on the target objects.
+events on the target objects, in write order.
+
+The GETs of a whole batch start together (``invoke`` delivery: at most
+``max_concurrent_triggers`` at once) and are collected in write order.  When one fails, the
+others of the batch may already have run: the dispatcher remembers, per partition, every
+dispatch of the entries still to go that went out or is still running (a PUT handed to
+Zenoh, a GET in flight or answered), keyed by (entry id, invocation id), and the retry
+reuses them instead of running those functions again.  What it remembers is at most one
+batch per partition, and is dropped once the entry went out or no longer comes back
+(acknowledged, dead-lettered, taken by another worker).
 """
 
 from __future__ import annotations
@@ -29,6 +38,31 @@ from .stats import WorkerStats
 from .wire import Dispatch
 
 __all__ = ["Dispatcher", "Outcome", "Plan"]
+
+_SENT = "sent"  # a PUT handed to Zenoh, or a GET whose answer was collected
+_PENDING = "pending"
+#: (entry id, invocation id) -> the GET (running or done) or _SENT
+Memo = dict[tuple[str, str], Future[InvokeResult] | str]
+
+
+class _NoAnswer(Exception):
+    """A GET that no function answered (timeout, no function, undecodable reply)."""
+
+
+def _unanswered(call: Future[InvokeResult] | str) -> bool:
+    """A GET that ended without an answer (it must be asked again)."""
+    if not isinstance(call, Future) or not call.done():
+        return False
+    return call.exception() is not None or not call.result().answered
+
+
+def _unmatched(publisher: Publisher, plan: Plan, memo: Memo) -> str | None:
+    """The key of a PUT of ``plan`` still to send that no subscriber matches (hold mode)."""
+    for d in plan.dispatches:
+        sent = memo.get((plan.entry_id, d.invocation_id)) == _SENT
+        if d.mode != "invoke" and not sent and not publisher.matching(d.key):
+            return d.key
+    return None
 
 
 @dataclass
@@ -55,6 +89,10 @@ class Outcome:
 class Dispatcher:
     """Publishes plans for a worker (its settings, statistics, metrics and store)."""
 
+    #: start the GETs of a whole batch at once (``False``: an entry's GETs start when the
+    #: entry before it was answered; measured slower, see README, kept for the benchmark)
+    lookahead = True
+
     def __init__(
         self,
         settings: Settings,
@@ -67,8 +105,10 @@ class Dispatcher:
         self.metrics = metrics
         self.store = store
         self._pool: ThreadPoolExecutor | None = None
+        self._memo: dict[str, Memo] = {}  # outbox stream -> what went out of its entries
 
     def close(self) -> None:
+        self._memo.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -78,8 +118,14 @@ class Dispatcher:
         if not any(p.dispatches for p in plans):
             return Outcome(len(plans))
         outcome = await self._in_thread(publisher, plans)
-        for dispatch, response in outcome.answers:
-            await self._record(dispatch, response)
+        try:
+            for dispatch, response in outcome.answers:
+                await self._record(dispatch, response)
+        except BaseException:
+            # Redis failed: forget what went out, so that the retry records every answer
+            # (asking the functions again: at least once, never an answer lost).
+            self._memo.pop(plans[0].entry.partition.outbox, None)
+            raise
         return outcome
 
     async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
@@ -110,41 +156,76 @@ class Dispatcher:
             return outcome
 
     def _send(self, publisher: Publisher, plans: list[Plan], cancel: threading.Event) -> Outcome:
-        """PUTs one at a time in write order; GETs (``invoke``) started together, at most
-        ``max_concurrent_triggers`` at once, and awaited in write order."""
-        timeout = self.settings.trigger_timeout_ms / 1000
-        calls: dict[int, Future[InvokeResult]] = {
-            id(d): self._invoker().submit(publisher.invoke, d.key, d.body, timeout)
-            for plan in plans
-            for d in plan.dispatches
-            if d.mode == "invoke"
-        }
+        """Send ``plans`` in write order, reusing what an earlier attempt already sent."""
+        stream = plans[0].entry.partition.outbox
+        memo = self._memo.pop(stream, {})
+        if self.lookahead:
+            for plan in plans:
+                self._start(publisher, plan, memo)
         outcome = Outcome(0)
+        try:
+            self._walk(publisher, plans, memo, cancel, outcome)
+        finally:
+            to_go = {p.entry_id for p in plans[outcome.done :]}
+            kept = {key: sent for key, sent in memo.items() if key[0] in to_go}
+            if kept:
+                self._memo[stream] = kept
+        return outcome
+
+    def _start(self, publisher: Publisher, plan: Plan, memo: Memo) -> None:
+        """Start the GETs of ``plan`` that are neither running nor answered."""
+        timeout = self.settings.trigger_timeout_ms / 1000
+        for d in plan.dispatches:
+            key = (plan.entry_id, d.invocation_id)
+            if d.mode == "invoke" and (key not in memo or _unanswered(memo[key])):
+                memo[key] = self._invoker().submit(publisher.invoke, d.key, d.body, timeout)
+
+    def _walk(
+        self,
+        publisher: Publisher,
+        plans: list[Plan],
+        memo: Memo,
+        cancel: threading.Event,
+        outcome: Outcome,
+    ) -> None:
+        """PUT, or collect the answers of the GETs, plan after plan; stop at the first
+        plan that is held or fails."""
         for i, plan in enumerate(plans):
             outcome.done = i
             if cancel.is_set():
-                return outcome
+                return
             if self.settings.hold:
-                for d in plan.dispatches:
-                    if d.mode != "invoke" and not publisher.matching(d.key):
-                        outcome.held_key = d.key
-                        return outcome
+                outcome.held_key = _unmatched(publisher, plan, memo)
+                if outcome.held_key is not None:
+                    return
+            if not self.lookahead:
+                self._start(publisher, plan, memo)
             try:
                 for d in plan.dispatches:
-                    if d.mode == "invoke":
-                        result = calls[id(d)].result()
-                        if not result.answered:
-                            outcome.error = result.response.payload.decode(errors="replace")
-                            return outcome
-                        outcome.answers.append((d, result.response))
-                    else:
-                        publisher.put(d.key, d.body)
+                    self._deliver(publisher, plan.entry_id, d, memo, outcome)
             except Exception as err:  # any failure of the edge is a failed attempt
-                outcome.error = f"{type(err).__name__}: {err}"
-                return outcome
+                no_answer = isinstance(err, _NoAnswer)
+                outcome.error = str(err) if no_answer else f"{type(err).__name__}: {err}"
+                return
             self._count(plan)
         outcome.done = len(plans)
-        return outcome
+
+    def _deliver(
+        self, publisher: Publisher, entry_id: str, d: Dispatch, memo: Memo, outcome: Outcome
+    ) -> None:
+        key = (entry_id, d.invocation_id)
+        call = memo.get(key, _PENDING)
+        if call == _SENT:
+            return  # an earlier attempt sent it: never twice
+        if d.mode == "invoke":
+            assert isinstance(call, Future), "started by _start"
+            result = call.result()
+            if not result.answered:
+                raise _NoAnswer(result.response.payload.decode(errors="replace"))
+            outcome.answers.append((d, result.response))
+        else:
+            publisher.put(d.key, d.body)
+        memo[key] = _SENT
 
     def _count(self, plan: Plan) -> None:
         stats = self.stats

@@ -10,7 +10,8 @@
 -- ARGV[2]  "drop": the object ended (expired, evicted): remove its triggers too; "keep": no
 -- ARGV[3]  "1": events enabled; "0": only bring the shadow up to date
 --
--- Returns {changes, matched events, entry id or ""}.
+-- Returns {changes, matched events, entry id or ""}, or the error "WRONGTYPE <key> is a
+-- <type>, not a <type>" (before touching anything) when a key has the wrong type.
 --
 -- A missing shadow means the object predates capture (or was written before capture was
 -- on): the shadow is created from the object and nothing is reported.  Otherwise: a field
@@ -26,6 +27,14 @@ local function as_map(flat)
   local map = {}
   for i = 1, #flat, 2 do map[flat[i]] = flat[i + 1] end
   return map
+end
+
+-- Redis does not roll a script back: check every key's type before the first write.
+for i, want in ipairs({"hash", "hash", "stream", "hash"}) do
+  local have = redis.call("TYPE", KEYS[i])["ok"]
+  if have ~= "none" and have ~= want then
+    return redis.error_reply("WRONGTYPE " .. KEYS[i] .. " is a " .. have .. ", not a " .. want)
+  end
 end
 
 local current = redis.call("HGETALL", obj)
