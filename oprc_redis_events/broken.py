@@ -71,7 +71,7 @@ class BrokenPartitions:
         self._retry_at[name] = self.clock() + self.retry_s
         self.problems.warning(
             ("broken", name),
-            "skipping %s: %s (tried again every %.0f s; other partitions are served)",
+            "skipping %s: %s (tried again every %g s; other partitions are served)",
             name,
             reason,
             self.retry_s,

@@ -26,7 +26,7 @@ from .broken import BrokenPartitions, is_server_wide
 from .config import Settings
 from .deadletters import DeadLetterStreamError
 from .errors import InvalidIdError
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 
 __all__ = ["RESCAN_INTERVAL_S", "PartitionDiscovery", "PartitionState"]
 
@@ -64,6 +64,11 @@ class PartitionDiscovery:
     _scan_found: set[str]  # outboxes found by the last SCAN
     _scan_labels: set[str]  # every name the last SCAN saw, usable or not
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking up at once when the worker is asked to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
     async def discover(self) -> None:
         """Find partition outboxes and make sure our consumer group exists on each."""
         found, labels = await self._registered()
@@ -93,14 +98,13 @@ class PartitionDiscovery:
             return found, labels
         self.broken.ok(PARTITIONS_KEY)
         for raw in members:
-            member = _text(raw)
-            label = _member_label(member)
+            label = _member_label(_text(raw))
             labels.add(label)
             if self.broken.skipped(label):
                 continue
             try:
-                found.add(PartitionKeys.from_member(member).outbox)
-            except (InvalidIdError, ValueError) as err:
+                found.add(PartitionKeys.from_member(as_text(raw)).outbox)
+            except (InvalidIdError, ValueError) as err:  # UnicodeDecodeError is a ValueError
                 self.broken.mark(label, f"not a <cls>:<partition> name ({err})")
         return found, labels
 
@@ -111,7 +115,7 @@ class PartitionDiscovery:
             key = _text(raw)
             labels.add(key)
             try:
-                PartitionKeys.from_key(key)
+                PartitionKeys.from_key(as_text(raw))
             except (InvalidIdError, ValueError) as err:
                 if not self.broken.skipped(key):
                     self.broken.mark(key, f"not the outbox of a partition ({err})")

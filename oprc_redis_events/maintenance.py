@@ -11,8 +11,6 @@ which the worker's supervisor logs and restarts, or fails the worker over.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -49,10 +47,6 @@ class PartitionMaintenance(PartitionDiscovery):
     _last_trim: float
     _last_progress: float
     _last_counts: tuple[int, ...]
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _maintain_forever(self) -> None:
         """The maintenance task: Redis going away is waited out here; anything else that

@@ -2,12 +2,13 @@
 
 Each task (the dispatch loop, the maintenance loop, keyspace capture, ...) runs under
 :class:`Supervisor`.  A task that raises, or returns while the worker is not stopping,
-is logged at once (with its traceback; a failure that repeats is then logged with a
-count at a slow interval), reported not ready while it is down, and restarted after a
-backoff.  A task that fails ``max_failures`` times in a row (a run that lasted
-``healthy_after_s`` resets the count), or raises a :class:`~.errors.ConfigError` that no
-retry can fix, fails the worker: it stops, and ``run_async`` raises
-:class:`WorkerFailedError`, so the process exits non-zero.
+is logged at once (with its traceback, unless it is one of our own errors, whose message
+says what is wrong; a failure that repeats is then logged with a count at a slow
+interval), reported not ready while it is down, and restarted after a backoff.  A task
+that fails ``max_failures`` times in a row (a run that lasted ``healthy_after_s`` resets
+the count), or raises a :class:`~.errors.ConfigError` that no retry can fix, fails the
+worker: it stops, and ``run_async`` raises :class:`WorkerFailedError`, so the process
+exits non-zero.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ log = logging.getLogger("oprc_redis_events.worker")
 
 class WorkerFailedError(OprcEventsError):
     """A background task of the worker failed and could not recover."""
+
+
+def _trace(err: BaseException, wanted: bool = True) -> BaseException | None:
+    """The traceback worth logging: none for our own errors, whose message says it all."""
+    return err if wanted and not isinstance(err, OprcEventsError) else None
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,10 @@ class Supervisor:
             with contextlib.suppress(RuntimeError):  # the loop just closed
                 self._loop.call_soon_threadsafe(self._fail, name, err)
 
-    def _fail(self, name: str, err: BaseException) -> None:
+    def _fail(self, name: str, err: BaseException, *, traceback: bool = True) -> None:
         if self.failure is None:
             self.failure = f"{name} failed: {type(err).__name__}: {err}"
-            log.critical("%s; the worker stops", self.failure, exc_info=err)
+            log.critical("%s; the worker stops", self.failure, exc_info=_trace(err, traceback))
         self.stop.set()
 
     async def _guard(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
@@ -97,7 +103,7 @@ class Supervisor:
             failures += 1
             if failures >= self.policy.max_failures or isinstance(err, ConfigError):
                 times = f" ({failures} times in a row)" if failures > 1 else ""
-                self._fail(name + times, err)
+                self._fail(name + times, err, traceback=failures == 1)
                 return
             await self._restart_later(name, err, failures)
 
@@ -111,7 +117,7 @@ class Supervisor:
             type(err).__name__,
             err,
             delay,
-            exc_info=err,
+            exc_info=_trace(err),
         )
         self.down.add(name)
         try:

@@ -10,9 +10,17 @@ When an entry fails (the publisher raised, or the batch outlived ``trigger_timeo
 the partition pauses: the entry and those after it stay pending and are read again after
 a backoff, until they go out or the entry has been delivered ``max_deliveries`` times,
 when it is dead-lettered and the partition moves on.  An entry that can never be
-dispatched (undecodable, an invalid target) is dead-lettered at once.  In hold mode an
-entry whose target has no Zenoh subscriber waits (pausing its partition) until one
-appears or ``hold_max_age_ms`` passes since its write.
+dispatched (anything that fails in turning it into PUTs) is dead-lettered at once.  In
+hold mode an entry whose target has no Zenoh subscriber waits (pausing its partition)
+until one appears or ``hold_max_age_ms`` passes since its write.
+
+Whatever the worker reads from Redis is untrusted, and one bad key never stops the rest:
+a partition whose keys are unusable is skipped, logged once, counted and tried again
+later (:mod:`~oprc_redis_events.broken`).  The dispatch loop, the maintenance loop and
+keyspace capture run under a :class:`~.supervisor.Supervisor`: a task that fails is
+logged at once and restarted; one that cannot recover stops the worker with
+:class:`~.supervisor.WorkerFailedError`.  The parts: reading (:mod:`.reading`), handling
+entries (:mod:`.handling`), discovery (:mod:`.discovery`) and upkeep (:mod:`.maintenance`).
 
 ``run()`` is the process (SIGTERM/SIGINT stop it gracefully); ``run_async()`` is the core,
 which tests embed; ``burst=True`` returns once nothing is left to read or retry.
@@ -25,8 +33,6 @@ import contextlib
 import logging
 import signal
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -39,13 +45,13 @@ from .config import Settings, redact_url
 from .discovery import RESCAN_INTERVAL_S, PartitionState
 from .dispatch import Dispatcher
 from .errors import OprcEventsError
-from .handling import EntryHandling
-from .keys import PartitionKeys, as_text
+from .keys import PartitionKeys
 from .leases import Leases
 from .logonce import ThrottledLog
 from .maintenance import PartitionMaintenance
 from .metrics import MetricsServer, WorkerMetrics
 from .publisher import Publisher, ZenohPublisher
+from .reading import OutboxReading
 from .stats import WorkerStats
 from .supervisor import Supervisor, WorkerFailedError
 from .wire import DELIVERY_MODES, Delivery
@@ -55,19 +61,7 @@ __all__ = ["Worker", "WorkerFailedError", "WorkerStats"]
 log = logging.getLogger("oprc_redis_events.worker")
 
 
-def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
-    """XREADGROUP's reply as (stream, entries) pairs.
-
-    RESP2 gives ``[[stream, entries], ...]``; RESP3 gives ``{stream: [entries]}``.
-    """
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return [(stream, value[0] if value else []) for stream, value in reply.items()]
-    return [(item[0], item[1]) for item in reply]
-
-
-class Worker(EntryHandling, PartitionMaintenance):
+class Worker(OutboxReading, PartitionMaintenance):
     """Dispatches outbox entries to Zenoh (see the module docstring)."""
 
     def __init__(
@@ -309,82 +303,3 @@ class Worker(EntryHandling, PartitionMaintenance):
         )
         await self._sleep(backoff)
         return min(backoff * 2, 5.0)
-
-    # -- reading --------------------------------------------------------------------------
-
-    async def _step(self, *, block: bool) -> int:
-        await self._flush_acks()
-        now = time.monotonic()
-        handled = 0
-        for stream, state in list(self.states.items()):
-            if state.retry_at is not None and state.retry_at <= now:
-                async with self.on_partition(stream):
-                    handled += await self._read_pending(stream, state)
-        reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
-        block_ms = self._block_ms(now) if block else None
-        if not reading:
-            await self._sleep((block_ms or 0) / 1000)
-            return handled
-        by_stream: dict[str, list[tuple[str, dict[bytes, bytes]]]] = defaultdict(list)
-        for stream, entry_id, fields in await self._read_new(reading, block_ms):
-            by_stream[stream].append((entry_id, fields))
-        for stream, batch in by_stream.items():
-            owner = self.states.get(stream)
-            keys = owner.keys if owner is not None else PartitionKeys.from_key(stream)
-            async with self.on_partition(stream):
-                handled += await self._handle(keys, batch)
-        return handled
-
-    async def _read_pending(self, stream: str, state: PartitionState) -> int:
-        # Our pending entries include deferred acks: settle them first, or they would be
-        # read (and sent) again.
-        await self._flush_acks(stream, wait=True)
-        if stream not in self.states:  # settling them broke the partition
-            return 0
-        pending = await self._xreadgroup({stream: "0"}, block_ms=None)
-        state.retry_at = None
-        if not pending:
-            return 0
-        return await self._handle(state.keys, [(i, f) for _, i, f in pending])
-
-    async def _read_new(
-        self, reading: dict[str, str], block_ms: int | None
-    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
-        """New entries of ``reading``; a stream of the wrong type fails the whole read, so
-        it is found (TYPE), dropped as broken, and the others are read on the next turn."""
-        try:
-            return await self._xreadgroup(reading, block_ms=block_ms)
-        except redis.ResponseError as err:
-            if "WRONGTYPE" not in str(err):
-                raise
-            pipe = self.client.pipeline(transaction=False)
-            for stream in reading:
-                pipe.type(stream)
-            kinds = [as_text(k) for k in await pipe.execute()]
-            wrong = {s: k for s, k in zip(reading, kinds, strict=True) if k != "stream"}
-            if not wrong:
-                raise
-            for stream, kind in wrong.items():
-                self.partition_failed(stream, f"{stream} is a {kind}, not a stream")
-            return []
-
-    def _block_ms(self, now: float) -> int:
-        waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
-        soonest = min(waits, default=self.block_ms / 1000)
-        return max(1, min(self.block_ms, int(soonest * 1000)))
-
-    async def _xreadgroup(
-        self, streams: dict[str, str], *, block_ms: int | None
-    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
-        reply = await self.client.xreadgroup(
-            self.settings.group,
-            self.settings.consumer,
-            streams,  # type: ignore[arg-type]
-            count=self.settings.batch_size,
-            block=block_ms,
-        )
-        return [
-            (as_text(stream), as_text(entry_id), fields or {})
-            for stream, entries in _stream_items(reply)
-            for entry_id, fields in entries
-        ]
