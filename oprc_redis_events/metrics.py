@@ -132,7 +132,7 @@ class MetricsServer:
         port: int,
         live: Callable[[], bool],
         ready: Callable[[], bool],
-        on_failure: Callable[[BaseException], None] | None = None,
+        on_failure: Callable[[BaseException], object] | None = None,
     ) -> None:
         prometheus = make_wsgi_app(metrics.registry)
 

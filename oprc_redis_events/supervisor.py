@@ -60,7 +60,6 @@ class Supervisor:
         self.failure: str | None = None  # why the worker failed
         self.down: set[str] = set()  # tasks waiting for a restart
         self._tasks: list[asyncio.Task[None]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def healthy(self) -> bool:
@@ -68,23 +67,19 @@ class Supervisor:
 
     def start(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
         """Run ``run()`` as task ``name``, restarting it as the policy says."""
-        self._loop = asyncio.get_running_loop()
         self._tasks.append(asyncio.create_task(self._guard(name, run), name=name))
 
     async def join(self) -> None:
         """Wait until every task has ended (they end once ``stop`` is set)."""
         await asyncio.gather(*self._tasks)
 
-    def fail(self, name: str, err: BaseException) -> None:
-        """Fail the worker because of ``name`` (callable from any thread)."""
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop just closed
-                self._loop.call_soon_threadsafe(self._fail, name, err)
-
-    def _fail(self, name: str, err: BaseException, *, traceback: bool = True) -> None:
+    def fail(self, name: str, err: BaseException, failures: int = 1) -> None:
+        """Fail the worker because of task ``name`` (call it on the worker's event loop)."""
         if self.failure is None:
-            self.failure = f"{name} failed: {type(err).__name__}: {err}"
-            log.critical("%s; the worker stops", self.failure, exc_info=_trace(err, traceback))
+            times = f" {failures} times in a row" if failures > 1 else ""
+            self.failure = f"{name} failed{times}: {type(err).__name__}: {err}"
+            trace = _trace(err, wanted=failures == 1)  # else logged with the first failure
+            log.critical("%s; the worker stops", self.failure, exc_info=trace)
         self.stop.set()
 
     async def _guard(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
@@ -102,8 +97,7 @@ class Supervisor:
                 failures = 0
             failures += 1
             if failures >= self.policy.max_failures or isinstance(err, ConfigError):
-                times = f" ({failures} times in a row)" if failures > 1 else ""
-                self._fail(name + times, err, traceback=failures == 1)
+                self.fail(name, err, failures)
                 return
             await self._restart_later(name, err, failures)
 

@@ -181,15 +181,19 @@ class Worker(OutboxReading, PartitionMaintenance):
         )
 
     def _start_metrics(self) -> None:
+        """The metrics server, in a thread; if it dies, the worker fails (not silently)."""
         if self.metrics_port is None:
             return
+        loop = asyncio.get_running_loop()
         self.metrics_server = MetricsServer(
             self.metrics,
             self.metrics_host,
             self.metrics_port,
             self.live,
             self.ready,
-            on_failure=lambda err: self.supervisor.fail("metrics server", err),
+            on_failure=lambda err: loop.call_soon_threadsafe(
+                self.supervisor.fail, "metrics server", err
+            ),
         ).start()
         log.info(
             "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
@@ -261,6 +265,8 @@ class Worker(OutboxReading, PartitionMaintenance):
 
     async def _loop(self, burst: bool) -> None:
         backoff = 0.1
+        for state in self.states.values():  # (re)started: what we read before is pending
+            state.retry_at = state.retry_at or time.monotonic()
         while not self._stop.is_set():
             try:
                 if burst:

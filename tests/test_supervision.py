@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -56,7 +58,7 @@ def test_a_task_that_keeps_failing_fails_the_worker(caplog: pytest.LogCaptureFix
 
     supervisor = supervise(("broken", broken))
     assert calls == 3
-    assert supervisor.failure == "broken (3 times in a row) failed: RuntimeError: cannot"
+    assert supervisor.failure == "broken failed 3 times in a row: RuntimeError: cannot"
     assert not supervisor.healthy
     records = [r for r in caplog.records if "cannot" in r.getMessage()]
     assert records[0].exc_info is not None  # logged at once, with its traceback
@@ -126,38 +128,38 @@ def test_a_worker_whose_maintenance_cannot_recover_stops_and_raises(
     assert not [r for r in caplog.records if r.exc_info]  # the message says it all
 
 
-def test_the_dispatch_loop_is_restarted_after_an_unexpected_error(
+def test_the_dispatch_loop_is_restarted_and_reads_what_it_had_read_again(
     settings: Settings, store: ObjectStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="oprc_redis_events")
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
     publisher = MemoryPublisher()
-    worker = Worker(settings, publisher=publisher, block_ms=20, discover_interval=0.05)
-    original = worker._step
+    # entries left pending are claimed after 10 minutes: only a re-read can deliver them here
+    config = settings.replace(claim_idle_ms=600_000)
+    worker = Worker(config, publisher=publisher, block_ms=20, discover_interval=0.05)
+    original = worker._handle
     failed = threading.Event()
 
-    async def step_failing_once(*, block: bool) -> int:
+    async def handle_failing_once(*args: Any) -> int:
         if not failed.is_set():
             failed.set()
-            raise RuntimeError("a bug")
-        return await original(block=block)
+            raise RuntimeError("a bug")  # the entries were read, not handled
+        return await original(*args)
 
-    worker._step = step_failing_once  # type: ignore[method-assign]
+    worker._handle = handle_failing_once  # type: ignore[method-assign]
     running = RunningWorker(worker)
     try:
-        store.update("orders", 0, 1, {1: b"b"})
         assert failed.wait(10)
-        deadline = 15.0
-        while len(publisher.sent) < 2 and deadline > 0:
-            threading.Event().wait(0.05)
-            deadline -= 0.05
+        store.update("orders", 0, 1, {1: b"b"})
+        deadline = time.monotonic() + 15
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert len(publisher.sent) == 2
         assert running.thread.is_alive()
     finally:
         running.stop()
-    assert any(
-        "dispatch loop failed (RuntimeError: a bug)" in r.getMessage() for r in caplog.records
-    )
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("dispatch loop failed (RuntimeError: a bug)" in m for m in messages)
 
 
 def test_a_metrics_server_that_dies_is_reported() -> None:
@@ -193,7 +195,7 @@ def test_the_cli_worker_exits_non_zero_when_it_cannot_recover(
     )
     assert proc.returncode == 1, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error: maintenance (5 times in a row) failed: BrokenKeyError: ")
+    assert last.startswith("Error: maintenance failed 5 times in a row: BrokenKeyError: ")
     assert "oprc:workers:oprc-events is a string" in last
     assert "Traceback" not in proc.stderr  # the error names the key: no traceback
     assert proc.stderr.count("maintenance failed (BrokenKeyError") == 1  # then no repeat
