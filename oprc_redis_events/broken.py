@@ -63,12 +63,14 @@ class BrokenPartitions:
         self.retry_s = retry_s
         self.clock = clock
         self.errors = 0  # every failure seen (a counter for the metrics)
-        self._retry_at: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}  # skipped until then
+        self._unresolved: set[str] = set()  # failed, and not served since
 
     def mark(self, name: str, reason: str) -> None:
         """``name`` failed: skip it for ``retry_s`` and say so (once, then a count)."""
         self.errors += 1
         self._retry_at[name] = self.clock() + self.retry_s
+        self._unresolved.add(name)
         self.problems.warning(
             ("broken", name),
             "skipping %s: %s (tried again every %g s; other partitions are served)",
@@ -81,17 +83,26 @@ class BrokenPartitions:
         """Whether ``name`` is broken and not due for another try yet."""
         return self._retry_at.get(name, 0.0) > self.clock()
 
+    def usable(self, name: str) -> None:
+        """Discovery could use ``name`` again: it is no longer skipped or counted, but its
+        problem is only over once it was served (:meth:`ok`); a partition whose dead-letter
+        key is still broken fails again then, and is not logged again at once."""
+        self._retry_at.pop(name, None)
+
     def ok(self, name: str) -> None:
-        """``name`` works (again)."""
-        if self._retry_at.pop(name, None) is not None:
+        """``name`` was served (again): its problem is over."""
+        self._retry_at.pop(name, None)
+        if name in self._unresolved:
+            self._unresolved.discard(name)
             self.problems.resolved(("broken", name))
             log.info("%s works again and is served", name)
 
     def keep_only(self, names: Iterable[str]) -> None:
         """Forget broken names that are no longer found in Redis at all."""
         present = set(names)
-        for name in [n for n in self._retry_at if n not in present]:
-            del self._retry_at[name]
+        for name in [n for n in self._unresolved if n not in present]:
+            self._retry_at.pop(name, None)
+            self._unresolved.discard(name)
             self.problems.resolved(("broken", name))
 
     def __len__(self) -> int:

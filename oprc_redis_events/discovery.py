@@ -137,7 +137,7 @@ class PartitionDiscovery:
                 if "BUSYGROUP" not in str(err):
                     raise
             self.partitions[stream] = partition
-            self.broken.ok(stream)
+            self.broken.usable(stream)
             log.debug("found partition %s", partition.member)
 
     @contextlib.asynccontextmanager
@@ -171,8 +171,9 @@ class PartitionDiscovery:
             return str(err)
         with contextlib.suppress(redis.RedisError):
             kind = _text(await self.client.type(key))
-            return f"{key} is a {kind}, not a {expected}; rename or delete it"
-        return str(err)
+            if kind != expected:  # else another key of the partition is the wrong one
+                return f"{key} is a {kind}, not a {expected}; rename or delete it"
+        return f"{key}: {err}"
 
     def _forget_partitions(self) -> None:
         """Discover again from scratch (Redis lost its data, or a group was destroyed).

@@ -61,6 +61,9 @@ class OutboxReading(EntryHandling):
             keys = owner.keys if owner is not None else PartitionKeys.from_key(stream)
             async with self.on_partition(stream):
                 handled += await self._handle(keys, batch)
+        for stream in reading:
+            if stream in self.states:  # read and handled: whatever was wrong is over
+                self.broken.ok(stream)
         return handled
 
     async def _read_pending(self, stream: str, state: PartitionState) -> int:
@@ -71,9 +74,10 @@ class OutboxReading(EntryHandling):
             return 0
         pending = await self._xreadgroup({stream: "0"}, block_ms=None)
         state.retry_at = None
-        if not pending:
-            return 0
-        return await self._handle(state.keys, [(i, f) for _, i, f in pending])
+        handled = await self._handle(state.keys, [(i, f) for _, i, f in pending])
+        if stream in self.states:
+            self.broken.ok(stream)
+        return handled
 
     async def _read_new(
         self, reading: dict[str, str], block_ms: int | None

@@ -157,6 +157,37 @@ def test_a_dead_letter_stream_of_the_wrong_type_keeps_the_entry_pending(
     assert client.xpending(bad.outbox, "oprc-events")["pending"] == 0
 
 
+def test_a_broken_dead_letter_key_under_a_running_worker_is_logged_once(
+    settings: Settings,
+    store: ObjectStore,
+    client: redis.Redis,
+    zenoh_hub: ZenohHub,
+    running: Callable[..., Worker],
+    caplog: pytest.LogCaptureFixture,
+    wait: Wait,
+) -> None:
+    caplog.set_level(logging.INFO, logger="oprc_redis_events")
+    inbox = zenoh_hub.subscribe()
+    create(store, range(2))
+    bad = PartitionKeys.of("orders", 0)
+    client.set(bad.dead_letters, "oops")
+    client.xadd(bad.outbox, {"o": "1", "n": "x"})  # a poison entry, with nowhere to go
+    worker = running(settings, retry_s=0.2)
+    assert wait(lambda: len(lines(caplog, "skipping", bad.outbox)) == 1, 10)
+    write_healthy(store, (1,), 20)
+    assert len(inbox.wait_for(2 + 20)) == 2 + 20  # the other partition flows
+    time.sleep(1.0)  # ~5 more tries of the broken partition
+    assert len(lines(caplog, "skipping", bad.outbox)) == 1
+    assert not lines(caplog, "works again")
+    assert client.xpending(bad.outbox, "oprc-events")["pending"] == 1  # kept, not lost
+    client.delete(bad.dead_letters)  # repaired: the entry is dead-lettered, the rest flows
+    store.update("orders", 0, 1, {1: b"later"})
+    assert wait(lambda: b"later" in payloads(inbox), 15)
+    assert client.xlen(bad.dead_letters) == 1
+    assert len(lines(caplog, bad.outbox, "works again")) == 1
+    assert worker.stats.dead_letters == 1
+
+
 def test_a_registry_of_the_wrong_type_leaves_discovery_to_scan(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
