@@ -161,9 +161,10 @@ class PartitionMaintenance(PartitionDiscovery):
         previous = self._last_counts
         self._last_counts = counts
         lag = sum(self.lag.values())
+        broken = f", broken partitions {len(self.broken)}" if self.broken else ""
         log.info(
             "progress: +%d entries, +%d triggers sent (total %d), %d partition(s), lag %d, "
-            "depth stops %d, retries %d, dead letters %d, broken partitions %d",
+            "depth stops %d, retries %d, dead letters %d%s",
             counts[0] - previous[0],
             counts[1] - previous[1],
             counts[1],
@@ -172,5 +173,5 @@ class PartitionMaintenance(PartitionDiscovery):
             s.depth_stops,
             s.retries,
             s.dead_letters,
-            len(self.broken),
+            broken,
         )
