@@ -247,11 +247,12 @@ class Worker(OutboxReading, PartitionMaintenance):
         return time.monotonic() - self._last_turn < 30
 
     def ready(self) -> bool:
-        """Readiness: Redis answered in the last 10 s, a publisher is open, and no
-        background task is down."""
+        """Readiness: Redis answered in the last 10 s, a publisher is open, no background
+        task is down, and keyspace capture (when on) says it is capturing."""
         return (
             self.publisher is not None
             and self.supervisor.healthy
+            and bool(getattr(self.capture, "healthy", True))
             and time.monotonic() - self._last_redis_ok < 10
         )
 

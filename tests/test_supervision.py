@@ -162,6 +162,23 @@ def test_the_dispatch_loop_is_restarted_and_reads_what_it_had_read_again(
     assert any("dispatch loop failed (RuntimeError: a bug)" in m for m in messages)
 
 
+def test_readiness_follows_the_supervisor_and_keyspace_capture(settings: Settings) -> None:
+    class Capture:
+        healthy = True
+
+    worker = Worker(settings, publisher=MemoryPublisher())
+    worker._last_redis_ok = time.monotonic()
+    assert worker.ready()
+    worker.capture = Capture()
+    assert worker.ready()
+    worker.capture.healthy = False  # failing, and retrying: not ready
+    assert not worker.ready()
+    worker.capture = None
+    worker.supervisor.down.add("maintenance")  # a task waiting for its restart
+    assert not worker.ready()
+    asyncio.run(worker.client.aclose())
+
+
 def test_a_metrics_server_that_dies_is_reported() -> None:
     class Owner:
         stats = None
