@@ -9,16 +9,22 @@ replayed triggers keep their event and invocation ids.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
+from .errors import OprcEventsError
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 
 __all__ = [
     "DeadLetter",
+    "DeadLetterRecord",
+    "DeadLetterStreamError",
+    "dead_letter",
     "dead_letter_fields",
     "list_dead_letters",
     "partitions_with_dlq",
@@ -27,6 +33,13 @@ __all__ = [
 ]
 
 META_PREFIX = b"dlq:"
+
+#: an entry to dead-letter: (entry id, its fields, reason, last error, attempts)
+DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
+
+
+class DeadLetterStreamError(OprcEventsError):
+    """A partition's dead-letter key exists but is not a stream: nothing can be moved there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,43 @@ def dead_letter_fields(
         }
     )
     return record
+
+
+async def dead_letter(
+    client: aredis.Redis, partition: PartitionKeys, group: str, records: list[DeadLetterRecord]
+) -> None:
+    """Move ``records`` to the partition's dead-letter stream and acknowledge them in the
+    outbox, in one MULTI.  When the dead-letter key is not a stream nothing is written and
+    nothing acknowledged (:class:`DeadLetterStreamError`): the entries stay pending, rather
+    than acknowledged with their dead letter lost (Redis runs the rest of a MULTI after a
+    failed command)."""
+    now = int(time.time() * 1000)
+    async with client.pipeline(transaction=True) as pipe:  # one slot: outbox and dlq share the tag
+        while True:
+            try:
+                await pipe.watch(partition.dead_letters)
+                kind = as_text(await pipe.type(partition.dead_letters))
+                if kind not in ("stream", "none"):
+                    raise DeadLetterStreamError(
+                        f"{partition.dead_letters} is a {kind}, not a stream: dead letters of "
+                        f"{partition.member} cannot be written; rename or delete that key"
+                    )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for entry_id, fields, reason, error, attempts in records:
+                    record = dead_letter_fields(
+                        fields,
+                        source_id=entry_id,
+                        reason=reason,
+                        error=error,
+                        attempts=attempts,
+                        failed_at=now,
+                    )
+                    pipe.xadd(partition.dead_letters, record)  # type: ignore[arg-type]
+                pipe.xack(partition.outbox, group, *[r[0] for r in records])
+                await pipe.execute()
+                return
+            except redis.WatchError:
+                continue  # the key changed under us: look again
 
 
 def _decode(partition: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:

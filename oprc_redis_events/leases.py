@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
-from .keys import PartitionKeys, workers_key
+from .broken import BrokenKeyError, is_server_wide
+from .keys import PartitionKeys, as_text, workers_key
 from .scripts import register
 
 __all__ = ["Leases"]
@@ -38,15 +39,28 @@ class Leases:
         self._script: Any = register(client, "lease")
 
     async def heartbeat(self) -> int:
-        """Record that we are alive; return how many workers of the group are."""
-        now = int(time.time() * 1000)
+        """Record that we are alive; return how many workers of the group are (us included).
+
+        Heartbeats are scored with Redis' clock, not ours: workers on hosts whose clocks
+        disagree would otherwise not count each other (and print "share 2 of 1")."""
+        seconds, micros = await self.client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
         key = workers_key(self.group)
         pipe = self.client.pipeline(transaction=False)
         pipe.zadd(key, {self.consumer: now})
         pipe.zremrangebyscore(key, "-inf", now - 2 * self.lease_ms)
         pipe.zcount(key, now - self.lease_ms, "+inf")
         pipe.pexpire(key, 10 * self.lease_ms)
-        replies = await pipe.execute()
+        try:
+            replies = await pipe.execute()
+        except redis.ResponseError as err:
+            if is_server_wide(err) or "WRONGTYPE" not in str(err):
+                raise
+            kind = as_text(await self.client.type(key))
+            raise BrokenKeyError(
+                f"{key} is a {kind}, not the sorted set of the live workers of group "
+                f"{self.group!r}: no partition can be shared; delete that key"
+            ) from err
         return max(1, int(replies[2]))
 
     async def rebalance(
@@ -58,6 +72,8 @@ class Leases:
         free ones up to it.  Returns the partitions newly acquired."""
         alive = await self.heartbeat()
         await self._renew()
+        for stream in [s for s in self.owned if s not in partitions]:  # gone, or broken
+            await self.release(stream)
         share = math.ceil(len(partitions) / alive) if partitions else 0
         if len(self.owned) > share:
             extra = sorted(self.owned, key=lambda s: (s in busy, s))[: len(self.owned) - share]
@@ -76,15 +92,27 @@ class Leases:
                 self.owned[stream] = partition
                 acquired.append(partition)
                 log.info(
-                    "took partition %s (share %d of %d workers)", partition.member, share, alive
+                    "took partition %s (now %d of %d partition(s); up to %d each for %d "
+                    "live worker(s))",
+                    partition.member,
+                    len(self.owned),
+                    len(partitions),
+                    share,
+                    alive,
                 )
         return acquired
 
     async def _renew(self) -> None:
         for stream, partition in list(self.owned.items()):
-            held = await self._script(
-                keys=[partition.lease(self.group)], args=["renew", self.consumer, self.lease_ms]
-            )
+            key = partition.lease(self.group)
+            try:
+                held = await self._script(keys=[key], args=["renew", self.consumer, self.lease_ms])
+            except redis.ResponseError as err:  # a lease key of the wrong type
+                if is_server_wide(err):
+                    raise
+                del self.owned[stream]
+                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, err)
+                continue
             if not held:
                 del self.owned[stream]
                 log.warning("lost the lease of partition %s", partition.member)
@@ -92,9 +120,14 @@ class Leases:
     async def release(self, stream: str) -> None:
         partition = self.owned.pop(stream, None)
         if partition is not None:
-            await self._script(
-                keys=[partition.lease(self.group)], args=["release", self.consumer, self.lease_ms]
-            )
+            try:
+                await self._script(
+                    keys=[partition.lease(self.group)],
+                    args=["release", self.consumer, self.lease_ms],
+                )
+            except redis.ResponseError as err:  # a lease key of the wrong type: not ours
+                if is_server_wide(err):
+                    raise
             log.info("released partition %s", partition.member)
 
     async def release_all(self) -> None:

@@ -1,24 +1,28 @@
-"""The worker's upkeep of its partitions: discovery, leases, claims, lag, trimming, progress.
+"""The worker's upkeep of its partitions: leases, claims, lag, trimming, progress.
 
 A mixin of :class:`~oprc_redis_events.worker.Worker`, run by its maintenance task every
-``discover_interval`` (and inline in burst mode), beside the loop that reads and dispatches.
+``discover_interval`` (and inline in burst mode), beside the loop that reads and
+dispatches.  Discovery is in :mod:`~oprc_redis_events.discovery`.  A Redis error on one
+partition's keys drops that partition only (see ``on_partition``); a step that fails
+for another reason is logged once (then with a count at a slow interval) and the other
+steps go on.  What still escapes (the heartbeat cannot be written, say) ends the task,
+which the worker's supervisor logs and restarts, or fails the worker over.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 import redis
-import redis.asyncio as aredis
 
-from .config import Settings
-from .errors import InvalidIdError
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
+from .broken import redis_unusable
+from .discovery import PartitionDiscovery, PartitionState
+from .keys import as_text
 from .leases import Leases
+from .logonce import ThrottledLog
 from .retention import trim_outbox
 from .stats import WorkerStats
 
@@ -28,106 +32,101 @@ log = logging.getLogger("oprc_redis_events.worker")
 
 TRIM_INTERVAL_S = 5.0
 PROGRESS_INTERVAL_S = 30.0
-RESCAN_INTERVAL_S = 30.0
 
 
-@dataclass
-class PartitionState:
-    keys: PartitionKeys
-    retry_at: float | None = None  # set: re-read our pending entries then; None: read new ones
+class PartitionMaintenance(PartitionDiscovery):
+    """Keeps ``states`` (the partitions we own) current and the owned outboxes tidy."""
 
-
-class PartitionMaintenance:
-    """Keeps ``partitions`` (all known outboxes) and ``states`` (the ones we own) current."""
-
-    client: aredis.Redis
-    settings: Settings
     stats: WorkerStats
     leases: Leases
-    partitions: dict[str, PartitionKeys]
-    states: dict[str, PartitionState]
+    problems: ThrottledLog
     lag: dict[str, int]
     discover_interval: float
     metrics_port: int | None
-    _stop: asyncio.Event
     _last_claim: float
     _last_trim: float
     _last_progress: float
     _last_counts: tuple[int, ...]
-    _last_scan: float
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _maintain_forever(self) -> None:
+        """The maintenance task: Redis going away is waited out here; anything else that
+        escapes a round ends the task (for the supervisor to log and restart)."""
         backoff = self.discover_interval
         while not self._stop.is_set():
             try:
                 await self.maintain()
+                if backoff > self.discover_interval:
+                    self.problems.resolved(("maintenance", "redis"))
                 backoff = self.discover_interval
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                log.warning("maintenance: Redis unavailable (%s)", err)
+            except redis.RedisError as err:
+                if not redis_unusable(err):
+                    raise
+                self.problems.warning(
+                    ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
+                )
                 backoff = min(backoff * 2, 5.0)
-            except Exception:  # keep serving; the next round may succeed
-                log.exception("maintenance failed")
             await self._sleep(backoff)
 
     async def maintain(self) -> None:
         """Discover partitions, rebalance leases, claim abandoned entries, trim."""
         await self.discover()
         busy = {s for s, st in self.states.items() if st.retry_at is not None}
-        for partition in await self.leases.rebalance(self.partitions, busy):
-            self.states[partition.outbox] = PartitionState(partition)
-            await self._claim(partition.outbox, force=True)
+        await self.leases.rebalance(self.partitions, busy)
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
+        for stream, partition in list(self.leases.owned.items()):
+            if stream not in self.states:  # newly taken, or kept while we rediscovered
+                self.states[stream] = PartitionState(partition)
+                async with self.on_partition(stream):
+                    await self._claim(stream, force=True)
         now = time.monotonic()
         if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
             self._last_claim = now
-            for stream in list(self.states):
-                await self._claim(stream)
+            await self._each_owned("claim", self._claim)
         progress_due = now - self._last_progress >= PROGRESS_INTERVAL_S
         if progress_due or self.metrics_port is not None:  # lag is for these two only
-            await self._measure_lag()
+            await self._optional_step("lag", self._measure_lag)
         if progress_due:
             self._last_progress = now
             self._log_progress()
         if now - self._last_trim >= TRIM_INTERVAL_S:
             self._last_trim = now
-            for stream in list(self.states):
-                self.stats.trimmed += await trim_outbox(self.client, stream)
+            await self._each_owned("trim", self._trim)
+
+    async def _optional_step(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one optional step; a failure other than a Redis error (those are the
+        caller's) is logged, once then with a count, and the next steps run."""
+        try:
+            await step()
+        except redis.RedisError:
+            raise
+        except Exception as err:
+            self.problems.error(
+                ("step", name, type(err).__name__),
+                "maintenance step %r failed (%s: %s); the other steps go on",
+                name,
+                type(err).__name__,
+                err,
+                exc_info=err,
+            )
+
+    async def _each_owned(self, name: str, step: Callable[[str], Awaitable[None]]) -> None:
+        """``step(stream)`` for each partition we own, each on its own."""
+        for stream in list(self.states):
+            async with self.on_partition(stream):
+                await self._optional_step(name, functools.partial(step, stream))
+
+    async def _trim(self, stream: str) -> None:
+        self.stats.trimmed += await trim_outbox(self.client, stream)
 
     async def _measure_lag(self) -> None:
         lag: dict[str, int] = {}
         for stream, state in list(self.states.items()):
-            for group in await self.client.xinfo_groups(stream):
-                if as_text(group["name"]) == self.settings.group:
-                    lag[state.keys.member] = int(group.get("lag") or 0)
+            async with self.on_partition(stream):
+                for group in await self.client.xinfo_groups(stream):
+                    if as_text(group["name"]) == self.settings.group:
+                        lag[state.keys.member] = int(group.get("lag") or 0)
         self.lag = lag
-
-    async def discover(self) -> None:
-        """Find partition outboxes and make sure our consumer group exists on each."""
-        found: set[str] = set()
-        for member in await self.client.smembers(PARTITIONS_KEY):
-            try:
-                found.add(PartitionKeys.from_member(as_text(member)).outbox)
-            except (InvalidIdError, ValueError):
-                log.warning("ignoring malformed member %r of %s", member, PARTITIONS_KEY)
-        if time.monotonic() - self._last_scan >= RESCAN_INTERVAL_S:
-            # The registry is a hint (a writer that lost it, a stream made by hand): a
-            # SCAN now and then finds every outbox.
-            async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-                found.add(as_text(key))
-            self._last_scan = time.monotonic()
-        for stream in sorted(found - self.partitions.keys()):
-            try:
-                await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
-            except redis.ResponseError as err:
-                if "BUSYGROUP" not in str(err):
-                    raise
-            self.partitions[stream] = PartitionKeys.from_key(stream)
-            log.debug("found partition %s", self.partitions[stream].member)
 
     async def _claim(self, stream: str, *, force: bool = False) -> None:
         """Take over entries other consumers left pending longer than ``claim_idle_ms``;
@@ -162,9 +161,10 @@ class PartitionMaintenance:
         previous = self._last_counts
         self._last_counts = counts
         lag = sum(self.lag.values())
+        broken = f", broken partitions {len(self.broken)}" if self.broken else ""
         log.info(
             "progress: +%d entries, +%d triggers sent (total %d), %d partition(s), lag %d, "
-            "depth stops %d, retries %d, dead letters %d",
+            "depth stops %d, retries %d, dead letters %d%s",
             counts[0] - previous[0],
             counts[1] - previous[1],
             counts[1],
@@ -173,10 +173,5 @@ class PartitionMaintenance:
             s.depth_stops,
             s.retries,
             s.dead_letters,
+            broken,
         )
-
-    def _forget_partitions(self) -> None:
-        self.partitions.clear()
-        self.states.clear()
-        self.leases.owned.clear()
-        self._last_scan = -RESCAN_INTERVAL_S

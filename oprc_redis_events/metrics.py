@@ -68,6 +68,18 @@ class WorkerCollector(Collector):
             "Partitions this worker consumes",
             value=len(self.worker.states),
         )
+        broken = self.worker.broken
+        yield GaugeMetricFamily(
+            f"{PREFIX}_broken_partitions",
+            "Partitions (or registry members, stream names) skipped because their state in "
+            "Redis is unusable; each is tried again later",
+            value=len(broken),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_partition_errors",
+            "Errors that made the worker skip a partition (or a malformed name)",
+            value=broken.errors,
+        )
         capture = self.worker.capture
         if capture is not None:
             c = capture.stats
@@ -120,6 +132,7 @@ class MetricsServer:
         port: int,
         live: Callable[[], bool],
         ready: Callable[[], bool],
+        on_failure: Callable[[BaseException], object] | None = None,
     ) -> None:
         prometheus = make_wsgi_app(metrics.registry)
 
@@ -135,9 +148,17 @@ class MetricsServer:
 
         self.server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
         self.port = self.server.server_port
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, daemon=True, name="oprc-metrics"
-        )
+        self.on_failure = on_failure
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="oprc-metrics")
+
+    def _serve(self) -> None:
+        """The server thread: a failure that ends it is reported, never silent."""
+        try:
+            self.server.serve_forever()
+        except Exception as err:
+            if self.on_failure is None:
+                raise
+            self.on_failure(err)
 
     def start(self) -> MetricsServer:
         self.thread.start()

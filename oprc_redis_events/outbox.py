@@ -14,19 +14,29 @@ An entry (written by ``lua/write.lua``) is self-contained::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import msgspec
 
-from .errors import OprcEventsError
-from .keys import PartitionKeys
+from .errors import InvalidIdError, OprcEventsError
+from .keys import (
+    MAX_U64,
+    PartitionKeys,
+    field_name,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+    validate_id,
+)
 from .triggers import Target, decode_targets
 
 __all__ = ["OutboxEntry", "OutboxEvent", "PoisonEntryError", "decode_entry"]
 
 DATA_EVENTS = frozenset({3, 4, 5})
 FUNC_EVENTS = frozenset({1, 2})
+MAX_EVENTS = 10_000
 
 
 class PoisonEntryError(OprcEventsError):
@@ -55,6 +65,15 @@ class OutboxEntry:
     origin_id: str = ""  # the id events are named after: ``src`` when replayed, else entry_id
 
 
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
+
+
+def _shown(text: str) -> str:
+    """``text`` as it appears in a reason: quoted, and cut when long."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
     raw = fields.get(name)
     if raw is None:
@@ -65,12 +84,24 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
         raise PoisonEntryError(f"field {name.decode()!r} is not UTF-8") from None
 
 
-def _int(fields: Mapping[bytes, bytes], name: bytes) -> int:
+def _int(fields: Mapping[bytes, bytes], name: bytes, limit: int = MAX_U64) -> int:
+    """A decimal integer in ``0..limit``."""
+    text = _text(fields, name)
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else -1
+    if not 0 <= value <= limit:
+        raise PoisonEntryError(
+            f"field {name.decode()!r} is not an integer in 0..{limit}: {_shown(text)}"
+        )
+    return value
+
+
+def _checked(fields: Mapping[bytes, bytes], name: bytes, check: Callable[[str], object]) -> str:
     text = _text(fields, name)
     try:
-        return int(text)
-    except ValueError:
-        raise PoisonEntryError(f"field {name.decode()!r} is not an integer: {text!r}") from None
+        check(text)
+    except InvalidIdError as err:
+        raise PoisonEntryError(f"field {name.decode()!r} is not usable: {err}") from None
+    return text
 
 
 def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
@@ -84,25 +115,57 @@ def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
         targets = decode_targets(blob)
     except msgspec.DecodeError as err:
         raise PoisonEntryError(f"targets of event {i} cannot be decoded: {err}") from None
-    return OutboxEvent(i, event_type, _text(fields, b"k%d" % i), fields.get(b"p%d" % i), targets)
+    check = _check_fn_id if event_type in FUNC_EVENTS else _check_field
+    key = _checked(fields, b"k%d" % i, check)
+    return OutboxEvent(i, event_type, key, fields.get(b"p%d" % i), targets)
+
+
+def _check_object(text: str) -> None:
+    object_segment(parse_object_segment(text))
+
+
+def _check_field(text: str) -> None:
+    field_name(parse_field_name(text))
+
+
+def _check_fn_id(text: str) -> None:
+    validate_id("function id", text)
+
+
+def _origin(fields: Mapping[bytes, bytes], entry_id: str) -> str:
+    if b"src" not in fields:
+        return entry_id
+    src = _text(fields, b"src")
+    if not _STREAM_ID.fullmatch(src):
+        raise PoisonEntryError(f"field 'src' is not a stream entry id: {_shown(src)}")
+    return src
+
+
+def _traceparent(fields: Mapping[bytes, bytes]) -> str | None:
+    """The W3C traceparent, or ``None`` when absent or malformed (W3C: ignore it)."""
+    raw = fields.get(b"tp") or b""
+    text = raw.decode("ascii", errors="replace")
+    return text if _TRACEPARENT.fullmatch(text) else None
 
 
 def decode_entry(
     partition: PartitionKeys, entry_id: str, fields: Mapping[bytes, bytes]
 ) -> OutboxEntry:
-    """Decode one stream entry; raises :class:`PoisonEntryError` naming what is wrong."""
-    count = _int(fields, b"n")
-    if not 0 < count <= 10_000:
-        raise PoisonEntryError(f"event count n={count} is out of range")
-    traceparent = fields.get(b"tp")
+    """Decode one stream entry; raises :class:`PoisonEntryError` naming what is wrong.
+
+    Every field is checked (integers in range, ids as the key layout allows them), as the
+    entry may have been written behind the library's back."""
+    count = _int(fields, b"n", MAX_EVENTS)
+    if count == 0:
+        raise PoisonEntryError("field 'n' is 0: an entry has at least one event")
     return OutboxEntry(
         partition=partition,
         entry_id=entry_id,
-        object_segment=_text(fields, b"o"),
+        object_segment=_checked(fields, b"o", _check_object),
         version=_int(fields, b"v"),
         depth=_int(fields, b"d"),
         timestamp=_int(fields, b"ts"),
-        traceparent=traceparent.decode(errors="replace") if traceparent else None,
+        traceparent=_traceparent(fields),
         events=[_event(fields, i) for i in range(1, count + 1)],
-        origin_id=_text(fields, b"src") if b"src" in fields else entry_id,
+        origin_id=_origin(fields, entry_id),
     )

@@ -10,9 +10,17 @@ When an entry fails (the publisher raised, or the batch outlived ``trigger_timeo
 the partition pauses: the entry and those after it stay pending and are read again after
 a backoff, until they go out or the entry has been delivered ``max_deliveries`` times,
 when it is dead-lettered and the partition moves on.  An entry that can never be
-dispatched (undecodable, an invalid target) is dead-lettered at once.  In hold mode an
-entry whose target has no Zenoh subscriber waits (pausing its partition) until one
-appears or ``hold_max_age_ms`` passes since its write.
+dispatched (anything that fails in turning it into PUTs) is dead-lettered at once.  In
+hold mode an entry whose target has no Zenoh subscriber waits (pausing its partition)
+until one appears or ``hold_max_age_ms`` passes since its write.
+
+Whatever the worker reads from Redis is untrusted, and one bad key never stops the rest:
+a partition whose keys are unusable is skipped, logged once, counted and tried again
+later (:mod:`~oprc_redis_events.broken`).  The dispatch loop, the maintenance loop and
+keyspace capture run under a :class:`~.supervisor.Supervisor`: a task that fails is
+logged at once and restarted; one that cannot recover stops the worker with
+:class:`~.supervisor.WorkerFailedError`.  The parts: reading (:mod:`.reading`), handling
+entries (:mod:`.handling`), discovery (:mod:`.discovery`) and upkeep (:mod:`.maintenance`).
 
 ``run()`` is the process (SIGTERM/SIGINT stop it gracefully); ``run_async()`` is the core,
 which tests embed; ``burst=True`` returns once nothing is left to read or retry.
@@ -25,61 +33,35 @@ import contextlib
 import logging
 import signal
 import time
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
 
+from .acks import AckQueue
 from .asyncio_store import AsyncObjectStore
+from .broken import BrokenPartitions, redis_unusable
 from .config import Settings, redact_url
-from .deadletters import dead_letter_fields
-from .dispatch import Dispatcher, Outcome, Plan
-from .errors import InvalidIdError, OprcEventsError
-from .keys import PartitionKeys, as_text
+from .discovery import RESCAN_INTERVAL_S, PartitionState
+from .dispatch import Dispatcher
+from .errors import OprcEventsError
+from .keys import PartitionKeys
 from .leases import Leases
-from .maintenance import RESCAN_INTERVAL_S, PartitionMaintenance, PartitionState
+from .logonce import ThrottledLog
+from .maintenance import PartitionMaintenance
 from .metrics import MetricsServer, WorkerMetrics
-from .outbox import OutboxEntry, PoisonEntryError, decode_entry
 from .publisher import Publisher, ZenohPublisher
+from .reading import OutboxReading
 from .stats import WorkerStats
-from .wire import DELIVERY_MODES, Delivery, Dispatch, build_dispatch
+from .supervisor import Supervisor, WorkerFailedError
+from .wire import DELIVERY_MODES, Delivery
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerFailedError", "WorkerStats"]
 
 log = logging.getLogger("oprc_redis_events.worker")
 
-HOLD_POLL_S = 0.1
 
-
-DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
-
-
-@dataclass
-class DeferredAck:
-    """Entries whose PUTs went to Zenoh, acknowledged once ``due`` (see ack_delay_ms)."""
-
-    due: float
-    partition: PartitionKeys
-    acked: list[str]
-    dead: list[DeadLetterRecord]
-
-
-def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
-    """XREADGROUP's reply as (stream, entries) pairs.
-
-    RESP2 gives ``[[stream, entries], ...]``; RESP3 gives ``{stream: [entries]}``.
-    """
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return [(stream, value[0] if value else []) for stream, value in reply.items()]
-    return [(item[0], item[1]) for item in reply]
-
-
-class Worker(PartitionMaintenance):
+class Worker(OutboxReading, PartitionMaintenance):
     """Dispatches outbox entries to Zenoh (see the module docstring)."""
 
     def __init__(
@@ -104,14 +86,19 @@ class Worker(PartitionMaintenance):
         # Leases are renewed and heartbeats sent on this tick: well inside the lease time.
         self.discover_interval = min(discover_interval, self.settings.claim_idle_ms / 4000)
         self.stats = WorkerStats()
-        self.partitions: dict[str, PartitionKeys] = {}  # every known outbox stream
+        self.partitions: dict[str, PartitionKeys] = {}  # every usable outbox stream
         self.states: dict[str, PartitionState] = {}  # the streams we own
         self.leases = Leases(
             self.client, self.settings.group, self.settings.consumer, self.settings.claim_idle_ms
         )
         self._stop = asyncio.Event()
+        self.problems = ThrottledLog(log)  # a recurring problem: once, then a count
+        self.broken = BrokenPartitions(self.problems)
+        self.supervisor = Supervisor(self._stop, self.problems)
         self._last_scan = -RESCAN_INTERVAL_S
-        self._deferred: list[DeferredAck] = []
+        self._scan_found: set[str] = set()
+        self._scan_labels: set[str] = set()
+        self.acks = AckQueue()
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
         self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
         self.metrics = WorkerMetrics(self)
@@ -132,7 +119,9 @@ class Worker(PartitionMaintenance):
     # -- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run until SIGTERM or SIGINT, then finish the batch in hand and close."""
+        """Run until SIGTERM or SIGINT, then finish the batch in hand and close.
+
+        Raises :class:`WorkerFailedError` when a background task could not recover."""
         asyncio.run(self._main())
 
     async def _main(self) -> None:
@@ -148,7 +137,10 @@ class Worker(PartitionMaintenance):
         self._stop.set()
 
     async def run_async(self, *, burst: bool = False) -> WorkerStats:
-        """The worker loop; with ``burst`` it returns once nothing is left to do."""
+        """The worker loop; with ``burst`` it returns once nothing is left to do.
+
+        Raises :class:`WorkerFailedError` when a background task could not recover (the
+        worker stopped, as after :meth:`stop`)."""
         owned = self.publisher is None
         if self.publisher is None:
             from .zenoh_session import open_session_retrying
@@ -158,6 +150,25 @@ class Worker(PartitionMaintenance):
                 await self.client.aclose()
                 return self.stats
             self.publisher = ZenohPublisher(session, owned=True)
+        self._log_start()
+        try:
+            self._start_metrics()
+            if burst:
+                await self._burst()
+            else:
+                self._supervise()
+                await self.supervisor.join()
+        finally:
+            self._stop.set()
+            await self._close(owned)
+        if self.supervisor.failure is not None:
+            raise WorkerFailedError(
+                f"{self.supervisor.failure}; see the log above (exit status 1: restart it "
+                "once the cause is fixed)"
+            )
+        return self.stats
+
+    def _log_start(self) -> None:
         s = self.settings
         log.info(
             "worker started: redis=%s group=%s consumer=%s delivery=%s format=%s hold=%s",
@@ -168,61 +179,82 @@ class Worker(PartitionMaintenance):
             s.payload_format,
             s.hold,
         )
-        if self.metrics_port is not None:
-            self.metrics_server = MetricsServer(
-                self.metrics, self.metrics_host, self.metrics_port, self.live, self.ready
-            ).start()
-            log.info(
-                "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
-                self.metrics_host,
-                self.metrics_server.port,
-            )
-        maintenance = None if burst else asyncio.create_task(self._maintain_forever())
-        capture = None
-        if self.settings.capture == "keyspace":
-            from .capture import KeyspaceCapture
 
-            self.capture = KeyspaceCapture(
-                self.client,
-                events_enabled=self.settings.events_enabled,
-                db=int(self.client.connection_pool.connection_kwargs.get("db", 0)),
-            )
-            if burst:
-                await self.capture.ensure_notifications()
-                await self.capture.reconcile()
-            else:
-                capture = asyncio.create_task(self.capture.run(self._stop))
-        try:
-            await self._loop(burst)
-        finally:
-            self._stop.set()
-            if capture is not None:
-                await capture
-            if maintenance is not None:
-                # Not cancel(): redis-py may swallow a cancellation in the middle of a
-                # command; the loop checks the stop flag instead.
-                await maintenance
-            with contextlib.suppress(redis.RedisError):
-                await self._flush_acks(wait=True)
-            with contextlib.suppress(redis.RedisError):
-                await self.leases.release_all()
-            self.dispatcher.close()
-            if owned and self.publisher is not None:
-                self.publisher.close()
-                self.publisher = None
-            await self.client.aclose()
-            if self.metrics_server is not None:
-                self.metrics_server.close()
-            log.info("worker stopped: %s", self.summary())
-        return self.stats
+    def _start_metrics(self) -> None:
+        """The metrics server, in a thread; if it dies, the worker fails (not silently)."""
+        if self.metrics_port is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.metrics_server = MetricsServer(
+            self.metrics,
+            self.metrics_host,
+            self.metrics_port,
+            self.live,
+            self.ready,
+            on_failure=lambda err: loop.call_soon_threadsafe(
+                self.supervisor.fail, "metrics server", err
+            ),
+        ).start()
+        log.info(
+            "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
+            self.metrics_host,
+            self.metrics_server.port,
+        )
+
+    def _new_capture(self) -> Any:
+        from .capture import KeyspaceCapture
+
+        self.capture = KeyspaceCapture(
+            self.client,
+            events_enabled=self.settings.events_enabled,
+            db=int(self.client.connection_pool.connection_kwargs.get("db", 0)),
+        )
+        return self.capture
+
+    def _supervise(self) -> None:
+        """Start the background tasks, each under the supervisor: none ends silently."""
+        self.supervisor.start("dispatch loop", lambda: self._loop(False))
+        # Not cancelled at the end: redis-py may swallow a cancellation in the middle of a
+        # command; the tasks check the stop flag instead.
+        self.supervisor.start("maintenance", self._maintain_forever)
+        if self.settings.capture == "keyspace":
+            capture = self._new_capture()
+            self.supervisor.start("keyspace capture", lambda: capture.run(self._stop))
+
+    async def _burst(self) -> None:
+        if self.settings.capture == "keyspace":
+            capture = self._new_capture()
+            await capture.ensure_notifications()
+            await capture.reconcile()
+        await self._loop(True)
+
+    async def _close(self, owned: bool) -> None:
+        with contextlib.suppress(redis.RedisError):
+            await self._flush_acks(wait=True)
+        with contextlib.suppress(redis.RedisError):
+            await self.leases.release_all()
+        self.dispatcher.close()
+        if owned and self.publisher is not None:
+            self.publisher.close()
+            self.publisher = None
+        await self.client.aclose()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        log.info("worker stopped: %s", self.summary())
 
     def live(self) -> bool:
         """Liveness: the loop turned in the last 30 s (a blocked loop is not alive)."""
         return time.monotonic() - self._last_turn < 30
 
     def ready(self) -> bool:
-        """Readiness: Redis answered in the last 10 s and a publisher is open."""
-        return self.publisher is not None and time.monotonic() - self._last_redis_ok < 10
+        """Readiness: Redis answered in the last 10 s, a publisher is open, no background
+        task is down, and keyspace capture (when on) says it is capturing."""
+        return (
+            self.publisher is not None
+            and self.supervisor.healthy
+            and bool(getattr(self.capture, "healthy", True))
+            and time.monotonic() - self._last_redis_ok < 10
+        )
 
     def summary(self) -> str:
         s = self.stats
@@ -234,6 +266,8 @@ class Worker(PartitionMaintenance):
 
     async def _loop(self, burst: bool) -> None:
         backoff = 0.1
+        for state in self.states.values():  # (re)started: what we read before is pending
+            state.retry_at = state.retry_at or time.monotonic()
         while not self._stop.is_set():
             try:
                 if burst:
@@ -241,240 +275,38 @@ class Worker(PartitionMaintenance):
                 handled = await self._step(block=not burst)
                 self._last_turn = self._last_redis_ok = time.monotonic()
                 if backoff > 0.1:
+                    self.problems.resolved(("loop", "redis"))
                     log.info("Redis is reachable again")
                 backoff = 0.1
             except redis.ResponseError as err:
                 if not any(code in str(err) for code in ("NOGROUP", "UNBLOCKED")):
-                    raise
+                    if not redis_unusable(err):
+                        raise
+                    backoff = await self._unavailable(err, backoff)
+                    continue
                 # The stream or its group is gone (Redis lost its data, or someone deleted
                 # them): forget what we knew and discover again.
-                log.warning("outbox or consumer group gone (%s); discovering again", err)
+                self.problems.warning(
+                    ("loop", "nogroup"),
+                    "outbox or consumer group gone (%s); discovering again",
+                    err,
+                )
                 self._forget_partitions()
                 await self._sleep(backoff)
                 continue
             except (redis.ConnectionError, redis.TimeoutError) as err:
-                self._last_turn = time.monotonic()
-                log.warning("Redis unavailable (%s); retrying in %.1fs", err, backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = await self._unavailable(err, backoff)
                 continue
             idle = not handled and not any(st.retry_at for st in self.states.values())
             if burst and idle:
                 await self._flush_acks(wait=True)
                 return
 
-    # -- reading --------------------------------------------------------------------------
-
-    async def _step(self, *, block: bool) -> int:
-        await self._flush_acks()
-        now = time.monotonic()
-        handled = 0
-        for stream, state in list(self.states.items()):
-            if state.retry_at is not None and state.retry_at <= now:
-                # Our pending entries include deferred acks: settle them first, or they
-                # would be read (and sent) again.
-                await self._flush_acks(stream, wait=True)
-                pending = await self._xreadgroup({stream: "0"}, block_ms=None)
-                state.retry_at = None
-                if pending:
-                    handled += await self._handle(state.keys, [(i, f) for _, i, f in pending])
-        reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
-        block_ms = self._block_ms(now) if block else None
-        if not reading:
-            await self._sleep((block_ms or 0) / 1000)
-            return handled
-        by_stream: dict[str, list[tuple[str, dict[bytes, bytes]]]] = defaultdict(list)
-        for stream, entry_id, fields in await self._xreadgroup(reading, block_ms=block_ms):
-            by_stream[stream].append((entry_id, fields))
-        for stream, batch in by_stream.items():
-            owner = self.states.get(stream)
-            keys = owner.keys if owner is not None else PartitionKeys.from_key(stream)
-            handled += await self._handle(keys, batch)
-        return handled
-
-    def _block_ms(self, now: float) -> int:
-        waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
-        soonest = min(waits, default=self.block_ms / 1000)
-        return max(1, min(self.block_ms, int(soonest * 1000)))
-
-    async def _xreadgroup(
-        self, streams: dict[str, str], *, block_ms: int | None
-    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
-        reply = await self.client.xreadgroup(
-            self.settings.group,
-            self.settings.consumer,
-            streams,  # type: ignore[arg-type]
-            count=self.settings.batch_size,
-            block=block_ms,
+    async def _unavailable(self, err: redis.RedisError, backoff: float) -> float:
+        """Wait out a Redis that cannot be used; return the next backoff."""
+        self._last_turn = time.monotonic()
+        self.problems.warning(
+            ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
         )
-        return [
-            (as_text(stream), as_text(entry_id), fields or {})
-            for stream, entries in _stream_items(reply)
-            for entry_id, fields in entries
-        ]
-
-    # -- handling -------------------------------------------------------------------------
-
-    def plan(self, entry: OutboxEntry) -> list[Dispatch]:
-        """The dispatches of one decoded entry ([] when its depth is at the limit)."""
-        if entry.depth >= self.settings.max_trigger_depth:
-            stopped = sum(len(e.targets) for e in entry.events)
-            self.stats.depth_stops += stopped
-            log.warning(
-                "depth limit: entry %s of %s at depth %d >= max %d; %d trigger(s) not dispatched",
-                entry.entry_id,
-                entry.partition.member,
-                entry.depth,
-                self.settings.max_trigger_depth,
-                stopped,
-            )
-            return []
-        return [
-            build_dispatch(
-                entry,
-                event,
-                i,
-                payload_format=self.settings.payload_format,
-                delivery=self.delivery,
-            )
-            for event in entry.events
-            for i in range(len(event.targets))
-        ]
-
-    async def _handle(
-        self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
-    ) -> int:
-        """Dispatch one partition's entries in order; acknowledge and dead-letter."""
-        plans: list[Plan] = []
-        dead: list[DeadLetterRecord] = []
-        for entry_id, fields in entries:
-            self.stats.entries_read += 1
-            try:
-                entry = decode_entry(partition, entry_id, fields)
-                plans.append(Plan(entry_id, fields, entry, self.plan(entry)))
-                self.stats.events_read += len(entry.events)
-            except (PoisonEntryError, InvalidIdError) as err:
-                dead.append((entry_id, fields, f"cannot be dispatched: {err}", "", 1))
-        outcome = await self._publish(plans)
-        acked = [p.entry_id for p in plans[: outcome.done]] + [d[0] for d in dead]
-        if outcome.done < len(plans):
-            failed = plans[outcome.done]
-            verdict = await self._after_failure(partition, failed, outcome)
-            if verdict is not None:
-                dead.append(verdict)
-                acked.append(failed.entry_id)
-        if outcome.done and any(p.dispatches for p in plans[: outcome.done]):
-            due = time.monotonic() + self.settings.ack_delay_ms / 1000
-            self._deferred.append(DeferredAck(due, partition, acked, dead))
-        else:
-            await self._finish(partition, acked, dead)
-        return len(entries)
-
-    async def _flush_acks(self, stream: str | None = None, *, wait: bool = False) -> None:
-        """Acknowledge deferred batches that are due (all of them, or ``stream``'s, when
-        ``wait``: after sleeping until they are due)."""
-        keep: list[DeferredAck] = []
-        ready: list[DeferredAck] = []
-        now = time.monotonic()
-        for item in self._deferred:
-            mine = stream is None or item.partition.outbox == stream
-            (ready if mine and (wait or item.due <= now) else keep).append(item)
-        if ready and wait:
-            await asyncio.sleep(max(0.0, max(i.due for i in ready) - now))
-        self._deferred = keep
-        for i, item in enumerate(ready):
-            try:
-                await self._finish(item.partition, item.acked, item.dead)
-            except redis.RedisError:
-                self._deferred.extend(ready[i:])  # try again on the next step
-                raise
-
-    async def _after_failure(
-        self, partition: PartitionKeys, failed: Plan, outcome: Outcome
-    ) -> DeadLetterRecord | None:
-        """Schedule the retry of a failed or held entry, or return its dead letter."""
-        state = self.states.get(partition.outbox)
-        now = time.monotonic()
-        if outcome.held_key is not None:
-            age_ms = int(time.time() * 1000) - failed.entry.timestamp
-            if age_ms > self.settings.hold_max_age_ms:
-                reason = (
-                    f"no subscriber for {outcome.held_key} within "
-                    f"{self.settings.hold_max_age_ms} ms of the write"
-                )
-                log.error(
-                    "dead-lettering entry %s of %s: %s", failed.entry_id, partition.member, reason
-                )
-                if state is not None:
-                    state.retry_at = now
-                return (failed.entry_id, failed.fields, reason, "", 0)
-            self.stats.held += 1
-            if state is not None:
-                state.retry_at = now + HOLD_POLL_S
-            return None
-        attempts = await self._deliveries(partition.outbox, failed.entry_id)
-        if attempts >= self.settings.max_deliveries:
-            reason = f"delivery failed {attempts} times"
-            log.error(
-                "dead-lettering entry %s of %s: %s (%s)",
-                failed.entry_id,
-                partition.member,
-                reason,
-                outcome.error,
-            )
-            if state is not None:
-                state.retry_at = now
-            return (failed.entry_id, failed.fields, reason, outcome.error or "", attempts)
-        delay = min(self.settings.retry_base_ms * 2 ** (attempts - 1), self.settings.retry_max_ms)
-        self.stats.retries += 1
-        log.warning(
-            "entry %s of %s failed (attempt %d of %d: %s); retrying in %d ms",
-            failed.entry_id,
-            partition.member,
-            attempts,
-            self.settings.max_deliveries,
-            outcome.error,
-            delay,
-        )
-        if state is not None:
-            state.retry_at = now + delay / 1000
-        return None
-
-    async def _deliveries(self, stream: str, entry_id: str) -> int:
-        pending = await self.client.xpending_range(
-            stream, self.settings.group, min=entry_id, max=entry_id, count=1
-        )
-        return int(pending[0]["times_delivered"]) if pending else 1
-
-    async def _publish(self, plans: list[Plan]) -> Outcome:
-        assert self.publisher is not None
-        return await self.dispatcher.publish(self.publisher, plans)
-
-    async def _finish(
-        self,
-        partition: PartitionKeys,
-        acked: list[str],
-        dead: list[DeadLetterRecord],
-    ) -> None:
-        if not acked and not dead:
-            return
-        now = int(time.time() * 1000)
-        pipe = self.client.pipeline(transaction=True)  # one slot: outbox and dlq share the tag
-        for entry_id, fields, reason, error, attempts in dead:
-            if "cannot be dispatched" in reason:
-                log.error("dead-lettering entry %s of %s: %s", entry_id, partition.member, reason)
-            pipe.xadd(
-                partition.dead_letters,
-                dead_letter_fields(  # type: ignore[arg-type]
-                    fields,
-                    source_id=entry_id,
-                    reason=reason,
-                    error=error,
-                    attempts=attempts,
-                    failed_at=now,
-                ),
-            )
-        if acked:
-            pipe.xack(partition.outbox, self.settings.group, *acked)
-        await pipe.execute()
-        self.stats.dead_letters += len(dead)
+        await self._sleep(backoff)
+        return min(backoff * 2, 5.0)
