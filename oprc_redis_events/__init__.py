@@ -6,6 +6,7 @@ from .asyncio_evented import AsyncEventedPipeline, AsyncEventedRedis
 from .asyncio_store import AsyncObjectStore
 from .config import Settings
 from .errors import (
+    CaptureError,
     ConfigError,
     InvalidIdError,
     InvalidTriggerError,
@@ -47,6 +48,7 @@ __all__ = [
     "AsyncEventedPipeline",
     "AsyncEventedRedis",
     "AsyncObjectStore",
+    "CaptureError",
     "ConfigError",
     "DataTrigger",
     "EventInfo",

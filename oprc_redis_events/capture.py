@@ -39,7 +39,7 @@ import redis.asyncio.client
 from redis.keyspace_notifications import KeyNotification
 
 from .badkeys import BadKeys, display
-from .errors import ConfigError, OprcEventsError
+from .errors import CaptureError, ConfigError
 from .evented_core import object_ref
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .ops import ObjectRef
@@ -56,10 +56,6 @@ DROP_EVENTS = frozenset({"expired", "evicted"})
 BATCH = 500
 MAX_FAILURES = 5  # unexpected failures in a row before the capture gives up
 MAX_BACKOFF_S = 5.0
-
-
-class CaptureError(OprcEventsError):
-    """Keyspace capture failed again and again and stopped (the cause is chained)."""
 
 
 def merged_flags(current: str) -> str | None:

@@ -51,6 +51,10 @@ class ConfigError(OprcEventsError, ValueError):
     """A setting has a value that cannot be used."""
 
 
+class CaptureError(OprcEventsError):
+    """Keyspace capture failed again and again and stopped (the cause is chained)."""
+
+
 class UnsupportedCommandError(OprcEventsError):
     """``EventedRedis`` refused a command that would change an object behind its events."""
 

@@ -6,7 +6,8 @@ is logged at once (with its traceback, unless it is one of our own errors, whose
 says what is wrong; a failure that repeats is then logged with a count at a slow
 interval), reported not ready while it is down, and restarted after a backoff.  A task
 that fails ``max_failures`` times in a row (a run that lasted ``healthy_after_s`` resets
-the count), or raises a :class:`~.errors.ConfigError` that no retry can fix, fails the
+the count), or raises a :class:`~.errors.ConfigError` that no retry can fix (or capture's
+:class:`~.errors.CaptureError`: capture has retried on its own already), fails the
 worker: it stops, and ``run_async`` raises :class:`WorkerFailedError`, so the process
 exits non-zero.
 """
@@ -20,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import ConfigError, OprcEventsError
+from .errors import CaptureError, ConfigError, OprcEventsError
 from .logonce import ThrottledLog
 
 __all__ = ["RestartPolicy", "Supervisor", "WorkerFailedError"]
@@ -96,7 +97,7 @@ class Supervisor:
             if time.monotonic() - started >= self.policy.healthy_after_s:
                 failures = 0
             failures += 1
-            if failures >= self.policy.max_failures or isinstance(err, ConfigError):
+            if failures >= self.policy.max_failures or isinstance(err, ConfigError | CaptureError):
                 self.fail(name, err, failures)
                 return
             await self._restart_later(name, err, failures)

@@ -11,7 +11,8 @@ import redis
 import redis.asyncio as aredis
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.capture import CaptureError, KeyspaceCapture
+from oprc_redis_events.capture import KeyspaceCapture
+from oprc_redis_events.errors import CaptureError
 from oprc_redis_events.publisher import MemoryPublisher
 from oprc_redis_events.received import decode_trigger
 from oprc_redis_events.worker import Worker

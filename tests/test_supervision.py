@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.errors import ConfigError
+from oprc_redis_events.errors import CaptureError, ConfigError
 from oprc_redis_events.keys import workers_key
 from oprc_redis_events.logonce import ThrottledLog
 from oprc_redis_events.metrics import MetricsServer, WorkerMetrics
@@ -108,6 +108,19 @@ def test_a_configuration_error_fails_at_once() -> None:
 
     supervisor = supervise(("capture", misconfigured))
     assert supervisor.failure == "capture failed: ConfigError: notify-keyspace-events cannot be set"
+
+
+def test_capture_that_gave_up_fails_the_worker_at_once() -> None:
+    calls = 0
+
+    async def gave_up() -> None:  # capture retried on its own before raising this
+        nonlocal calls
+        calls += 1
+        raise CaptureError("keyspace capture failed 5 times in a row")
+
+    supervisor = supervise(("capture", gave_up))
+    assert calls == 1
+    assert supervisor.failure is not None and "CaptureError" in supervisor.failure
 
 
 def test_a_worker_whose_maintenance_cannot_recover_stops_and_raises(
