@@ -12,8 +12,7 @@ The synchronous ``AsyncObjectStore`` (``store.py``) is generated from this file 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
@@ -21,25 +20,16 @@ import redis.asyncio
 
 from . import functions, ops
 from .config import Settings, redact_url
-from .errors import ObjectNotFoundError, OprcEventsError, RedisUnavailableError
+from .errors import ObjectNotFoundError
 from .keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .ops import ObjectRecord, ObjectRef, Value, WriteResult
-from .pb.oprc_data_pb2 import ObjectEvent
+from .pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
 from .pb.oprc_invoke_pb2 import InvocationResponse
+from .redis_errors import redis_errors, write_errors
 from .scripts import register
+from .triggers import TargetEdit
 
 __all__ = ["AsyncObjectStore"]
-
-
-@contextmanager
-def redis_errors(what: str) -> Iterator[None]:
-    """Convert redis-py's connection failures into :class:`RedisUnavailableError`."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
-    except redis.ResponseError as err:
-        raise OprcEventsError(f"{what}: Redis refused the command ({err})") from err
 
 
 class AsyncObjectStore:
@@ -139,7 +129,7 @@ class AsyncObjectStore:
 
     async def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        with redis_errors(f"{mode} {ref.describe()}"):
+        with write_errors(f"{mode} {ref.describe()}"):
             return ops.parse_write(call, await self.call(call))
 
     async def create(
@@ -232,6 +222,58 @@ class AsyncObjectStore:
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         return await self._run(ref, "set_triggers", event=event, replace_triggers=True)
 
+    async def add_trigger(
+        self,
+        cls_id: str,
+        partition_id: int,
+        object_id: ObjectId,
+        event: str,
+        key: FieldKey,
+        target: TriggerTarget,
+    ) -> bool:
+        """Add ``target`` to the object's ``event`` trigger of ``key``, atomically: concurrent
+        edits of the same object all take effect.  ``event`` is on_create, on_update,
+        on_delete (``key``: a field key) or on_complete, on_error (``key``: a function id).
+        Returns ``False`` (and changes nothing) when that target is already there."""
+        edit = TargetEdit.of(event, key, target, add=True)
+        return await self._edit(ObjectRef.of(cls_id, partition_id, object_id), edit)
+
+    async def remove_trigger(
+        self,
+        cls_id: str,
+        partition_id: int,
+        object_id: ObjectId,
+        event: str,
+        key: FieldKey,
+        target: TriggerTarget,
+    ) -> bool:
+        """Remove ``target`` (every copy of it) from the object's ``event`` trigger of ``key``,
+        atomically as :meth:`add_trigger`; ``False`` when it was not there."""
+        edit = TargetEdit.of(event, key, target, add=False)
+        return await self._edit(ObjectRef.of(cls_id, partition_id, object_id), edit)
+
+    async def _edit(self, ref: ObjectRef, edit: TargetEdit) -> bool:
+        # Optimistic: read the configuration, edit it, and write it only if it is unchanged
+        # (compared in write.lua); a concurrent edit makes us read it again.
+        what = f"{'add' if edit.add else 'remove'} a trigger of {ref.describe()}"
+        for _ in range(ops.EDIT_ATTEMPTS):
+            with redis_errors(what):
+                pipe = self.client.pipeline(transaction=True)
+                pipe.type(ref.obj)
+                pipe.type(ref.meta)
+                pipe.hget(ref.meta, "ev")
+                replies = await pipe.execute()
+            event, current = ops.edited_triggers(ref, replies, edit)
+            if event is None:
+                return False
+            call = self.build(
+                ref, "set_triggers", event=event, replace_triggers=True, expect_triggers=current
+            )
+            with contextlib.suppress(ops.TriggersChanged), write_errors(what):
+                ops.parse_write(call, await self.call(call))
+                return True
+        raise ops.edit_conflict(ref)
+
     # -- function events --------------------------------------------------------------
 
     async def report_function_result(
@@ -307,9 +349,15 @@ class AsyncObjectStore:
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         with redis_errors(f"get {ref.describe()}"):
             pipe = self.client.pipeline(transaction=True)
+            pipe.type(ref.obj)
+            pipe.type(ref.meta)
             pipe.hgetall(ref.obj)
             pipe.hgetall(ref.meta)
-            data, meta = await pipe.execute()
+            obj_type, meta_type, data, meta = await pipe.execute(raise_on_error=False)
+            ops.check_types(ref, obj_type, meta_type)  # before a WRONGTYPE error is raised
+            for reply in (data, meta):
+                if isinstance(reply, Exception):
+                    raise reply
         return ops.parse_record(ref, data, meta)
 
     async def get_triggers(

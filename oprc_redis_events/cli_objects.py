@@ -180,20 +180,17 @@ def _edit(
     key: str,
     target: str,
     options: tuple[str, ...],
-) -> int:
-    spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+) -> bool:
+    """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): whether it
+    changed the configuration."""
     with _store(redis_url) as store:
         try:
-            config = store.get_triggers(cls_id, partition, _oid(object_id))
-            if add:
-                admin.add_target(config, event, key, spec)
-                count = 1
-            else:
-                count = admin.remove_target(config, event, key, spec)
-            store.set_triggers(cls_id, partition, _oid(object_id), config)
+            spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+            field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
+            edit = store.add_trigger if add else store.remove_trigger
+            return bool(edit(cls_id, partition, _oid(object_id), event, field, spec))
         except OprcEventsError as err:
             raise _fail(err) from err
-    return count
 
 
 _edit_args = [
@@ -228,9 +225,11 @@ def triggers_add(
     target: str,
     options: tuple[str, ...],
 ) -> None:
-    """Add TARGET to the object's EVENT trigger of KEY."""
-    _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options)
-    click.echo(f"added {event} {key} -> {target}")
+    """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
+    if _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options):
+        click.echo(f"added {event} {key} -> {target}")
+    else:
+        click.echo(f"already there: {event} {key} -> {target}")
 
 
 @triggers.command("remove")
@@ -245,11 +244,10 @@ def triggers_remove(
     target: str,
     options: tuple[str, ...],
 ) -> None:
-    """Remove TARGET from the object's EVENT trigger of KEY."""
-    count = _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options)
-    if not count:
+    """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
+    if not _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options):
         raise click.ClickException(f"no {event} trigger of {key} targets {target}")
-    click.echo(f"removed {count} target(s)")
+    click.echo(f"removed {event} {key} -> {target}")
 
 
 @click.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CorruptedStateError",
     "InvalidIdError",
     "InvalidTriggerError",
     "InvalidValueError",
@@ -15,6 +16,7 @@ __all__ = [
     "ObjectNotFoundError",
     "OprcEventsError",
     "RedisUnavailableError",
+    "WriteOutcomeUnknownError",
     "ZenohUnavailableError",
 ]
 
@@ -52,6 +54,17 @@ class ConfigError(OprcEventsError, ValueError):
 
 class RedisUnavailableError(OprcEventsError, ConnectionError):
     """Redis could not be reached or refused the operation."""
+
+
+class WriteOutcomeUnknownError(RedisUnavailableError):
+    """A write got no reply from Redis (a timeout, a lost connection): it may or may not
+    have been applied, with its triggers; read the object's version to find out."""
+
+
+class CorruptedStateError(OprcEventsError):
+    """Redis holds something unusable where an object's keys or its partition's outbox
+    should be (a key of another type, a version that is not a number, an undecodable
+    trigger configuration, an outbox out of stream ids).  A write is refused whole."""
 
 
 class ZenohUnavailableError(OprcEventsError, ConnectionError):

@@ -10,7 +10,9 @@
 -- ARGV[2]  "drop": the object ended (expired, evicted): remove its triggers too; "keep": no
 -- ARGV[3]  "1": events enabled; "0": only bring the shadow up to date
 --
--- Returns {changes, matched events, entry id or ""}.
+-- Returns {changes, matched events, entry id or ""}, or an error reply "CORRUPT ..." (see
+-- lib/events.lua), and nothing written, when a key has the wrong type, the version is not a
+-- number or the outbox is full.
 --
 -- A missing shadow means the object predates capture (or was written before capture was
 -- on): the shadow is created from the object and nothing is reported.  Otherwise: a field
@@ -27,6 +29,12 @@ local function as_map(flat)
   for i = 1, #flat, 2 do map[flat[i]] = flat[i + 1] end
   return map
 end
+
+local bad = check_type(obj, "hash") or check_type(meta, "hash") or check_type(shadow, "hash")
+  or (events and check_type(outbox, "stream"))
+if bad then return bad end
+local version, bad_version = read_version(meta)
+if bad_version then return bad_version end
 
 local current = redis.call("HGETALL", obj)
 local function sync_shadow()
@@ -72,11 +80,15 @@ local matched, id = 0, ""
 if events and #changes > 0 then
   local batches
   batches, matched = match_events(meta, changes)
-  local version = "0"
-  if redis.call("EXISTS", meta) == 1 then  -- a change counts as a write of the object
-    version = tostring(redis.call("HINCRBY", meta, "v", 1))
+  if #batches > 1 then
+    bad = check_room(outbox, #batches)
+    if bad then return bad end
   end
-  id = append_events(outbox, batches, oid, version, "0", "")
+  local has_meta = redis.call("EXISTS", meta) == 1  -- a change counts as a write of the object
+  local refused
+  id, refused = append_events(outbox, batches, oid, has_meta and version + 1 or 0, "0", "")
+  if refused then return refused end  -- the first write: nothing was written
+  if has_meta then redis.call("HSET", meta, "v", version_text(version + 1)) end
 end
 
 if drop then
