@@ -262,8 +262,8 @@ class AsyncObjectStore:
                 pipe.type(ref.obj)
                 pipe.type(ref.meta)
                 pipe.hget(ref.meta, "ev")
-                replies = await pipe.execute()
-            event, current = ops.edited_triggers(ref, replies, edit)
+                replies = await pipe.execute(raise_on_error=False)
+                event, current = ops.edited_triggers(ref, replies, edit)
             if event is None:
                 return False
             call = self.build(
@@ -354,10 +354,7 @@ class AsyncObjectStore:
             pipe.hgetall(ref.obj)
             pipe.hgetall(ref.meta)
             obj_type, meta_type, data, meta = await pipe.execute(raise_on_error=False)
-            ops.check_types(ref, obj_type, meta_type)  # before a WRONGTYPE error is raised
-            for reply in (data, meta):
-                if isinstance(reply, Exception):
-                    raise reply
+            ops.check_types(ref, obj_type, meta_type, data, meta)  # a wrong type, named
         return ops.parse_record(ref, data, meta)
 
     async def get_triggers(

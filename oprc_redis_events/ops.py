@@ -244,7 +244,7 @@ def edited_triggers(
     ``edit`` applied (``None`` when it changes nothing) and the serialized configuration it
     was made from, which the write must find unchanged (``build_write(expect_triggers=)``)."""
     obj_type, meta_type, serialized = replies
-    check_types(target, obj_type, meta_type)
+    check_types(target, obj_type, meta_type, serialized)
     if as_text(obj_type) == as_text(meta_type) == "none":
         raise ObjectNotFoundError(f"{target.describe()} does not exist")
     event = decode_event(target, serialized)

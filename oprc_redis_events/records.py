@@ -67,12 +67,16 @@ def _shown(value: bytes) -> str:
     return repr(value[:40]) + ("..." if len(value) > 40 else "")
 
 
-def check_types(ref: ObjectRef, obj_type: Any, meta_type: Any) -> None:
-    """Raise :class:`CorruptedStateError` unless both keys are hashes (or absent)."""
+def check_types(ref: ObjectRef, obj_type: Any, meta_type: Any, *replies: Any) -> None:
+    """Raise :class:`CorruptedStateError` unless both keys are hashes (or absent), then the
+    first error among ``replies`` (of a pipeline run without raising, after the TYPEs)."""
     for key, found in ((ref.obj, obj_type), (ref.meta, meta_type)):
         kind = as_text(found)
         if kind not in ("hash", "none"):
             raise CorruptedStateError(f"{key} is a {kind}, not a hash: fix or delete it")
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def parse_version(ref: ObjectRef, value: bytes | None) -> int:

@@ -256,8 +256,8 @@ class ObjectStore:
                 pipe.type(ref.obj)
                 pipe.type(ref.meta)
                 pipe.hget(ref.meta, "ev")
-                replies = pipe.execute()
-            event, current = ops.edited_triggers(ref, replies, edit)
+                replies = pipe.execute(raise_on_error=False)
+                event, current = ops.edited_triggers(ref, replies, edit)
             if event is None:
                 return False
             call = self.build(
@@ -344,10 +344,7 @@ class ObjectStore:
             pipe.hgetall(ref.obj)
             pipe.hgetall(ref.meta)
             obj_type, meta_type, data, meta = pipe.execute(raise_on_error=False)
-            ops.check_types(ref, obj_type, meta_type)  # before a WRONGTYPE error is raised
-            for reply in (data, meta):
-                if isinstance(reply, Exception):
-                    raise reply
+            ops.check_types(ref, obj_type, meta_type, data, meta)  # a wrong type, named
         return ops.parse_record(ref, data, meta)
 
     def get_triggers(self, cls_id: str, partition_id: int, object_id: ObjectId) -> ObjectEvent:
