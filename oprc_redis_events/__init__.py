@@ -7,6 +7,7 @@ from .asyncio_store import AsyncObjectStore
 from .config import Settings
 from .errors import (
     ConfigError,
+    CorruptedStateError,
     InvalidIdError,
     InvalidTriggerError,
     InvalidValueError,
@@ -14,6 +15,7 @@ from .errors import (
     ObjectNotFoundError,
     OprcEventsError,
     RedisUnavailableError,
+    WriteOutcomeUnknownError,
     ZenohUnavailableError,
 )
 from .evented import EventedPipeline, EventedRedis
@@ -47,6 +49,7 @@ __all__ = [
     "AsyncEventedRedis",
     "AsyncObjectStore",
     "ConfigError",
+    "CorruptedStateError",
     "DataTrigger",
     "EventInfo",
     "EventType",
@@ -76,6 +79,7 @@ __all__ = [
     "TriggerTarget",
     "ValData",
     "ValType",
+    "WriteOutcomeUnknownError",
     "WriteResult",
     "ZenohUnavailableError",
     "__version__",

@@ -180,17 +180,18 @@ def _edit(
     key: str,
     target: str,
     options: tuple[str, ...],
-) -> bool:
-    """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): whether it
-    changed the configuration."""
+) -> int:
+    """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): 1 when it
+    changed the configuration, 0 when there was nothing to do."""
+    spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+    field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
     with _store(redis_url) as store:
         try:
-            spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
-            field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
             edit = store.add_trigger if add else store.remove_trigger
-            return bool(edit(cls_id, partition, _oid(object_id), event, field, spec))
+            count = int(edit(cls_id, partition, _oid(object_id), event, field, spec))
         except OprcEventsError as err:
             raise _fail(err) from err
+    return count
 
 
 _edit_args = [

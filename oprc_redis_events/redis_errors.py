@@ -20,19 +20,18 @@ from .errors import (
     WriteOutcomeUnknownError,
 )
 
-__all__ = ["CORRUPT_PREFIX", "redis_errors", "refused", "write_errors"]
+__all__ = ["REFUSAL_CODES", "redis_errors", "refused", "write_errors"]
 
-#: the error code of the scripts' refusals (lua/lib/events.lua)
-CORRUPT_PREFIX = "CORRUPT "
+#: the error codes of the scripts' refusals of corrupted state (lua/lib/events.lua)
+REFUSAL_CODES = ("CORRUPT ", "WRONGTYPE ")
 
 
 def refused(what: str, err: redis.ResponseError) -> OprcEventsError:
     """The error for a command Redis refused: a script's refusal names the broken key."""
     text = str(err)
-    if text.startswith(CORRUPT_PREFIX):
-        return CorruptedStateError(
-            f"{what} refused, nothing was changed: {text[len(CORRUPT_PREFIX) :]}"
-        )
+    for code in REFUSAL_CODES:
+        if text.startswith(code):
+            return CorruptedStateError(f"{what} refused, nothing was changed: {text[len(code) :]}")
     return OprcEventsError(f"{what}: Redis refused the command ({err})")
 
 

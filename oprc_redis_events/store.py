@@ -23,16 +23,16 @@ from .config import Settings, redact_url
 from .errors import ObjectNotFoundError
 from .keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .ops import ObjectRecord, ObjectRef, Value, WriteResult
-from .pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
+from .pb.oprc_data_pb2 import ObjectEvent
 from .pb.oprc_invoke_pb2 import InvocationResponse
 from .redis_errors import redis_errors, write_errors
 from .scripts import register
-from .triggers import TargetEdit
+from .trigger_edits import TriggerEdits
 
 __all__ = ["ObjectStore"]
 
 
-class ObjectStore:
+class ObjectStore(TriggerEdits):
     """Objects as Redis hashes, with the trigger configuration they carry.
 
     ``client`` is a ``redis.Redis`` (``decode_responses`` must be off: values are bytes).
@@ -215,58 +215,6 @@ class ObjectStore:
         """Replace the object's trigger configuration (``None`` removes every trigger)."""
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         return self._run(ref, "set_triggers", event=event, replace_triggers=True)
-
-    def add_trigger(
-        self,
-        cls_id: str,
-        partition_id: int,
-        object_id: ObjectId,
-        event: str,
-        key: FieldKey,
-        target: TriggerTarget,
-    ) -> bool:
-        """Add ``target`` to the object's ``event`` trigger of ``key``, atomically: concurrent
-        edits of the same object all take effect.  ``event`` is on_create, on_update,
-        on_delete (``key``: a field key) or on_complete, on_error (``key``: a function id).
-        Returns ``False`` (and changes nothing) when that target is already there."""
-        edit = TargetEdit.of(event, key, target, add=True)
-        return self._edit(ObjectRef.of(cls_id, partition_id, object_id), edit)
-
-    def remove_trigger(
-        self,
-        cls_id: str,
-        partition_id: int,
-        object_id: ObjectId,
-        event: str,
-        key: FieldKey,
-        target: TriggerTarget,
-    ) -> bool:
-        """Remove ``target`` (every copy of it) from the object's ``event`` trigger of ``key``,
-        atomically as :meth:`add_trigger`; ``False`` when it was not there."""
-        edit = TargetEdit.of(event, key, target, add=False)
-        return self._edit(ObjectRef.of(cls_id, partition_id, object_id), edit)
-
-    def _edit(self, ref: ObjectRef, edit: TargetEdit) -> bool:
-        # Optimistic: read the configuration, edit it, and write it only if it is unchanged
-        # (compared in write.lua); a concurrent edit makes us read it again.
-        what = f"{'add' if edit.add else 'remove'} a trigger of {ref.describe()}"
-        for _ in range(ops.EDIT_ATTEMPTS):
-            with redis_errors(what):
-                pipe = self.client.pipeline(transaction=True)
-                pipe.type(ref.obj)
-                pipe.type(ref.meta)
-                pipe.hget(ref.meta, "ev")
-                replies = pipe.execute(raise_on_error=False)
-                event, current = ops.edited_triggers(ref, replies, edit)
-            if event is None:
-                return False
-            call = self.build(
-                ref, "set_triggers", event=event, replace_triggers=True, expect_triggers=current
-            )
-            with contextlib.suppress(ops.TriggersChanged), write_errors(what):
-                ops.parse_write(call, self.call(call))
-                return True
-        raise ops.edit_conflict(ref)
 
     # -- function events --------------------------------------------------------------
 

@@ -195,7 +195,7 @@ def test_capture_diff_is_refused_whole(store: ObjectStore, client: redis.Redis) 
     client.hset(OBJ, "1", "changed behind the library's back")
     client.set(OUTBOX, "x")
     before = snapshot(client)
-    with pytest.raises(redis.ResponseError, match=r"CORRUPT .*outbox is a string, not a stream"):
+    with pytest.raises(redis.ResponseError, match=r"WRONGTYPE .*outbox is a string, not a str"):
         script(keys=keys, args=["1", "keep", "1"])
     assert snapshot(client) == before
     client.delete(OUTBOX)

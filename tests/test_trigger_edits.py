@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -81,6 +82,43 @@ def test_edits_of_a_missing_object_or_bad_input_change_nothing(
     with pytest.raises(InvalidTriggerError, match="'bad/cls' contains '/'"):
         store.add_trigger("orders", 0, 1, "on_update", 42, TriggerTarget(cls_id="bad/cls"))
     assert store.get_triggers("orders", 0, 1) == ObjectEvent()
+
+
+def test_an_edit_that_loses_a_race_reads_the_configuration_again(
+    store: ObjectStore, redis_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create("orders", 0, 1, {42: b"a"})
+    other = ObjectStore(redis.Redis.from_url(redis_url), settings)
+    write = store.call
+    sent: list[object] = []
+
+    def racing(call: Any) -> Any:
+        if not sent:  # another client's edit lands between our read and our write
+            assert other.add_trigger("orders", 0, 1, "on_update", 42, fn("theirs"))
+        sent.append(call)
+        return write(call)
+
+    monkeypatch.setattr(store, "call", racing)
+    assert store.add_trigger("orders", 0, 1, "on_update", 42, fn("mine")) is True
+    assert len(sent) == 2  # refused once, then applied to the configuration read again
+    assert update_targets(store) == {"fnmine", "fntheirs"}
+    other.close()
+
+
+def test_an_edit_sent_twice_by_redis_py_counts_as_done(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create("orders", 0, 1, {42: b"a"})
+    write = store.call
+
+    def twice(call: Any) -> Any:  # redis-py re-sends a command whose reply timed out
+        write(call)
+        return write(call)
+
+    monkeypatch.setattr(store, "call", twice)
+    assert store.add_trigger("orders", 0, 1, "on_update", 42, fn(1)) is True
+    assert store.remove_trigger("orders", 0, 1, "on_update", 42, fn(1)) is True
+    assert update_targets(store) == set()
 
 
 def _in_threads(count: int, work: Callable[[int], None]) -> None:

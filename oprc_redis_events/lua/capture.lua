@@ -10,9 +10,8 @@
 -- ARGV[2]  "drop": the object ended (expired, evicted): remove its triggers too; "keep": no
 -- ARGV[3]  "1": events enabled; "0": only bring the shadow up to date
 --
--- Returns {changes, matched events, entry id or ""}, or an error reply "CORRUPT ..." (see
--- lib/events.lua), and nothing written, when a key has the wrong type, the version is not a
--- number or the outbox is full.
+-- Returns {changes, matched events, entry id or ""}, or the error "WRONGTYPE <key> is a
+-- <type>, not a <type>" (before touching anything) when a key has the wrong type.
 --
 -- A missing shadow means the object predates capture (or was written before capture was
 -- on): the shadow is created from the object and nothing is reported.  Otherwise: a field
@@ -30,11 +29,13 @@ local function as_map(flat)
   return map
 end
 
-local bad = check_type(obj, "hash") or check_type(meta, "hash") or check_type(shadow, "hash")
-  or (events and check_type(outbox, "stream"))
-if bad then return bad end
-local version, bad_version = read_version(meta)
-if bad_version then return bad_version end
+-- Redis does not roll a script back: check every key's type before the first write.
+for i, want in ipairs({"hash", "hash", "stream", "hash"}) do
+  local have = redis.call("TYPE", KEYS[i])["ok"]
+  if have ~= "none" and have ~= want then
+    return redis.error_reply("WRONGTYPE " .. KEYS[i] .. " is a " .. have .. ", not a " .. want)
+  end
+end
 
 local current = redis.call("HGETALL", obj)
 local function sync_shadow()
@@ -78,6 +79,11 @@ end
 
 local matched, id = 0, ""
 if events and #changes > 0 then
+  -- Checked before the first write (lib/events.lua): a version that is not a number, an
+  -- outbox without stream ids for the entries; the entry is the first write, so a failed
+  -- XADD leaves nothing written.  Each is an error reply "CORRUPT ...".
+  local version, bad = read_version(meta)
+  if bad then return bad end
   local batches
   batches, matched = match_events(meta, changes)
   if #batches > 1 then
@@ -87,7 +93,7 @@ if events and #changes > 0 then
   local has_meta = redis.call("EXISTS", meta) == 1  -- a change counts as a write of the object
   local refused
   id, refused = append_events(outbox, batches, oid, has_meta and version + 1 or 0, "0", "")
-  if refused then return refused end  -- the first write: nothing was written
+  if refused then return refused end
   if has_meta then redis.call("HSET", meta, "v", version_text(version + 1)) end
 end
 

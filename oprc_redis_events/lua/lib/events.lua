@@ -7,9 +7,10 @@
 -- A change is {code, key, value or false}; code c | u | d (data) or fc | fe (function).
 --
 -- Checks: a script runs every check below before its first write, so that a write is
--- refused whole, never applied half.  A check returns nil, or an error reply
--- "CORRUPT <what is wrong, naming the key>: <what to do>" that the script returns as it is
--- (the Python side turns it into CorruptedStateError).
+-- refused whole, never applied half.  A check returns nil, or an error reply that the script
+-- returns as it is: "WRONGTYPE <key> is a <type>, not a <type>: fix or delete it" (Redis' own
+-- code for a key of the wrong type) or "CORRUPT <what is wrong, naming the key>: <what to
+-- do>"; the Python side turns both into CorruptedStateError.
 
 local EVENT_TYPES = {c = "3", u = "4", d = "5", fc = "1", fe = "2"}
 local EVENTS_PER_ENTRY = 500  -- keeps unpack() within Lua's limits
@@ -23,7 +24,8 @@ end
 local function check_type(key, wanted)
   local found = redis.call("TYPE", key)["ok"]
   if found ~= wanted and found ~= "none" then
-    return corrupt(key .. " is a " .. found .. ", not a " .. wanted .. ": fix or delete it")
+    return redis.error_reply("WRONGTYPE " .. key .. " is a " .. found .. ", not a " .. wanted ..
+      ": fix or delete it")
   end
   return nil
 end
