@@ -46,12 +46,20 @@ def redis_errors(what: str) -> Iterator[None]:
         raise refused(what, err) from err
 
 
+def _not_sent(err: redis.RedisError) -> bool:
+    # redis-py could not connect (refused, timed out, authentication): this attempt sent
+    # nothing.  Its messages for that say "connecting to".
+    return isinstance(err, redis.AuthenticationError) or "connecting to" in str(err)
+
+
 @contextmanager
 def write_errors(what: str) -> Iterator[None]:
     """Like :func:`redis_errors`, for a write: no reply means the outcome is unknown."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as err:
+        if _not_sent(err):
+            raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
         raise WriteOutcomeUnknownError(
             f"{what}: no reply from Redis ({err}), so the write may or may not have been "
             "applied, with its triggers: read the object's version (get) before writing again"

@@ -16,7 +16,7 @@ from redis.retry import Retry
 
 from oprc_redis_events import AsyncObjectStore, ObjectStore, RedisUnavailableError, Settings
 from oprc_redis_events.errors import WriteOutcomeUnknownError
-from oprc_redis_events.servers import RedisServer
+from oprc_redis_events.servers import RedisServer, free_port
 
 from .helpers import events, watch_all
 
@@ -83,3 +83,13 @@ def test_a_timed_out_async_write_says_the_same(server: RedisServer) -> None:
                 await store.update("orders", 0, 1, {1: b"b"})
 
     asyncio.run(main())
+
+
+def test_a_write_that_could_not_connect_is_only_unavailable() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with ObjectStore.from_url(url) as store:
+        with pytest.raises(RedisUnavailableError, match="update object orders/0/1: Redis is un"):
+            store.update("orders", 0, 1, {1: b"b"})
+        with pytest.raises(RedisUnavailableError) as caught:
+            store.update("orders", 0, 1, {1: b"b"})
+        assert not isinstance(caught.value, WriteOutcomeUnknownError)
