@@ -140,6 +140,42 @@ def _field_names(keys: Iterable[FieldKey]) -> list[str]:
     return [field_name(k) for k in keys]
 
 
+def _items(
+    mode: str,
+    entries: Mapping[FieldKey, Value] | None,
+    delete_keys: Iterable[FieldKey] | None,
+    func: tuple[str, str, bytes | None] | None,
+) -> tuple[Sequence[bytes | str], int]:
+    """The field items of a write and how many there are (``write.lua``: ARGV[6])."""
+    if mode in SET_MODES:
+        items = encode_entries(entries)
+        return items, len(items) // 3
+    if mode == "func":
+        fn_id, code, output = func or ("", "", None)
+        validate_id("fn_id", fn_id)
+        if output is None:
+            return [fn_id, b"", code + "0"], 1
+        return [fn_id, output, code], 1
+    if mode in INCR_MODES:
+        ((key, amount),) = (entries or {}).items()
+        return [field_name(key), str(amount), "0"], 1
+    if mode == "delete_fields":
+        names = _field_names(delete_keys or ())
+        return names, len(names)
+    return [], 0
+
+
+def _trigger_args(event: object, expect: bytes | None) -> list[bytes | str | int]:
+    """The new trigger configuration and its index, checked against ``expect`` if given."""
+    parsed = coerce_event(event)
+    index = build_index(parsed)
+    serialized = parsed.SerializeToString(deterministic=True) if parsed is not None else b""
+    args: list[bytes | str | int] = ["1" if expect is None else "2", serialized, len(index)]
+    for name, blob in index.items():
+        args += [name, blob]
+    return args if expect is None else [*args, expect]
+
+
 def build_write(
     target: ObjectRef,
     mode: str,
@@ -159,38 +195,8 @@ def build_write(
     With ``expect_triggers`` (the serialized configuration read before), the configuration
     is replaced only if it is still that one: a compare-and-set, see :func:`edited_triggers`.
     """
-    items: Sequence[bytes | str]
-    if mode in SET_MODES:
-        items = encode_entries(entries)
-        count = len(items) // 3
-    elif mode == "func":
-        fn_id, code, output = func or ("", "", None)
-        validate_id("fn_id", fn_id)
-        items = [
-            fn_id,
-            b"" if output is None else output,
-            code if output is not None else code + "0",
-        ]
-        count = 1
-    elif mode in INCR_MODES:
-        ((key, amount),) = (entries or {}).items()
-        items = [field_name(key), str(amount), "0"]
-        count = 1
-    elif mode == "delete_fields":
-        items = _field_names(delete_keys or ())
-        count = len(items)
-    else:
-        items, count = [], 0
-    trigger_args: list[bytes | str | int] = ["0"]
-    if replace_triggers:
-        parsed = coerce_event(event)
-        index = build_index(parsed)
-        serialized = parsed.SerializeToString(deterministic=True) if parsed is not None else b""
-        trigger_args = ["1" if expect_triggers is None else "2", serialized, len(index)]
-        for name, blob in index.items():
-            trigger_args += [name, blob]
-        if expect_triggers is not None:
-            trigger_args.append(expect_triggers)
+    items, count = _items(mode, entries, delete_keys, func)
+    triggers = _trigger_args(event, expect_triggers) if replace_triggers else ["0"]
     args: list[bytes | str | int] = [
         mode,
         target.segment,
@@ -199,7 +205,7 @@ def build_write(
         "1" if events_enabled else "0",
         count,
         *items,
-        *trigger_args,
+        *triggers,
     ]
     keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
     return ScriptCall(target, mode, keys, args)
