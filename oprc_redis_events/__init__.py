@@ -8,6 +8,7 @@ from .config import Settings
 from .errors import (
     CaptureError,
     ConfigError,
+    CorruptedStateError,
     InvalidIdError,
     InvalidTriggerError,
     InvalidValueError,
@@ -16,6 +17,7 @@ from .errors import (
     OprcEventsError,
     RedisUnavailableError,
     UnsupportedCommandError,
+    WriteOutcomeUnknownError,
     ZenohUnavailableError,
 )
 from .evented import EventedPipeline, EventedRedis
@@ -50,6 +52,7 @@ __all__ = [
     "AsyncObjectStore",
     "CaptureError",
     "ConfigError",
+    "CorruptedStateError",
     "DataTrigger",
     "EventInfo",
     "EventType",
@@ -80,6 +83,7 @@ __all__ = [
     "UnsupportedCommandError",
     "ValData",
     "ValType",
+    "WriteOutcomeUnknownError",
     "WriteResult",
     "ZenohUnavailableError",
     "__version__",

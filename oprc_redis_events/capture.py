@@ -275,8 +275,9 @@ class KeyspaceCapture:
         replies = await pipe.execute(raise_on_error=False)
         changes, error = 0, None
         for (ref, _), reply in zip(items, replies, strict=True):
-            if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
-                self.bad_keys.skip(ref.obj, str(reply).removeprefix("WRONGTYPE "))
+            bad = _bad_key_reason(reply)
+            if bad is not None:
+                self.bad_keys.skip(ref.obj, bad)
             elif isinstance(reply, Exception):
                 error = error or reply
             else:
@@ -324,3 +325,15 @@ class KeyspaceCapture:
             f", {len(self.bad_keys)} bad key(s) skipped" if self.bad_keys else "",
         )
         return changes
+
+
+def _bad_key_reason(reply: object) -> str | None:
+    """What is wrong with the key when capture.lua refused it (a key of the wrong type, or
+    corrupted state such as a garbage version or a full outbox), else ``None``."""
+    if not isinstance(reply, redis.ResponseError):
+        return None
+    text = str(reply)
+    for marker in ("WRONGTYPE ", "CORRUPT "):
+        if text.startswith(marker):
+            return text.removeprefix(marker)
+    return None

@@ -181,16 +181,14 @@ def _edit(
     target: str,
     options: tuple[str, ...],
 ) -> int:
+    """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): 1 when it
+    changed the configuration, 0 when there was nothing to do."""
     spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+    field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
     with _store(redis_url) as store:
         try:
-            config = store.get_triggers(cls_id, partition, _oid(object_id))
-            if add:
-                admin.add_target(config, event, key, spec)
-                count = 1
-            else:
-                count = admin.remove_target(config, event, key, spec)
-            store.set_triggers(cls_id, partition, _oid(object_id), config)
+            edit = store.add_trigger if add else store.remove_trigger
+            count = int(edit(cls_id, partition, _oid(object_id), event, field, spec))
         except OprcEventsError as err:
             raise _fail(err) from err
     return count
@@ -228,9 +226,11 @@ def triggers_add(
     target: str,
     options: tuple[str, ...],
 ) -> None:
-    """Add TARGET to the object's EVENT trigger of KEY."""
-    _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options)
-    click.echo(f"added {event} {key} -> {target}")
+    """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
+    if _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options):
+        click.echo(f"added {event} {key} -> {target}")
+    else:
+        click.echo(f"already there: {event} {key} -> {target}")
 
 
 @triggers.command("remove")
@@ -245,11 +245,10 @@ def triggers_remove(
     target: str,
     options: tuple[str, ...],
 ) -> None:
-    """Remove TARGET from the object's EVENT trigger of KEY."""
-    count = _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options)
-    if not count:
+    """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
+    if not _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options):
         raise click.ClickException(f"no {event} trigger of {key} targets {target}")
-    click.echo(f"removed {count} target(s)")
+    click.echo(f"removed {event} {key} -> {target}")
 
 
 @click.command()

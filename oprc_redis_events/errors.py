@@ -7,7 +7,9 @@ Foreign errors (redis-py, zenoh, protobuf) are converted at the boundary with
 from __future__ import annotations
 
 __all__ = [
+    "CaptureError",
     "ConfigError",
+    "CorruptedStateError",
     "InvalidIdError",
     "InvalidTriggerError",
     "InvalidValueError",
@@ -16,6 +18,7 @@ __all__ = [
     "OprcEventsError",
     "RedisUnavailableError",
     "UnsupportedCommandError",
+    "WriteOutcomeUnknownError",
     "ZenohUnavailableError",
 ]
 
@@ -61,6 +64,17 @@ class UnsupportedCommandError(OprcEventsError):
 
 class RedisUnavailableError(OprcEventsError, ConnectionError):
     """Redis could not be reached or refused the operation."""
+
+
+class WriteOutcomeUnknownError(RedisUnavailableError):
+    """A write got no reply from Redis (a timeout, a lost connection): it may or may not
+    have been applied, with its triggers; read the object's version to find out."""
+
+
+class CorruptedStateError(OprcEventsError):
+    """Redis holds something unusable where an object's keys or its partition's outbox
+    should be (a key of another type, a version that is not a number, an undecodable
+    trigger configuration, an outbox out of stream ids).  A write is refused whole."""
 
 
 class ZenohUnavailableError(OprcEventsError, ConnectionError):

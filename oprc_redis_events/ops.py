@@ -8,29 +8,31 @@ here to be turned into a result or an exception.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import InvalidIdError, InvalidValueError, ObjectExistsError, ObjectNotFoundError
-from .keys import (
-    FieldKey,
-    ObjectId,
-    PartitionKeys,
-    field_name,
-    object_segment,
-    parse_field_name,
-    parse_object_segment,
-    validate_id,
+from .errors import (
+    InvalidIdError,
+    InvalidValueError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OprcEventsError,
 )
-from .pb.oprc_data_pb2 import ObjData, ObjectEvent, ObjMeta, ValData, ValType
-from .triggers import build_index, coerce_event
+from .keys import FieldKey, PartitionKeys, as_text, field_name, object_segment, validate_id
+from .pb.oprc_data_pb2 import ObjectEvent, ValData
+from .records import ObjectRecord, check_types, decode_event, parse_record
+from .triggers import TargetEdit, build_index, coerce_event
 
 __all__ = [
     "ObjectRecord",
     "ObjectRef",
     "ScriptCall",
+    "TriggersChanged",
     "WriteResult",
     "build_write",
+    "check_types",
+    "edit_conflict",
+    "edited_triggers",
     "encode_entries",
     "parse_record",
     "parse_reply_entry",
@@ -85,8 +87,9 @@ class WriteResult:
     """What a write did: the object's version after it and the outbox entry it queued.
 
     ``entry_id`` is ``None`` when no trigger matched (nothing was queued); ``events`` is the
-    number of matched events in the entry.  For ``delete``, ``existed`` says whether there
-    was an object to delete.
+    number of matched events in the entry.  ``existed`` says whether the object existed
+    before the write: ``False`` when this write created it (``create``, or an ``upsert`` /
+    ``replace`` of a missing object) and, for ``delete``, when there was nothing to delete.
     """
 
     version: int
@@ -96,40 +99,6 @@ class WriteResult:
     created: int = 0
     deleted: int = 0
     value: bytes | None = None  # the new value of an increment
-
-
-@dataclass(slots=True)
-class ObjectRecord:
-    """An object as stored: its fields, trigger configuration and version."""
-
-    cls_id: str
-    partition_id: int
-    object_id: ObjectId
-    version: int
-    entries: dict[FieldKey, bytes] = field(default_factory=dict)
-    types: dict[FieldKey, int] = field(default_factory=dict)
-    event: ObjectEvent | None = None
-
-    @property
-    def metadata(self) -> ObjMeta:
-        """The platform's ``ObjMeta`` of this object."""
-        meta = ObjMeta(cls_id=self.cls_id, partition_id=self.partition_id)
-        if isinstance(self.object_id, int):
-            meta.object_id = self.object_id
-        else:
-            meta.object_id_str = self.object_id
-        return meta
-
-    def to_obj_data(self) -> ObjData:
-        """The platform's ``ObjData`` for this object (numeric keys in ``entries``)."""
-        data = ObjData(metadata=self.metadata)
-        for key, value in self.entries.items():
-            target = data.entries[key] if isinstance(key, int) else data.entries_str[key]
-            target.data = value
-            target.type = self.types.get(key, ValType.VAL_TYPE_BYTE)  # type: ignore[assignment]
-        if self.event is not None:
-            data.event.CopyFrom(self.event)
-        return data
 
 
 def _encode_value(key: object, value: object) -> tuple[bytes, int]:
@@ -171,6 +140,42 @@ def _field_names(keys: Iterable[FieldKey]) -> list[str]:
     return [field_name(k) for k in keys]
 
 
+def _items(
+    mode: str,
+    entries: Mapping[FieldKey, Value] | None,
+    delete_keys: Iterable[FieldKey] | None,
+    func: tuple[str, str, bytes | None] | None,
+) -> tuple[Sequence[bytes | str], int]:
+    """The field items of a write and how many there are (``write.lua``: ARGV[6])."""
+    if mode in SET_MODES:
+        items = encode_entries(entries)
+        return items, len(items) // 3
+    if mode == "func":
+        fn_id, code, output = func or ("", "", None)
+        validate_id("fn_id", fn_id)
+        if output is None:
+            return [fn_id, b"", code + "0"], 1
+        return [fn_id, output, code], 1
+    if mode in INCR_MODES:
+        ((key, amount),) = (entries or {}).items()
+        return [field_name(key), str(amount), "0"], 1
+    if mode == "delete_fields":
+        names = _field_names(delete_keys or ())
+        return names, len(names)
+    return [], 0
+
+
+def _trigger_args(event: object, expect: bytes | None) -> list[bytes | str | int]:
+    """The new trigger configuration and its index, checked against ``expect`` if given."""
+    parsed = coerce_event(event)
+    index = build_index(parsed)
+    serialized = parsed.SerializeToString(deterministic=True) if parsed is not None else b""
+    args: list[bytes | str | int] = ["1" if expect is None else "2", serialized, len(index)]
+    for name, blob in index.items():
+        args += [name, blob]
+    return args if expect is None else [*args, expect]
+
+
 def build_write(
     target: ObjectRef,
     mode: str,
@@ -183,37 +188,15 @@ def build_write(
     depth: int = 0,
     traceparent: str | None = None,
     events_enabled: bool = True,
+    expect_triggers: bytes | None = None,
 ) -> ScriptCall:
-    """Validate a write and spell it as one call of ``write.lua`` (see its header)."""
-    items: Sequence[bytes | str]
-    if mode in SET_MODES:
-        items = encode_entries(entries)
-        count = len(items) // 3
-    elif mode == "func":
-        fn_id, code, output = func or ("", "", None)
-        validate_id("fn_id", fn_id)
-        items = [
-            fn_id,
-            b"" if output is None else output,
-            code if output is not None else code + "0",
-        ]
-        count = 1
-    elif mode in INCR_MODES:
-        ((key, amount),) = (entries or {}).items()
-        items = [field_name(key), str(amount), "0"]
-        count = 1
-    elif mode == "delete_fields":
-        items = _field_names(delete_keys or ())
-        count = len(items)
-    else:
-        items, count = [], 0
-    trigger_args: list[bytes | str | int] = ["0"]
-    if replace_triggers:
-        parsed = coerce_event(event)
-        index = build_index(parsed)
-        trigger_args = ["1", parsed.SerializeToString() if parsed is not None else b"", len(index)]
-        for name, blob in index.items():
-            trigger_args += [name, blob]
+    """Validate a write and spell it as one call of ``write.lua`` (see its header).
+
+    With ``expect_triggers`` (the serialized configuration read before), the configuration
+    is replaced only if it is still that one: a compare-and-set, see :func:`edited_triggers`.
+    """
+    items, count = _items(mode, entries, delete_keys, func)
+    triggers = _trigger_args(event, expect_triggers) if replace_triggers else ["0"]
     args: list[bytes | str | int] = [
         mode,
         target.segment,
@@ -222,7 +205,7 @@ def build_write(
         "1" if events_enabled else "0",
         count,
         *items,
-        *trigger_args,
+        *triggers,
     ]
     keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
     return ScriptCall(target, mode, keys, args)
@@ -233,46 +216,49 @@ def parse_reply_entry(reply: Any) -> bool:
     return bool(reply[2])
 
 
+class TriggersChanged(Exception):  # a signal to read again, never raised to users
+    """A compare-and-set of the trigger configuration found another one: read it again."""
+
+
 def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     """Turn the script's reply into a result, or raise the error it stands for."""
     status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
-    created, deleted, value = int(reply[4]), int(reply[5]), reply[6]
+    created, deleted, value, existed = int(reply[4]), int(reply[5]), reply[6], reply[7] == 1
     if status == 1:
         raise ObjectExistsError(f"{call.target.describe()} already exists; use update or upsert")
     if status == 2:
         if call.mode == "delete":
             return WriteResult(0, None, 0, existed=False)
         raise ObjectNotFoundError(f"{call.target.describe()} does not exist; create it first")
-    if isinstance(entry_id, bytes):
-        entry_id = entry_id.decode()
+    if status == 3:
+        raise TriggersChanged
     if isinstance(value, str):
         value = value.encode()
-    return WriteResult(version, entry_id or None, events, True, created, deleted, value or None)
-
-
-def parse_record(
-    target: ObjectRef, data: Mapping[bytes, bytes], meta: Mapping[bytes, bytes]
-) -> ObjectRecord | None:
-    """An :class:`ObjectRecord` from the two hashes, ``None`` when neither exists."""
-    if not data and not meta:
-        return None
-    record = ObjectRecord(
-        target.keys.cls_id,
-        target.keys.partition_id,
-        parse_object_segment(target.segment),
-        int(meta.get(b"v", b"0")),
+    return WriteResult(
+        version, as_text(entry_id) or None, events, existed, created, deleted, value or None
     )
-    for name, value in data.items():
-        record.entries[parse_field_name(name.decode())] = value
-    for name, value in meta.items():
-        if name.startswith(b"y:"):
-            record.types[parse_field_name(name[2:].decode())] = int(value)
-    record.event = parse_event(meta.get(b"ev"))
-    return record
 
 
-def parse_event(serialized: bytes | None) -> ObjectEvent:
-    event = ObjectEvent()
-    if serialized:
-        event.ParseFromString(serialized)
-    return event
+#: how often a trigger edit reads the configuration again after losing a race for it
+EDIT_ATTEMPTS: Final = 100
+
+
+def edited_triggers(
+    target: ObjectRef, replies: Sequence[Any], edit: TargetEdit
+) -> tuple[ObjectEvent | None, bytes]:
+    """From the replies of TYPE obj, TYPE meta, HGET meta ev: the configuration with
+    ``edit`` applied (``None`` when it changes nothing) and the serialized configuration it
+    was made from, which the write must find unchanged (``build_write(expect_triggers=)``)."""
+    obj_type, meta_type, serialized = replies
+    check_types(target, obj_type, meta_type, serialized)
+    if as_text(obj_type) == as_text(meta_type) == "none":
+        raise ObjectNotFoundError(f"{target.describe()} does not exist")
+    event = decode_event(target, serialized)
+    return (event if edit.apply(event) else None), serialized or b""
+
+
+def edit_conflict(target: ObjectRef) -> OprcEventsError:
+    return OprcEventsError(
+        f"the triggers of {target.describe()} changed {EDIT_ATTEMPTS} times while this edit "
+        "was being applied; try again"
+    )

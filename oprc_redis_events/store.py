@@ -13,36 +13,26 @@ The synchronous ``ObjectStore`` (``store.py``) is generated from this file by
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 
 from . import functions, ops
 from .config import Settings, redact_url
-from .errors import ObjectNotFoundError, OprcEventsError, RedisUnavailableError
+from .errors import ObjectNotFoundError
 from .keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .ops import ObjectRecord, ObjectRef, Value, WriteResult
 from .pb.oprc_data_pb2 import ObjectEvent
 from .pb.oprc_invoke_pb2 import InvocationResponse
+from .redis_errors import redis_errors, write_errors
 from .scripts import register
+from .trigger_edits import TriggerEdits
 
 __all__ = ["ObjectStore"]
 
 
-@contextmanager
-def redis_errors(what: str) -> Iterator[None]:
-    """Convert redis-py's connection failures into :class:`RedisUnavailableError`."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
-    except redis.ResponseError as err:
-        raise OprcEventsError(f"{what}: Redis refused the command ({err})") from err
-
-
-class ObjectStore:
+class ObjectStore(TriggerEdits):
     """Objects as Redis hashes, with the trigger configuration they carry.
 
     ``client`` is a ``redis.Redis`` (``decode_responses`` must be off: values are bytes).
@@ -139,7 +129,7 @@ class ObjectStore:
 
     def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        with redis_errors(f"{mode} {ref.describe()}"):
+        with write_errors(f"{mode} {ref.describe()}"):
             return ops.parse_write(call, self.call(call))
 
     def create(
@@ -297,9 +287,12 @@ class ObjectStore:
         ref = ObjectRef.of(cls_id, partition_id, object_id)
         with redis_errors(f"get {ref.describe()}"):
             pipe = self.client.pipeline(transaction=True)
+            pipe.type(ref.obj)
+            pipe.type(ref.meta)
             pipe.hgetall(ref.obj)
             pipe.hgetall(ref.meta)
-            data, meta = pipe.execute()
+            obj_type, meta_type, data, meta = pipe.execute(raise_on_error=False)
+            ops.check_types(ref, obj_type, meta_type, data, meta)  # a wrong type, named
         return ops.parse_record(ref, data, meta)
 
     def get_triggers(self, cls_id: str, partition_id: int, object_id: ObjectId) -> ObjectEvent:

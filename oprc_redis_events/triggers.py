@@ -20,19 +20,23 @@ the whole configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from google.protobuf.message import DecodeError
 
 from .errors import InvalidIdError, InvalidTriggerError
-from .keys import field_name, object_segment, validate_id
+from .keys import FieldKey, field_name, object_segment, validate_id
 from .pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 
 __all__ = [
     "INDEX_PREFIX",
     "MAX_CONFIG_BYTES",
     "MAX_TARGETS",
+    "TRIGGER_EVENTS",
     "Target",
+    "TargetEdit",
     "build_index",
     "coerce_event",
     "decode_targets",
@@ -46,6 +50,11 @@ DELIVERY_MODES = ("put", "put-odgm", "invoke")
 DELIVERY_OPTION = "oprc.delivery"
 MAX_TARGETS = 1024
 MAX_CONFIG_BYTES = 256 * 1024
+
+#: the events a target can be added for: field events, then function events
+DATA_EVENTS = ("on_create", "on_update", "on_delete")
+FUNC_EVENTS = ("on_complete", "on_error")
+TRIGGER_EVENTS = DATA_EVENTS + FUNC_EVENTS
 
 #: event type number (WIRE.md) -> index code
 DATA_CODES = {3: "c", 4: "u", 5: "d"}
@@ -208,3 +217,59 @@ def build_index(event: ObjectEvent | None) -> dict[str, bytes]:
 
 
 __all__ += ["DataTrigger", "FuncTrigger", "ObjectEvent", "TriggerTarget", "to_target"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEdit:
+    """Adding (or removing) one target of one event of one field key or function id.
+
+    ``event`` is on_create, on_update, on_delete (``key``: a field key) or on_complete,
+    on_error (``key``: a function id).  Built with :meth:`of`, which validates it.
+    """
+
+    event: str
+    key: FieldKey
+    target: TriggerTarget
+    add: bool
+
+    @classmethod
+    def of(cls, event: object, key: object, target: object, *, add: bool) -> TargetEdit:
+        if event not in TRIGGER_EVENTS:
+            raise InvalidTriggerError(f"event {event!r} is not one of {', '.join(TRIGGER_EVENTS)}")
+        if event in FUNC_EVENTS:
+            _check_key(validate_id, "function id", key)  # type: ignore[arg-type]
+        else:
+            _check_key(lambda _kind, k: field_name(k), "field key", key)  # type: ignore[arg-type]
+        if not isinstance(target, TriggerTarget):
+            raise InvalidTriggerError(
+                f"target must be a TriggerTarget, got {type(target).__name__}"
+            )
+        if add:
+            _validate_target(f"{event} of {key!r}", target)
+        return cls(str(event), key, target, add)  # type: ignore[arg-type]
+
+    def _holders(self, event: ObjectEvent) -> Any:
+        if self.event in FUNC_EVENTS:
+            return event.func_trigger
+        return event.data_trigger if isinstance(self.key, int) else event.data_trigger_str
+
+    def apply(self, event: ObjectEvent) -> bool:
+        """Edit ``event`` in place; whether anything changed (adding a target that is there,
+        or removing one that is not, changes nothing)."""
+        holders = self._holders(event)
+        if not self.add and self.key not in holders:
+            return False
+        targets = getattr(holders[self.key], self.event)
+        if self.add:
+            if self.target in targets:
+                return False
+            targets.append(self.target)
+            return True
+        keep = [t for t in targets if t != self.target]
+        if len(keep) == len(targets):
+            return False
+        del targets[:]
+        targets.extend(keep)
+        if holders[self.key].ByteSize() == 0:  # no target left for this key
+            del holders[self.key]
+        return True

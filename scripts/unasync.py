@@ -18,10 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "oprc_redis_events"
 
 # (asyncio original, generated sync module)
-FILES = [("asyncio_store.py", "store.py"), ("asyncio_evented.py", "evented.py")]
+FILES = [
+    ("asyncio_store.py", "store.py"),
+    ("asyncio_evented.py", "evented.py"),
+    ("asyncio_trigger_edits.py", "trigger_edits.py"),
+]
 
 RULES: list[tuple[str, str]] = [
     (r"^from \.asyncio_store import", "from .store import"),
+    (r"^from \.asyncio_trigger_edits import", "from .trigger_edits import"),
+    (r"\bAsyncTriggerEdits\b", "TriggerEdits"),
     (r"\bAsyncObjectStore\b", "ObjectStore"),
     (r"\bAsyncEventedRedis\b", "EventedRedis"),
     (r"\bAsyncEventedPipeline\b", "EventedPipeline"),

@@ -34,6 +34,15 @@ BAD_STATE: dict[str, tuple[str, str, list[Command], list[Command]]] = {
         [("HSET", "oprc:{orders:0}:obj:6", "1", "x"), ("SET", "oprc:{orders:0}:shadow:6", "s")],
         [("HSET", "oprc:{orders:0}:obj:6", "1", "y")],
     ),
+    "version that is not a number": (
+        "oprc:{orders:0}:obj:7",
+        "is 'x1', not a non-negative integer",
+        [
+            ("HSET", "oprc:{orders:0}:obj:7", "1", "x"),
+            ("HSET", "oprc:{orders:0}:meta:7", "v", "x1"),
+        ],
+        [("HSET", "oprc:{orders:0}:obj:7", "1", "y")],
+    ),
     "name that does not parse": (
         "oprc:{orders:0}:obj:a b",
         "not a valid object key",

@@ -206,3 +206,15 @@ def test_script_flush_and_restart(tmp_path) -> None:  # type: ignore[no-untyped-
         assert store.update("orders", 0, 1, {1: b"c"}).events == 1
         assert [e[2] for e in events(store.client)] == [b"a", b"b", b"c"]
         store.close()
+
+
+def test_existed_says_whether_the_object_was_there_before(store: ObjectStore) -> None:
+    assert store.create("orders", 0, 10, {1: b"a"}).existed is False
+    assert store.update("orders", 0, 10, {1: b"b"}).existed is True
+    assert store.upsert("orders", 0, 11, {1: b"a"}).existed is False  # the upsert created it
+    assert store.upsert("orders", 0, 11, {1: b"b"}).existed is True
+    assert store.replace("orders", 0, 12, {1: b"a"}).existed is False
+    assert store.replace("orders", 0, 12, {2: b"a"}).existed is True
+    assert store.set_triggers("orders", 0, 12, watch_all([1])).existed is True
+    assert store.delete_fields("orders", 0, 12, [2]).existed is True
+    assert store.delete("orders", 0, 12) is True and store.delete("orders", 0, 12) is False

@@ -10,6 +10,7 @@ from oprc_redis_events.triggers import (
     MAX_CONFIG_BYTES,
     MAX_TARGETS,
     Target,
+    TargetEdit,
     build_index,
     coerce_event,
     decode_targets,
@@ -101,3 +102,40 @@ def test_malformed_and_oversized_configurations() -> None:
         coerce_event(too_big)
     with pytest.raises(InvalidTriggerError, match="bytes; the limit"):
         coerce_event(b"\x00" * (MAX_CONFIG_BYTES + 1))
+
+
+def test_target_edit_adds_once_and_removes_every_copy() -> None:
+    ev = ObjectEvent()
+    add = TargetEdit.of("on_update", 42, target(fn_id="a"), add=True)
+    assert add.apply(ev) is True
+    assert add.apply(ev) is False  # already there: nothing changes
+    assert list(ev.data_trigger[42].on_update) == [target(fn_id="a")]
+    assert TargetEdit.of("on_error", "pay", target(fn_id="b"), add=True).apply(ev)
+    assert TargetEdit.of("on_create", "name", target(fn_id="c"), add=True).apply(ev)
+    assert set(build_index(coerce_event(ev))) == {"t:u:42", "t:fe:pay", "t:c:name"}
+    ev.data_trigger[42].on_update.append(target(fn_id="a"))  # a duplicate set by other tools
+    remove = TargetEdit.of("on_update", 42, target(fn_id="a"), add=False)
+    assert remove.apply(ev) is True and remove.apply(ev) is False
+    assert 42 not in ev.data_trigger  # no target left for the key: no empty entry either
+    other = TargetEdit.of("on_error", "pay", target(fn_id="b", req_options={"k": "v"}), add=False)
+    assert other.apply(ev) is False  # options are part of a target
+    assert TargetEdit.of("on_delete", "gone", target(), add=False).apply(ev) is False
+    assert "gone" not in ev.data_trigger_str
+
+
+@pytest.mark.parametrize(
+    ("event", "key", "tt", "message"),
+    [
+        ("on_change", 1, target(), "'on_change' is not one of on_create, on_update"),
+        ("on_update", "42", target(), "pass the int 42"),
+        ("on_update", "a b", target(), "contains ' '"),
+        ("on_update", -1, target(), "outside"),
+        ("on_complete", 7, target(), "function id must be a string"),
+        ("on_error", "a/b", target(), "contains '/'"),
+        ("on_update", 1, "svc/0/f", "must be a TriggerTarget, got str"),
+        ("on_update", 1, target(cls_id="a/b"), "on_update of 1.*'a/b' contains '/'"),
+    ],
+)
+def test_target_edit_rejects_bad_input(event: str, key: object, tt: object, message: str) -> None:
+    with pytest.raises(InvalidTriggerError, match=message):
+        TargetEdit.of(event, key, tt, add=True)

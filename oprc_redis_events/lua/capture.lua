@@ -79,13 +79,22 @@ end
 
 local matched, id = 0, ""
 if events and #changes > 0 then
+  -- Checked before the first write (lib/events.lua): a version that is not a number, an
+  -- outbox without stream ids for the entries; the entry is the first write, so a failed
+  -- XADD leaves nothing written.  Each is an error reply "CORRUPT ...".
+  local version, bad = read_version(meta)
+  if bad then return bad end
   local batches
   batches, matched = match_events(meta, changes)
-  local version = "0"
-  if redis.call("EXISTS", meta) == 1 then  -- a change counts as a write of the object
-    version = tostring(redis.call("HINCRBY", meta, "v", 1))
+  if #batches > 1 then
+    bad = check_room(outbox, #batches)
+    if bad then return bad end
   end
-  id = append_events(outbox, batches, oid, version, "0", "")
+  local has_meta = redis.call("EXISTS", meta) == 1  -- a change counts as a write of the object
+  local refused
+  id, refused = append_events(outbox, batches, oid, has_meta and version + 1 or 0, "0", "")
+  if refused then return refused end
+  if has_meta then redis.call("HSET", meta, "v", version_text(version + 1)) end
 end
 
 if drop then

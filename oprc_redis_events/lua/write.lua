@@ -18,13 +18,18 @@
 --              ("0" byte, "1" crdt map); incr, incrfloat: 1 triple  name, increment, "0";
 --              func: 1 triple  fn_id, output or error text, "fc" | "fe" (+ "0": no output)
 --            delete_fields: n names;  delete, set_triggers: n = 0
--- then     "1" when the trigger configuration is replaced (create, set_triggers), else "0";
---          when "1": serialized ObjectEvent ("" for none), m, then m pairs  index field, encoded targets
+-- then     "0": the trigger configuration stays; "1": it is replaced (create, set_triggers);
+--          "2": it is replaced only if `ev` is still the expected one (a trigger edit).
+--          When "1" or "2": serialized ObjectEvent ("" for none), m, then m pairs  index
+--          field, encoded targets; when "2", then the expected serialized ObjectEvent ("").
 --
 -- Returns {status, version, entry id or "", matched events, fields created, fields deleted,
---          new value (incr modes) or ""}
+--          new value (incr modes) or "", 1 if the object existed before the write else 0}
 --   status 0 ok; 1 the object already exists (create); 2 no such object (update,
---   delete_fields, delete, set_triggers).  Nothing is written unless status is 0.
+--   delete_fields, delete, set_triggers); 3 (mode "2") the configuration is neither the
+--   expected one nor already the new one.  Nothing is written unless status is 0.
+--   An error reply "CORRUPT ..." (lib/events.lua) refuses a write that could not be applied
+--   whole: a key of the wrong type, a version that is not a number, a full outbox.
 --
 -- Events: a field that appears is CREATE (3); one whose bytes or type change is UPDATE (4);
 -- one that disappears is DELETE (5); an unchanged value gives nothing.  Targets come from
@@ -34,28 +39,35 @@
 -- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>], t<i>
 -- (a write with more than 500 matched events is split over several entries; the last id is
 -- returned).  The entry format and the matching are in lib/events.lua.
+--
+-- Order: checks and reads first; then the XADD (the only write that can still fail: when
+-- the outbox's ids run out, which check_room() rules out for a second entry); then the other
+-- writes.  An increment is the exception: HINCRBY is its first write (it fails on a value
+-- that is not a number) and its entry follows, with the outbox's room checked beforehand.
 
 local obj, meta, outbox, shadow, capture = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, oid, depth, traceparent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local events = ARGV[5] == "1"
 local n = tonumber(ARGV[6])
 local pos = 7
+local SET_MODES = {create = true, update = true, upsert = true, replace = true, setnx = true}
+local CREATING = {create = true, upsert = true, replace = true, setnx = true, incr = true,
+                  incrfloat = true}
+local incrementing = mode == "incr" or mode == "incrfloat"
+
+-- 1. Checks: the keys' types and the version.
+local capturing = redis.call("EXISTS", capture) == 1
+local bad = check_type(obj, "hash") or check_type(meta, "hash")
+  or (events and check_type(outbox, "stream")) or (capturing and check_type(shadow, "hash"))
+if bad then return bad end
+local version, bad_version = read_version(meta)
+if bad_version then return bad_version end
 
 local had_fields = redis.call("EXISTS", obj) == 1
 local exists = had_fields or redis.call("EXISTS", meta) == 1
-local creating = {create = true, upsert = true, replace = true, setnx = true, incr = true,
-                  incrfloat = true}
-if mode == "create" and exists then return {1, 0, "", 0, 0, 0, ""} end
-if not exists and not creating[mode] then return {2, 0, "", 0, 0, 0, ""} end
-
--- An increment can fail (not a number): do it before anything else is written.
-local newvalue = ""
-local incr_old = false
-if mode == "incr" or mode == "incrfloat" then
-  incr_old = redis.call("HGET", obj, ARGV[7])
-  local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
-  newvalue = tostring(redis.call(cmd, obj, ARGV[7], ARGV[8]))
-end
+local existed = exists and 1 or 0
+if mode == "create" and exists then return {1, 0, "", 0, 0, 0, "", 1} end
+if not exists and not CREATING[mode] then return {2, 0, "", 0, 0, 0, "", 0} end
 
 local names, values, types = {}, {}, {}
 local per_item = (mode == "delete_fields") and 1 or 3
@@ -67,41 +79,34 @@ for i = 1, n do
   pos = pos + per_item
 end
 
--- Trigger configuration first, so a create's own events see the triggers it was given.
-if ARGV[pos] == "1" then
+-- 2. The new trigger configuration, if any: written below, matched against from here on.
+local replacing, index, fresh = ARGV[pos] ~= "0", nil, {}
+if replacing then
   local serialized, m = ARGV[pos + 1], tonumber(ARGV[pos + 2])
-  local old = redis.call("HKEYS", meta)
-  local stale = {}
-  for _, f in ipairs(old) do
-    if string.sub(f, 1, 2) == "t:" or f == "ev" then stale[#stale + 1] = f end
-  end
-  chunked("HDEL", meta, stale)
-  local fresh = {}
+  index = {}
   if serialized ~= "" then fresh = {"ev", serialized} end
   for j = 0, m - 1 do
-    fresh[#fresh + 1] = ARGV[pos + 3 + 2 * j]
-    fresh[#fresh + 1] = ARGV[pos + 4 + 2 * j]
+    local field, targets = ARGV[pos + 3 + 2 * j], ARGV[pos + 4 + 2 * j]
+    index[field] = targets
+    fresh[#fresh + 1] = field
+    fresh[#fresh + 1] = targets
   end
-  chunked("HSET", meta, fresh)
+  if ARGV[pos] == "2" then
+    local current = redis.call("HGET", meta, "ev") or ""
+    if current == serialized then return {0, version, "", 0, 0, 0, "", existed} end
+    if current ~= ARGV[pos + 3 + 2 * m] then return {3, version, "", 0, 0, 0, "", existed} end
+  end
 end
 
+-- 3. The changes, read without writing anything.
 local changes = {}  -- {code, name, value or false}
-local created, deleted = 0, 0
+local created = 0
+local args, settypes, cleartypes = {}, {}, {}
 
 if mode == "func" then
-  local code = string.sub(types[1], 1, 2)
   local output = values[1]
   if string.len(types[1]) > 2 then output = false end
-  changes[1] = {code, names[1], output}
-  per_item = 0
-elseif mode == "incr" or mode == "incrfloat" then
-  if not incr_old then
-    changes[1] = {"c", ARGV[7], newvalue}
-    created = 1
-  elseif incr_old ~= newvalue then
-    changes[1] = {"u", ARGV[7], newvalue}
-  end
-  per_item = 0
+  changes[1] = {string.sub(types[1], 1, 2), names[1], output}
 end
 
 if mode == "setnx" and n > 0 then
@@ -122,11 +127,9 @@ local function typekeys(list)
   return out
 end
 
-if per_item == 3 and n > 0 then
-  local old, oldtypes = {}, {}
-  old = chunked("HMGET", obj, names)
-  oldtypes = chunked("HMGET", meta, typekeys(names))
-  local args, settypes, cleartypes = {}, {}, {}
+if SET_MODES[mode] and n > 0 then
+  local old = chunked("HMGET", obj, names)
+  local oldtypes = chunked("HMGET", meta, typekeys(names))
   for i = 1, n do
     local oldtype = oldtypes[i] or "0"
     if not old[i] then
@@ -144,9 +147,6 @@ if per_item == 3 and n > 0 then
       cleartypes[#cleartypes + 1] = "y:" .. names[i]
     end
   end
-  chunked("HSET", obj, args)
-  chunked("HSET", meta, settypes)
-  chunked("HDEL", meta, cleartypes)
 end
 
 local removed = {}
@@ -164,13 +164,53 @@ elseif mode == "delete_fields" and n > 0 then
 elseif mode == "delete" then
   removed = redis.call("HKEYS", obj)
 end
-deleted = #removed
 for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
+
+-- 4. The first write: the increment, or the outbox entry.
+local newvalue = ""
+local batches, matched = {}, 0
+if incrementing then
+  local incr_old = redis.call("HGET", obj, names[1])
+  local code = incr_old and "u" or "c"
+  if events and redis.call("HEXISTS", meta, "t:" .. code .. ":" .. names[1]) == 1 then
+    bad = check_room(outbox, 1)
+    if bad then return bad end
+  end
+  local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
+  newvalue = tostring(redis.call(cmd, obj, names[1], values[1]))
+  if incr_old ~= newvalue then
+    changes[1] = {code, names[1], newvalue}
+    if not incr_old then created = 1 end
+  end
+end
+if events then batches, matched = match_events(meta, changes, index) end
+if #batches > 1 then
+  bad = check_room(outbox, #batches)
+  if bad then return bad end
+end
+
+local bumps = mode == "create" or mode == "delete" or (#changes > 0 and mode ~= "func")
+local new_version = bumps and version + 1 or version
+local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
+if refused then return refused end
+
+-- 5. The other writes, none of which can fail now.
+if replacing then
+  local stale = {}
+  for _, f in ipairs(redis.call("HKEYS", meta)) do
+    if string.sub(f, 1, 2) == "t:" or f == "ev" then stale[#stale + 1] = f end
+  end
+  chunked("HDEL", meta, stale)
+  chunked("HSET", meta, fresh)
+end
+chunked("HSET", obj, args)
+chunked("HSET", meta, settypes)
+chunked("HDEL", meta, cleartypes)
 
 -- Keep keyspace capture's shadow in step with what this write already reports.  A
 -- shadow is complete when it exists or when the object had no fields before this write;
 -- otherwise capture has not seen the object yet and will take it as it finds it.
-if redis.call("EXISTS", capture) == 1 then
+if capturing then
   if mode == "delete" then
     redis.call("DEL", shadow)
   elseif redis.call("EXISTS", shadow) == 1 or not had_fields then
@@ -187,25 +227,11 @@ if redis.call("EXISTS", capture) == 1 then
   end
 end
 
--- Match while the configuration still exists (delete removes it below).
-local batches, matched = {}, 0
-if events then batches, matched = match_events(meta, changes) end
-
-local version = 0
 if mode == "delete" then
-  version = tonumber(redis.call("HGET", meta, "v") or "0") + 1
   redis.call("DEL", obj, meta)
 else
-  if #removed > 0 then
-    chunked("HDEL", obj, removed)
-    chunked("HDEL", meta, typekeys(removed))
-  end
-  if mode == "create" or (#changes > 0 and mode ~= "func") then
-    version = redis.call("HINCRBY", meta, "v", 1)
-  else
-    version = tonumber(redis.call("HGET", meta, "v") or "0")
-  end
+  chunked("HDEL", obj, removed)
+  chunked("HDEL", meta, typekeys(removed))
+  if bumps then redis.call("HSET", meta, "v", version_text(new_version)) end
 end
-
-local id = append_events(outbox, batches, oid, version, depth, traceparent)
-return {0, version, id, matched, created, deleted, newvalue}
+return {0, new_version, id, matched, created, #removed, newvalue, existed}

@@ -5,9 +5,70 @@
 --   o, v, d, ts, [tp], n, then per event i: e<i> (type), k<i> (field or fn id),
 --   [p<i>] (new value / output), t<i> (encoded targets)
 -- A change is {code, key, value or false}; code c | u | d (data) or fc | fe (function).
+--
+-- Checks: a script runs every check below before its first write, so that a write is
+-- refused whole, never applied half.  A check returns nil, or an error reply that the script
+-- returns as it is: "WRONGTYPE <key> is a <type>, not a <type>: fix or delete it" (Redis' own
+-- code for a key of the wrong type) or "CORRUPT <what is wrong, naming the key>: <what to
+-- do>"; the Python side turns both into CorruptedStateError.
 
 local EVENT_TYPES = {c = "3", u = "4", d = "5", fc = "1", fe = "2"}
 local EVENTS_PER_ENTRY = 500  -- keeps unpack() within Lua's limits
+local MAX_ID_PART = "18446744073709551615"  -- 2^64 - 1: both parts of the largest stream id
+
+local function corrupt(text)
+  return redis.error_reply("CORRUPT " .. text)
+end
+
+-- `key` holds a `wanted` (or nothing); else an error reply.
+local function check_type(key, wanted)
+  local found = redis.call("TYPE", key)["ok"]
+  if found ~= wanted and found ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. key .. " is a " .. found .. ", not a " .. wanted ..
+      ": fix or delete it")
+  end
+  return nil
+end
+
+-- The version `v` of a meta hash (0 when absent), or nil and an error reply when it is not
+-- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).
+local function read_version(meta)
+  local v = redis.call("HGET", meta, "v")
+  if not v then return 0, nil end
+  if (v == "0" or string.find(v, "^[1-9]%d*$")) and #v <= 15 then return tonumber(v), nil end
+  local shown = string.gsub(string.sub(v, 1, 40), "[^%w%p ]", "?")
+  return nil, corrupt("field v (the version) of " .. meta .. " is '" .. shown ..
+    "', not a non-negative integer: set it (HSET " .. meta .. " v <version>) or delete the object")
+end
+
+local function version_text(n)
+  return string.format("%d", n)  -- tostring() would print 1e+15
+end
+
+-- Whether `needed` more entries fit in the outbox: XADD fails once the last generated id is
+-- 2^64-1 - 2^64-1.  (Only ids whose time part is 2^64-1 come close.)
+local function check_room(outbox, needed)
+  if redis.call("EXISTS", outbox) == 0 then return nil end
+  local info, last = redis.call("XINFO", "STREAM", outbox), ""
+  for i = 1, #info, 2 do
+    if info[i] == "last-generated-id" then last = info[i + 1] end
+  end
+  local ms, seq = string.match(last, "^(%d+)-(%d+)$")
+  if ms ~= MAX_ID_PART then return nil end
+  -- room when seq <= 2^64-1 - needed, compared as 20-digit decimal strings (needed < 10^6)
+  local limit = string.sub(MAX_ID_PART, 1, 13) .. string.format("%07d", 9551615 - needed)
+  if #seq < 20 or seq <= limit then return nil end
+  return corrupt(outbox .. " has reached the largest stream id (" .. last ..
+    "), so no entry can be added: let the worker drain it, then delete it")
+end
+
+-- The error reply for an XADD that failed (it is always a script's first write).
+local function stream_refused(outbox, reply)
+  if string.find(reply.err, "last possible ID", 1, true) then
+    return check_room(outbox, 1) or redis.error_reply(reply.err)
+  end
+  return redis.error_reply(reply.err)
+end
 
 -- Lua's unpack() is limited to a few thousand values: send long lists in chunks.
 local function chunked(cmd, key, list)
@@ -21,13 +82,16 @@ local function chunked(cmd, key, list)
   return out
 end
 
--- The matched events of `changes`, one HGET of t:<code>:<key> per change, grouped
--- EVENTS_PER_ENTRY to an entry.  Returns (batches, number matched).
-local function match_events(meta, changes)
+-- The matched events of `changes`, grouped EVENTS_PER_ENTRY to an entry; the targets of a
+-- change are index[t:<code>:<key>] when an index (a new configuration, not written yet) is
+-- given, else one HGET of that field of `meta`.  Returns (batches, number matched).
+local function match_events(meta, changes, index)
   local batches, matched = {}, 0
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
-    local targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2])
+    local field = "t:" .. ch[1] .. ":" .. ch[2]
+    local targets
+    if index then targets = index[field] else targets = redis.call("HGET", meta, field) end
     if targets then
       if entry == nil or count == EVENTS_PER_ENTRY then
         entry, count = {}, 0
@@ -52,14 +116,17 @@ local function match_events(meta, changes)
   return batches, matched
 end
 
--- XADD one entry per batch; returns the last entry id ("" when there was none).
+-- XADD one entry per batch.  Returns the last entry id ("" when there was none), or nil and
+-- the error reply of an XADD that failed.  Callers run it before their other writes and
+-- check_room() first when there is more than one batch, so only a first XADD can fail and
+-- a failure leaves nothing written.
 local function append_events(outbox, batches, oid, version, depth, traceparent)
-  if #batches == 0 then return "" end
+  if #batches == 0 then return "", nil end
   local now = redis.call("TIME")
   local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
   local id = ""
   for _, entry in ipairs(batches) do
-    local fields = {"o", oid, "v", tostring(version), "d", depth, "ts", ts}
+    local fields = {"o", oid, "v", version_text(version), "d", depth, "ts", ts}
     if traceparent ~= "" then
       fields[#fields + 1] = "tp"
       fields[#fields + 1] = traceparent
@@ -67,7 +134,9 @@ local function append_events(outbox, batches, oid, version, depth, traceparent)
     fields[#fields + 1] = "n"
     fields[#fields + 1] = tostring(entry.n)
     for _, x in ipairs(entry) do fields[#fields + 1] = x end
-    id = redis.call("XADD", outbox, "*", unpack(fields))
+    local reply = redis.pcall("XADD", outbox, "*", unpack(fields))
+    if type(reply) == "table" and reply.err then return nil, stream_refused(outbox, reply) end
+    id = reply
   end
-  return id
+  return id, nil
 end
