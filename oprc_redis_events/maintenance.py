@@ -55,6 +55,7 @@ class PartitionMaintenance:
     _last_progress: float
     _last_counts: tuple[int, ...]
     _last_scan: float
+    _group_start: str | None = None  # with from_now: the id our new groups start after
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -107,7 +108,11 @@ class PartitionMaintenance:
         self.lag = lag
 
     async def discover(self) -> None:
-        """Find partition outboxes and make sure our consumer group exists on each."""
+        """Find partition outboxes and make sure our consumer group exists on each (reading
+        the whole retained outbox, or with from_now what was written after our start)."""
+        if self.settings.from_now and self._group_start is None:
+            seconds, micros = await self.client.time()  # the first discovery: our start
+            self._group_start = f"{seconds * 1000 + micros // 1000}-0"
         found: set[str] = set()
         for member in await self.client.smembers(PARTITIONS_KEY):
             try:
@@ -122,7 +127,9 @@ class PartitionMaintenance:
             self._last_scan = time.monotonic()
         for stream in sorted(found - self.partitions.keys()):
             try:
-                await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+                await self.client.xgroup_create(
+                    stream, self.settings.group, id=self._group_start or "0", mkstream=True
+                )
             except redis.ResponseError as err:
                 if "BUSYGROUP" not in str(err):
                     raise

@@ -6,6 +6,7 @@ An entry (written by ``lua/write.lua``) is self-contained::
     d   depth of the write                ts  timestamp, ms since the epoch
     tp  W3C traceparent (optional)        n   number of events
     src the first outbox id of a replayed entry (optional; keeps event and invocation ids)
+    g   the only consumer group that dispatches it (a replayed dead letter; optional)
     e<i> event type (3 create, 4 update, 5 delete, 1 complete, 2 error)
     k<i> field name (data events) or function id (function events)
     p<i> new value / function output (absent for delete)
@@ -53,6 +54,7 @@ class OutboxEntry:
     traceparent: str | None
     events: list[OutboxEvent]
     origin_id: str = ""  # the id events are named after: ``src`` when replayed, else entry_id
+    group: str | None = None  # set: only this consumer group dispatches the entry
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
@@ -105,4 +107,5 @@ def decode_entry(
         traceparent=traceparent.decode(errors="replace") if traceparent else None,
         events=[_event(fields, i) for i in range(1, count + 1)],
         origin_id=_text(fields, b"src") if b"src" in fields else entry_id,
+        group=_text(fields, b"g") if b"g" in fields else None,
     )

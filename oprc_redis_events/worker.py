@@ -317,6 +317,8 @@ class Worker(PartitionMaintenance):
 
     def plan(self, entry: OutboxEntry) -> list[Dispatch]:
         """The dispatches of one decoded entry ([] when its depth is at the limit)."""
+        if entry.group not in (None, self.settings.group):
+            return []  # a dead letter replayed for another consumer group
         if entry.depth >= self.settings.max_trigger_depth:
             stopped = sum(len(e.targets) for e in entry.events)
             self.stats.depth_stops += stopped
@@ -472,6 +474,7 @@ class Worker(PartitionMaintenance):
                     error=error,
                     attempts=attempts,
                     failed_at=now,
+                    group=self.settings.group,
                 ),
             )
         if acked:

@@ -149,7 +149,8 @@ def test_bad_environment_is_a_clear_error() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-untyped-def]
+def test_demo_writer_mode(redis_url: str, client, store: ObjectStore) -> None:  # type: ignore[no-untyped-def]
+    store.create("orders", 0, 1001, {42: b"mine"})  # the README's example object: not touched
     out = subprocess.run(
         [
             *CLI,
@@ -168,7 +169,10 @@ def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-un
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("writer: status = ") == 3
-    assert client.xlen("oprc:{orders:0}:outbox") == 3  # each update notifies and audits
+    assert client.xlen("oprc:{demo-orders:0}:outbox") == 3  # each update notifies and audits
+    mine = store.get("orders", 0, 1001)
+    assert mine is not None and mine.entries == {42: b"mine"} and mine.version == 1
+    assert not client.exists("oprc:{orders:0}:outbox")
 
 
 def test_bench_prints_a_table_and_json(tmp_path: Path) -> None:

@@ -280,7 +280,7 @@ def test_object_and_trigger_commands(redis_url: str, client: redis.Redis) -> Non
         redis_url,
         check=False,
     )
-    assert bad.returncode == 1 and "expected cls/pid/fn" in bad.stderr
+    assert bad.returncode == 1 and "write cls/pid/fn" in bad.stderr
     cli("delete", "orders", "0", "9", "name", "--redis-url", redis_url)
     cli("delete", "orders", "0", "9", "--redis-url", redis_url)
     assert (
