@@ -28,11 +28,14 @@ __all__ = [
 ]
 
 _RUST_SOURCE = re.compile(r"\s+at\s+\S+\.rs:\d+(:\d+)?\.?")
+_JSON5_MESSAGE = re.compile(r'Json5Err\(Message \{ msg: "(.*?)", location: .*\}\)')
 
 
 def zenoh_message(err: BaseException) -> str:
-    """A Zenoh error's text without the Rust source location it ends with."""
-    return _RUST_SOURCE.sub("", str(err)).strip()
+    """A Zenoh error's text for a person: without the Rust source location it ends with,
+    and a configuration error's message without its Rust debug wrapping."""
+    text = _RUST_SOURCE.sub("", str(err)).strip()
+    return _JSON5_MESSAGE.sub(r"\1", text)
 
 
 def build_config(
