@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -245,9 +247,6 @@ def serve(
     .value, .payload, .invocation_id, .traceparent; what FUNC returns (bytes, str or None)
     is the output, and an exception is an APP_ERROR.
     """
-    import signal
-    import threading
-
     from .host import FunctionHost
     from .store import ObjectStore
     from .zenoh_session import open_session_waiting
@@ -255,9 +254,7 @@ def serve(
     configure_logging(log_level)
     handler = _load(target)
     settings = settings_from_flags(**flags)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     session = open_session_waiting(settings, stop, logging.getLogger("oprc_redis_events.host"))
     if session is None:
         return
@@ -273,6 +270,14 @@ def serve(
         store.close()
         session.close()
     click.echo("stopped", err=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _load(target: str) -> Any:

@@ -183,6 +183,19 @@ def _bulk(store: ObjectStore, names: DemoNames, events: int | None, duration: fl
     return made
 
 
+def _settings(url: str, payload_format: str) -> Settings:
+    """The environment's settings, but with the demo's own group and nothing that could
+    touch other keys (capture) or hide the story (events off, from-now)."""
+    return Settings.from_env(
+        payload_format=payload_format,
+        redis_url=url,
+        group=DEMO_GROUP,
+        capture="off",
+        from_now=False,
+        events_enabled=True,
+    )
+
+
 def _serve_functions(
     stack: contextlib.ExitStack,
     settings: Settings,
@@ -244,14 +257,7 @@ def run_demo(
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     with contextlib.ExitStack() as stack:
         url, names = stack.enter_context(_redis(redis_url, echo))
-        settings = Settings.from_env(
-            payload_format=payload_format,
-            redis_url=url,
-            group=DEMO_GROUP,
-            capture="off",
-            from_now=False,
-            events_enabled=True,
-        )
+        settings = _settings(url, payload_format)
         router = open_session(settings, mode="router", listen=(endpoint,), connect=())
         stack.callback(router.close)
         echo(f"Zenoh: embedded router on {endpoint}")
