@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from . import admin
-from .cli_base import json_bytes, redis_url_option
+from .cli_base import json_bytes, redis_url_option, user_message
 from .config import Settings
 from .errors import ObjectExistsError, OprcEventsError
 from .keys import FieldKey, parse_field_name, parse_object_segment
@@ -52,7 +52,7 @@ def _object_args(fn: Any) -> Any:
 
 
 def _fail(err: OprcEventsError) -> click.ClickException:
-    return click.ClickException(str(err))
+    return click.ClickException(user_message(err) or str(err))
 
 
 @click.command()
