@@ -10,8 +10,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidTriggerError
-from .keys import FieldKey, field_name, parse_field_name, parse_object_segment
+from .errors import InvalidIdError, InvalidTriggerError
+from .keys import (
+    FieldKey,
+    field_name,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+    validate_id,
+    validate_partition,
+)
 from .pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
 
 __all__ = [
@@ -36,25 +44,35 @@ _EVENT_OF_SLOT = {
 }
 
 
+TARGET_FORMS = (
+    "write cls/pid/fn (e.g. notification_service/0/send_notification) or "
+    "cls/pid/objects/oid/fn for a function on an object (e.g. audit_log/0/objects/1/record)"
+)
+
+
 def parse_target(spec: str, options: Mapping[str, str] | None = None) -> TriggerTarget:
     """``cls/pid/fn`` or ``cls/pid/objects/oid/fn`` as a ``TriggerTarget``."""
     parts = spec.split("/")
+    if not (len(parts) == 3 or (len(parts) == 5 and parts[2] == "objects")):
+        raise InvalidTriggerError(f"target {spec!r} is not a target: {TARGET_FORMS}")
+    cls_id, pid, fn_id = parts[0], parts[1], parts[-1]
     try:
-        if len(parts) == 3:
-            cls_id, pid, fn_id = parts
-            target = TriggerTarget(cls_id=cls_id, partition_id=int(pid), fn_id=fn_id)
-        elif len(parts) == 5 and parts[2] == "objects":
-            cls_id, pid, _, oid, fn_id = parts
-            target = TriggerTarget(cls_id=cls_id, partition_id=int(pid), fn_id=fn_id)
-            parsed = parse_object_segment(oid)
-            if isinstance(parsed, int):
-                target.object_id = parsed
+        validate_id("class", cls_id)
+        validate_id("function", fn_id)
+        if not pid.isdecimal():
+            raise InvalidIdError(f"partition {pid!r} is not a number")
+        target = TriggerTarget(
+            cls_id=cls_id, partition_id=validate_partition(int(pid)), fn_id=fn_id
+        )
+        if len(parts) == 5:
+            oid = parse_object_segment(parts[3])
+            object_segment(oid)  # validates
+            if isinstance(oid, int):
+                target.object_id = oid
             else:
-                target.object_id_str = parsed
-        else:
-            raise ValueError("expected cls/pid/fn or cls/pid/objects/oid/fn")
-    except ValueError as err:
-        raise InvalidTriggerError(f"target {spec!r}: {err}") from None
+                target.object_id_str = oid
+    except InvalidIdError as err:
+        raise InvalidTriggerError(f"target {spec!r}: {err}; {TARGET_FORMS}") from None
     target.req_options.update(options or {})
     return target
 

@@ -1,20 +1,19 @@
-"""Object commands of the CLI: get, put, delete, triggers, explain, tail."""
+"""Object commands of the CLI: get, put, delete, triggers, explain."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import Any
 
 import click
 
 from . import admin
+from .cli_base import json_bytes, redis_url_option
 from .config import Settings
-from .errors import OprcEventsError
+from .errors import ObjectExistsError
 from .keys import FieldKey, parse_field_name, parse_object_segment
 
-__all__ = ["delete", "explain", "get", "put", "tail", "triggers"]
+__all__ = ["delete", "explain", "get", "put", "triggers"]
 
 
 def _store(redis_url: str | None) -> Any:
@@ -38,7 +37,7 @@ def _assignments(pairs: tuple[str, ...]) -> dict[FieldKey, bytes]:
     return out
 
 
-_redis = click.option("--redis-url", help="Redis to use. [env: OPRC_EVENTS_REDIS_URL]")
+_redis = redis_url_option()
 _object = [
     click.argument("cls_id", metavar="CLS"),
     click.argument("partition", type=int),
@@ -52,20 +51,16 @@ def _object_args(fn: Any) -> Any:
     return _redis(fn)
 
 
-def _fail(err: OprcEventsError) -> click.ClickException:
-    return click.ClickException(str(err))
-
-
 @click.command()
 @_object_args
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_json: bool) -> None:
-    """Print an object: its fields, version and triggers."""
+    """Print an object: its fields, version and triggers.
+
+    With --json, a value that is UTF-8 text is a JSON string and any other value is an
+    array of its byte values (0-255)."""
     with _store(redis_url) as store:
-        try:
-            record = store.get(cls_id, partition, _oid(object_id))
-        except OprcEventsError as err:
-            raise _fail(err) from err
+        record = store.get(cls_id, partition, _oid(object_id))
     if record is None:
         raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
     triggers = [
@@ -80,9 +75,7 @@ def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_j
                     "partition_id": partition,
                     "object_id": record.object_id,
                     "version": record.version,
-                    "entries": {
-                        str(k): v.decode(errors="replace") for k, v in record.entries.items()
-                    },
+                    "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
                     "triggers": [
                         {"on": f"{kind}[{key}].{slot}", "target": t}
                         for kind, key, slot, t in triggers
@@ -116,8 +109,13 @@ def put(
         try:
             write = store.create if create else store.upsert
             result = write(cls_id, partition, _oid(object_id), entries)
-        except OprcEventsError as err:
-            raise _fail(err) from err
+        except ObjectExistsError:
+            name = f"{cls_id} {partition} {object_id}"
+            raise click.ClickException(
+                f"object {cls_id}/{partition}/{object_id} already exists: to change its fields "
+                f"run `oprc-redis-events put {name} FIELD=VALUE...` without --create; to start "
+                f"over, `oprc-redis-events delete {name}` first"
+            ) from None
     click.echo(f"version {result.version}: {result.events} event(s) queued")
 
 
@@ -129,20 +127,15 @@ def delete(
 ) -> None:
     """Delete fields, or (with no FIELD) the object and its triggers."""
     with _store(redis_url) as store:
-        try:
-            if fields:
-                result = store.delete_fields(
-                    cls_id, partition, _oid(object_id), [parse_field_name(f) for f in fields]
-                )
-                click.echo(f"version {result.version}: {result.events} event(s) queued")
-            elif store.delete(cls_id, partition, _oid(object_id)):
-                click.echo("deleted")
-            else:
-                raise click.ClickException(
-                    f"object {cls_id}/{partition}/{object_id} does not exist"
-                )
-        except OprcEventsError as err:
-            raise _fail(err) from err
+        if fields:
+            result = store.delete_fields(
+                cls_id, partition, _oid(object_id), [parse_field_name(f) for f in fields]
+            )
+            click.echo(f"version {result.version}: {result.events} event(s) queued")
+        elif store.delete(cls_id, partition, _oid(object_id)):
+            click.echo("deleted")
+        else:
+            raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
 
 
 @click.group()
@@ -159,10 +152,7 @@ def triggers() -> None:
 def triggers_list(redis_url: str | None, cls_id: str, partition: int, object_id: str) -> None:
     """Print every trigger of the object."""
     with _store(redis_url) as store:
-        try:
-            event = store.get_triggers(cls_id, partition, _oid(object_id))
-        except OprcEventsError as err:
-            raise _fail(err) from err
+        event = store.get_triggers(cls_id, partition, _oid(object_id))
     found = list(admin.list_triggers(event))
     for kind, key, slot, t in found:
         click.echo(f"{kind}[{key}].{slot} -> {admin.describe_target(t)}")
@@ -186,12 +176,19 @@ def _edit(
     spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
     field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
     with _store(redis_url) as store:
-        try:
-            edit = store.add_trigger if add else store.remove_trigger
-            count = int(edit(cls_id, partition, _oid(object_id), event, field, spec))
-        except OprcEventsError as err:
-            raise _fail(err) from err
-    return count
+        edit = store.add_trigger if add else store.remove_trigger
+        return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
+
+
+def _check_options(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for option in value:
+        if "=" not in option or not option.partition("=")[0]:
+            raise click.BadParameter(
+                f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
+            )
+    return value
 
 
 _edit_args = [
@@ -203,7 +200,8 @@ _edit_args = [
         "options",
         multiple=True,
         metavar="K=V",
-        help="A req_option of the target (repeatable).",
+        callback=_check_options,
+        help="A req_option of the target, KEY=VALUE (repeatable).",
     ),
 ]
 
@@ -268,112 +266,23 @@ def explain(
     depth: int,
 ) -> None:
     """Dry run: which triggers a change would fire, and why. Nothing is written."""
+    sets = _assignments(assignments)
+    removed = [parse_field_name(d) for d in deletes]
+    both = [str(k) for k in removed if k in sets]
+    if both:
+        raise click.UsageError(
+            f"field {', '.join(both)} is both set (FIELD=VALUE) and deleted (--delete): "
+            "explain one change or the other"
+        )
+    if delete_object and (sets or removed):
+        raise click.UsageError(
+            "--delete-object deletes every field: give no FIELD=VALUE or --delete"
+        )
     with _store(redis_url) as store:
-        try:
-            record = store.get(cls_id, partition, _oid(object_id))
-        except OprcEventsError as err:
-            raise _fail(err) from err
+        record = store.get(cls_id, partition, _oid(object_id))
         max_depth = store.settings.max_trigger_depth
     if record is None:
         raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
-    changes = admin.diff(
-        record.entries,
-        _assignments(assignments),
-        [parse_field_name(d) for d in deletes],
-        delete_object,
-    )
+    changes = admin.diff(record.entries, sets, removed, delete_object)
     for line in admin.explain(record.event, changes, depth, max_depth):
         click.echo(line)
-
-
-@click.command()
-@click.option(
-    "--key",
-    "key_expr",
-    default="oprc/**",
-    show_default=True,
-    help="Zenoh key expression to subscribe to.",
-)
-@click.option(
-    "--zenoh-connect",
-    multiple=True,
-    help="Zenoh endpoint (repeatable). [env: OPRC_EVENTS_ZENOH_CONNECT]",
-)
-@click.option("--zenoh-listen", multiple=True, help="Zenoh endpoint to listen on.")
-@click.option("--count", type=int, help="Exit after this many invocations.")
-@click.option("--timeout", type=float, help="Exit after this many seconds.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per invocation.")
-def tail(
-    key_expr: str,
-    zenoh_connect: tuple[str, ...],
-    zenoh_listen: tuple[str, ...],
-    count: int | None,
-    timeout: float | None,
-    as_json: bool,
-) -> None:
-    """Print every trigger PUT on Zenoh, decoded: key, target, event, field, payload, depth,
-    invocation id. (GET invocations are queries: a subscriber does not see them.)"""
-    import queue
-
-    from .received import decode_trigger
-    from .zenoh_session import open_session
-
-    settings = Settings.from_env(
-        zenoh_connect=zenoh_connect or None, zenoh_listen=zenoh_listen or None
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def on_sample(sample: Any) -> None:
-        key = str(sample.key_expr)
-        try:
-            t = decode_trigger(key, sample.payload.to_bytes())
-        except OprcEventsError as err:
-            lines.put(json.dumps({"key": key, "error": str(err)}) if as_json else f"{key}: {err}")
-            return
-        if as_json:
-            info = t.payload.event_info
-            payload = t.payload.original_payload if t.payload.HasField("original_payload") else None
-            lines.put(
-                json.dumps(
-                    {
-                        "key": key,
-                        "target": f"{t.request.cls_id}.{t.request.fn_id}",
-                        "event": t.event_name,
-                        "source": f"{info.source_cls_id}/{info.source_partition_id}/"
-                        f"{info.source_object_id_str or info.source_object_id}",
-                        "field": t.field,
-                        "fn_id": info.fn_id if info.HasField("fn_id") else None,
-                        "payload": payload.decode(errors="replace")
-                        if payload is not None
-                        else None,
-                        "depth": t.depth,
-                        "invocation_id": t.invocation_id,
-                        "event_id": info.context.get("event_id"),
-                        "format": t.payload_format,
-                    }
-                )
-            )
-        else:
-            lines.put(f"{key}\n  {t.describe()}")
-
-    try:
-        session = open_session(settings)
-    except OprcEventsError as err:
-        raise _fail(err) from err
-    subscriber = session.declare_subscriber(key_expr, on_sample)
-    click.echo(f"listening on {key_expr}", err=True)
-    seen, deadline = 0, (time.monotonic() + timeout) if timeout else None
-    try:
-        while (count is None or seen < count) and (deadline is None or time.monotonic() < deadline):
-            try:
-                line = lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            click.echo(line)
-            sys.stdout.flush()
-            seen += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        subscriber.undeclare()
-        session.close()

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
+
+from redis.connection import parse_url
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "env_hint", "redact_url"]
+__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "check_redis_url", "env_hint", "redact_url"]
 
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
@@ -48,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "hold_max_age_ms": "OPRC_EVENTS_HOLD_MAX_AGE_MS",
     "ack_delay_ms": "OPRC_EVENTS_ACK_DELAY_MS",
     "capture": "OPRC_EVENTS_CAPTURE",
+    "from_now": "OPRC_EVENTS_FROM_NOW",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -59,16 +63,45 @@ def env_hint(name: str) -> str:
     return f"[env: {ENV_VARS[name]}]"
 
 
+#: a query parameter of a Redis URL whose value is a secret (password=, ssl_password=)
+_SECRET_PARAM = re.compile(r"password", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs and reprs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` with every password redis-py would read from it replaced by ``***``: the
+    userinfo's (``redis://user:pw@host``) and query parameters such as ``password=`` and
+    ``ssl_password=`` (for logs, reprs and error messages)."""
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    query_at = rest.find("?") if "?" in rest else len(rest)
+    at = rest.rfind("@", 0, query_at)  # a password may hold an unescaped '/' or '#'
+    if at >= 0 and ":" in rest[:at]:
+        rest = rest[: rest.index(":")] + ":***" + rest[at:]
+    head, question, query = rest.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        query = "&".join(_redact_param(p) for p in query.split("&")) + hash_ + fragment
+    return f"{scheme}{sep}{head}{question}{query}"
+
+
+def _redact_param(param: str) -> str:
+    name, eq, _ = param.partition("=")
+    return f"{name}=***" if eq and _SECRET_PARAM.search(unquote(name)) else param
+
+
+def check_redis_url(url: str) -> None:
+    """Raise :class:`ConfigError` unless redis-py can use ``url``."""
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as err:
+        example = (
+            redact_url(f"redis://{url}")
+            if "://" not in url
+            else "redis://[[USER]:PASSWORD@]HOST:PORT/DB (rediss:// for TLS, unix:///PATH)"
+        )
+        raise ConfigError(
+            f"{redact_url(url)!r} is not a Redis URL ({err.args[0] if err.args else err}); "
+            f"write {example}"
+        ) from None
 
 
 def _default_consumer() -> str:
@@ -93,6 +126,8 @@ class Settings:
     ``hold``: keep an event pending while its target key has no Zenoh subscriber, up to
     ``hold_max_age_ms`` after its write (then dead-letter it).
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
+    ``from_now``: a consumer group the worker creates skips the entries written before the
+    worker started (by default a new group reads the whole retained outbox).
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -119,8 +154,10 @@ class Settings:
     hold_max_age_ms: int = 60_000
     ack_delay_ms: int = 200
     capture: str = "off"
+    from_now: bool = False
 
     def __post_init__(self) -> None:
+        check_redis_url(self.redis_url)
         for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -2,13 +2,17 @@
 
 A dead letter is the original outbox entry's fields plus ``dlq:reason`` (why it was
 dead-lettered), ``dlq:error`` (the last error, when there was one), ``dlq:source_id``
-(its id in the outbox), ``dlq:attempts`` and ``dlq:failed_at`` (ms).  Replaying puts the
-original fields back into the outbox with ``src`` = the first outbox id, so the
-replayed triggers keep their event and invocation ids.
+(its id in the outbox), ``dlq:group`` (the consumer group that gave up on it),
+``dlq:attempts`` and ``dlq:failed_at`` (ms).  Replaying puts the original fields back
+into the outbox with ``src`` = the first outbox id, so the replayed triggers keep their
+event and invocation ids, and ``g`` = the letter's group, so only that group sends them
+again (the other groups delivered the entry already).  Replay and purge are atomic per
+letter: a letter is replayed once even when two operators replay at the same time.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,13 +30,16 @@ __all__ = [
     "DeadLetterStreamError",
     "dead_letter",
     "dead_letter_fields",
+    "last_id",
     "list_dead_letters",
+    "missing_ids",
     "partitions_with_dlq",
     "purge",
     "replay",
 ]
 
 META_PREFIX = b"dlq:"
+_STREAM_ID = re.compile(r"\d+(-\d+)?")
 
 #: an entry to dead-letter: (entry id, its fields, reason, last error, attempts)
 DeadLetterRecord = tuple[str, dict[bytes, bytes], str, str, int]
@@ -52,6 +59,7 @@ class DeadLetter:
     attempts: int
     failed_at: int
     fields: dict[bytes, bytes]  # the original outbox entry
+    group: str = ""  # the consumer group that dead-lettered it ("": not recorded)
 
 
 def dead_letter_fields(
@@ -62,12 +70,14 @@ def dead_letter_fields(
     error: str = "",
     attempts: int = 0,
     failed_at: int,
+    group: str = "",
 ) -> dict[bytes, bytes]:
-    """The fields of a dead letter for the outbox entry ``fields``."""
+    """The fields of a dead letter for the outbox entry ``fields`` given up by ``group``."""
     record = {k: v for k, v in fields.items() if not k.startswith(META_PREFIX)}
     record.update(
         {
             b"dlq:reason": reason.encode(),
+            b"dlq:group": group.encode(),
             b"dlq:error": error.encode(),
             b"dlq:source_id": source_id.encode(),
             b"dlq:attempts": str(attempts).encode(),
@@ -105,6 +115,7 @@ async def dead_letter(
                         error=error,
                         attempts=attempts,
                         failed_at=now,
+                        group=group,
                     )
                     pipe.xadd(partition.dead_letters, record)  # type: ignore[arg-type]
                 pipe.xack(partition.outbox, group, *[r[0] for r in records])
@@ -127,6 +138,7 @@ def _decode(partition: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes
         attempts=int(text(b"dlq:attempts") or 0),
         failed_at=int(text(b"dlq:failed_at") or 0),
         fields={k: v for k, v in fields.items() if not k.startswith(META_PREFIX)},
+        group=text(b"dlq:group"),
     )
 
 
@@ -149,33 +161,87 @@ async def list_dead_letters(
     return [_decode(partition, i, f) for i, f in entries]
 
 
+def _check_ids(ids: Iterable[str]) -> list[str]:
+    wanted = list(ids)
+    for entry_id in wanted:
+        if not _STREAM_ID.fullmatch(entry_id):
+            raise OprcEventsError(
+                f"{entry_id!r} is not a dead letter id: ids look like 1732680000000-0 "
+                "(`oprc-redis-events dlq list` shows them)"
+            )
+    return wanted
+
+
+async def missing_ids(
+    client: aredis.Redis, partition: PartitionKeys, ids: Iterable[str]
+) -> list[str]:
+    """Those of ``ids`` that are not dead letters of ``partition``."""
+    missing = []
+    for entry_id in _check_ids(ids):
+        if not await client.xrange(partition.dead_letters, entry_id, entry_id):
+            missing.append(entry_id)
+    return missing
+
+
 async def replay(
-    client: aredis.Redis, partition: PartitionKeys, ids: Iterable[str] | None = None
+    client: aredis.Redis,
+    partition: PartitionKeys,
+    ids: Iterable[str] | None = None,
+    *,
+    group: str | None = None,
 ) -> int:
-    """Put dead letters (all, or ``ids``) back into the outbox; return how many."""
-    letters = await list_dead_letters(client, partition)
-    wanted = set(ids) if ids is not None else None
+    """Put dead letters (all, or ``ids``; only ``group``'s with ``group``) back into the
+    outbox, each for the group that dead-lettered it; return how many."""
+    wanted = set(_check_ids(ids)) if ids is not None else None
     done = 0
-    for letter in letters:
+    for letter in await list_dead_letters(client, partition):
         if wanted is not None and letter.id not in wanted:
             continue
-        fields = dict(letter.fields)
-        fields.setdefault(b"src", letter.source_id.encode())
-        pipe = client.pipeline(transaction=True)  # one slot: outbox and dlq share the tag
-        pipe.xadd(partition.outbox, fields)  # type: ignore[arg-type]
-        pipe.xdel(partition.dead_letters, letter.id)
-        await pipe.execute()
-        done += 1
+        if group is not None and letter.group != group:
+            continue
+        done += await _replay_one(client, partition, letter)
     return done
 
 
+async def _replay_one(client: aredis.Redis, partition: PartitionKeys, letter: DeadLetter) -> int:
+    """Move one letter back into the outbox, unless someone else moved or purged it first
+    (WATCH on the dead-letter stream, retried when it changes)."""
+    fields = dict(letter.fields)
+    fields.setdefault(b"src", letter.source_id.encode())
+    if letter.group:
+        fields[b"g"] = letter.group.encode()
+
+    async def move(pipe: Any) -> int:
+        if not await pipe.xrange(partition.dead_letters, letter.id, letter.id):
+            return 0
+        pipe.multi()
+        pipe.xadd(partition.outbox, fields)
+        pipe.xdel(partition.dead_letters, letter.id)
+        return 1
+
+    moved: int = await client.transaction(move, partition.dead_letters, value_from_callable=True)
+    return moved
+
+
+async def last_id(client: aredis.Redis, partition: PartitionKeys) -> str | None:
+    """The id of the newest dead letter of ``partition`` (``None`` when there is none)."""
+    newest: Any = await client.xrevrange(partition.dead_letters, count=1)
+    return as_text(newest[0][0]) if newest else None
+
+
 async def purge(
-    client: aredis.Redis, partition: PartitionKeys, ids: Iterable[str] | None = None
+    client: aredis.Redis,
+    partition: PartitionKeys,
+    ids: Iterable[str] | None = None,
+    *,
+    up_to: str | None = None,
 ) -> int:
-    """Delete dead letters (all, or ``ids``); return how many."""
-    if ids is None:
-        count = int(await client.xlen(partition.dead_letters))
-        await client.delete(partition.dead_letters)
-        return count
-    wanted = list(ids)
-    return int(await client.xdel(partition.dead_letters, *wanted)) if wanted else 0
+    """Delete dead letters: ``ids``, or every letter up to the id ``up_to`` (the newest
+    one an operator was shown; letters that arrive after it stay); return how many."""
+    if ids is not None:
+        wanted = _check_ids(ids)
+        return int(await client.xdel(partition.dead_letters, *wanted)) if wanted else 0
+    if up_to is None:
+        return 0
+    ms, _, seq = up_to.partition("-")
+    return int(await client.xtrim(partition.dead_letters, minid=f"{ms}-{int(seq or 0) + 1}"))

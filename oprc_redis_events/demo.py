@@ -6,7 +6,7 @@ functions served by the function host: a notification service, an audit log obje
 analytics function (the seed's example), plus a counter whose function updates its own
 object, a loop that the depth limit stops.  Writes on an ``orders`` object then show the
 triggers arriving at the functions, live.  Everything started here is stopped on exit or
-Ctrl-C.
+Ctrl-C.  In a Redis it is given, the demo keeps to names of its own (:mod:`.demo_names`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .config import Settings
+import redis
+
+from .config import Settings, redact_url
+from .demo_names import DEMO_GROUP, SHARED_PREFIX, DemoNames, owned_keys
 from .host import FunctionHost, InvocationContext
-from .pb.oprc_data_pb2 import EventType, ObjectEvent, TriggerTarget
+from .keys import PartitionKeys
+from .pb.oprc_data_pb2 import EventType, ObjectEvent
 from .publisher import ZenohPublisher
 from .servers import RedisServer, free_port
 from .store import ObjectStore
@@ -31,20 +35,23 @@ from .zenoh_session import open_session
 __all__ = ["run_demo", "run_writer"]
 
 Echo = Callable[[str], None]
-NOTIFY = TriggerTarget(cls_id="notification_service", partition_id=0, fn_id="send_notification")
-AUDIT = TriggerTarget(cls_id="audit_log", partition_id=0, object_id=1, fn_id="record")
-ANALYTICS = TriggerTarget(cls_id="analytics", partition_id=0, fn_id="track")
-BUMP = TriggerTarget(cls_id="counter", partition_id=0, object_id=1, fn_id="bump")
 
 
-def order_triggers() -> ObjectEvent:
-    """Status (field 42) updates notify and are audited; a new or removed amount is tracked."""
-    ev = ObjectEvent()
-    ev.data_trigger[42].on_update.extend([NOTIFY, AUDIT])
-    ev.data_trigger[42].on_create.append(AUDIT)
-    ev.data_trigger_str["amount"].on_create.append(ANALYTICS)
-    ev.data_trigger_str["amount"].on_delete.append(ANALYTICS)
-    return ev
+class DemoWorker(Worker):
+    """A worker that serves the demo's partitions only, never another application's."""
+
+    def __init__(self, settings: Settings, classes: list[str], **kw: Any) -> None:
+        super().__init__(settings, **kw)
+        self.own = {PartitionKeys.of(c, 0).outbox: PartitionKeys.of(c, 0) for c in classes}
+
+    async def discover(self) -> None:
+        for stream in self.own.keys() - self.partitions.keys():
+            try:
+                await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+            except redis.ResponseError as err:
+                if "BUSYGROUP" not in str(err):
+                    raise
+            self.partitions[stream] = self.own[stream]
 
 
 class Tally:
@@ -82,65 +89,75 @@ class Tally:
         return self.total() >= count
 
 
-def _functions(tally: Tally) -> dict[str, dict[str, Callable[[InvocationContext], Any]]]:
+def _functions(
+    tally: Tally, names: DemoNames
+) -> dict[str, dict[str, Callable[[InvocationContext], Any]]]:
     def note(ctx: InvocationContext) -> None:
         tally.record(ctx)
 
     def bump(ctx: InvocationContext) -> None:
         tally.record(ctx)
-        record = ctx.store.get("counter", 0, 1)
+        record = ctx.store.get(names.counter, 0, 1)
         if record is not None:
-            ctx.store.update("counter", 0, 1, {"n": str(int(record.entries["n"]) + 1)})
+            ctx.store.update(names.counter, 0, 1, {"n": str(int(record.entries["n"]) + 1)})
 
     return {
-        "notification_service": {"send_notification": note},
-        "audit_log": {"record": note},
-        "analytics": {"track": note},
-        "counter": {"bump": bump},
+        names.notify: {"send_notification": note},
+        names.audit: {"record": note},
+        names.analytics: {"track": note},
+        names.counter: {"bump": bump},
     }
 
 
 @contextlib.contextmanager
-def _redis(url: str | None, echo: Echo) -> Iterator[str]:
+def _redis(url: str | None, echo: Echo) -> Iterator[tuple[str, DemoNames]]:
+    """The Redis URL and the demo's names: a private Redis, or the given one (where the
+    demo keeps to names of its own and cleans up after itself)."""
     if url:
-        echo(f"Redis: using {url}")
-        yield url
+        names = DemoNames.prefixed(SHARED_PREFIX)
+        with owned_keys(url, names, DEMO_GROUP):
+            echo(
+                f"Redis: using {redact_url(url)}, classes {', '.join(names.classes())} and "
+                f"consumer group {DEMO_GROUP} (their keys are deleted at exit)"
+            )
+            yield url, names
         return
     with RedisServer() as server:
         echo(
             f"Redis: started {server.origin} on 127.0.0.1:{server.port} (private, stopped at exit)"
         )
-        yield server.url
+        yield server.url, DemoNames()
 
 
-def _scripted(store: ObjectStore, echo: Echo, max_depth: int) -> int:
+def _scripted(store: ObjectStore, names: DemoNames, echo: Echo, max_depth: int) -> int:
+    orders = names.orders
     steps: list[tuple[str, Callable[[], object], int]] = [
         (
-            "create orders/0/1001 with status (field 42) = pending",
-            lambda: store.create("orders", 0, 1001, {42: b"pending"}, event=order_triggers()),
+            f"create {orders}/0/1001 with status (field 42) = pending",
+            lambda: store.create(orders, 0, 1001, {42: b"pending"}, event=names.order_triggers()),
             1,
         ),
-        ("status -> paid", lambda: store.update("orders", 0, 1001, {42: b"paid"}), 2),
+        ("status -> paid", lambda: store.update(orders, 0, 1001, {42: b"paid"}), 2),
         (
             "status -> paid again (unchanged: no event)",
-            lambda: store.update("orders", 0, 1001, {42: b"paid"}),
+            lambda: store.update(orders, 0, 1001, {42: b"paid"}),
             0,
         ),
         (
             "amount = 99.50 (a new field: CREATE)",
-            lambda: store.update("orders", 0, 1001, {"amount": b"99.50"}),
+            lambda: store.update(orders, 0, 1001, {"amount": b"99.50"}),
             1,
         ),
-        ("status -> shipped", lambda: store.update("orders", 0, 1001, {42: b"shipped"}), 2),
-        ("delete the order (DELETE per field)", lambda: store.delete("orders", 0, 1001), 1),
+        ("status -> shipped", lambda: store.update(orders, 0, 1001, {42: b"shipped"}), 2),
+        ("delete the order (DELETE per field)", lambda: store.delete(orders, 0, 1001), 1),
     ]
     chain = ObjectEvent()
-    chain.data_trigger_str["n"].on_update.append(BUMP)
-    store.create("counter", 0, 1, {"n": b"0"}, event=chain)
+    chain.data_trigger_str["n"].on_update.append(names.bump)
+    store.create(names.counter, 0, 1, {"n": b"0"}, event=chain)
     steps.append(
         (
             f"counter n -> 1: bump() updates n again, a loop the depth limit ({max_depth}) stops",
-            lambda: store.update("counter", 0, 1, {"n": b"1"}),
+            lambda: store.update(names.counter, 0, 1, {"n": b"1"}),
             max_depth,
         )
     )
@@ -153,17 +170,76 @@ def _scripted(store: ObjectStore, echo: Echo, max_depth: int) -> int:
     return expected
 
 
-def _bulk(store: ObjectStore, events: int | None, duration: float | None) -> int:
+def _bulk(store: ObjectStore, names: DemoNames, events: int | None, duration: float | None) -> int:
     ev = ObjectEvent()
-    ev.data_trigger[42].on_update.append(NOTIFY)
-    store.create("orders", 0, 2001, {42: b"0"}, event=ev)
+    ev.data_trigger[42].on_update.append(names.send_notification)
+    store.create(names.orders, 0, 2001, {42: b"0"}, event=ev)
     made, deadline = 0, (time.monotonic() + duration) if duration else None
     while (events is not None and made < events) or (deadline and time.monotonic() < deadline):
         made += 1
-        store.update("orders", 0, 2001, {42: str(made).encode()})
+        store.update(names.orders, 0, 2001, {42: str(made).encode()})
         if deadline is not None:
             time.sleep(0.01)
     return made
+
+
+def _settings(url: str, payload_format: str) -> Settings:
+    """The environment's settings, but with the demo's own group and nothing that could
+    touch other keys (capture) or hide the story (events off, from-now)."""
+    return Settings.from_env(
+        payload_format=payload_format,
+        redis_url=url,
+        group=DEMO_GROUP,
+        capture="off",
+        from_now=False,
+        events_enabled=True,
+    )
+
+
+def _serve_functions(
+    stack: contextlib.ExitStack,
+    settings: Settings,
+    store: ObjectStore,
+    functions: dict[str, dict[str, Callable[[InvocationContext], Any]]],
+    endpoint: str,
+) -> None:
+    for cls_id, by_fn in functions.items():
+        session = open_session(settings, connect=(endpoint,), listen=())
+        stack.callback(session.close)
+        host = FunctionHost(store.with_context(depth=0), session, cls_id, [0], by_fn)
+        stack.enter_context(host)
+
+
+def _start_worker(
+    stack: contextlib.ExitStack, settings: Settings, names: DemoNames, endpoint: str
+) -> DemoWorker:
+    session = open_session(settings, connect=(endpoint,), listen=())
+    stack.callback(session.close)
+    worker = DemoWorker(
+        settings,
+        names.classes(),
+        publisher=ZenohPublisher(session),
+        block_ms=50,
+        discover_interval=0.2,
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(worker.run_async(),), name="oprc-worker", daemon=True
+    )
+    thread.start()
+    stack.callback(loop.close)
+    stack.callback(thread.join, 15)
+    stack.callback(loop.call_soon_threadsafe, worker.stop)
+    return worker
+
+
+def _arrived(tally: Tally, expected: int, timeout: float, echo: Echo) -> bool:
+    """Wait for the expected invocations (and a moment for extra ones), print the counts."""
+    ok = tally.wait_for(expected, timeout) and tally.total() == expected
+    time.sleep(0.3)
+    for name, count in sorted(tally.by_fn.items()):
+        echo(f"  {name:<40} {count:>7} invocation(s)")
+    return ok and tally.total() == expected
 
 
 def run_demo(
@@ -180,64 +256,32 @@ def run_demo(
     headless = events is not None or duration is not None
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(_redis(redis_url, echo))
-        settings = Settings.from_env(payload_format=payload_format, redis_url=url)
+        url, names = stack.enter_context(_redis(redis_url, echo))
+        settings = _settings(url, payload_format)
         router = open_session(settings, mode="router", listen=(endpoint,), connect=())
         stack.callback(router.close)
         echo(f"Zenoh: embedded router on {endpoint}")
-        store = ObjectStore.from_url(url, payload_format=payload_format)
+        store = ObjectStore(redis.Redis.from_url(url), settings)
         stack.callback(store.close)
-        store.client.delete(
-            *[
-                f"oprc:{{{c}:0}}:{k}:{o}"
-                for c, o in (("orders", 1001), ("orders", 2001), ("counter", 1))
-                for k in ("obj", "meta")
-            ]
-        )
         tally = Tally(None if headless else echo)
-        for cls_id, functions in _functions(tally).items():
-            session = open_session(settings, connect=(endpoint,), listen=())
-            stack.callback(session.close)
-            host = FunctionHost(store.with_context(depth=0), session, cls_id, [0], functions)
-            stack.enter_context(host)
-        echo(
-            "functions: notification_service.send_notification, audit_log.record, "
-            "analytics.track, counter.bump (served on Zenoh)"
-        )
-        worker_session = open_session(settings, connect=(endpoint,), listen=())
-        stack.callback(worker_session.close)
-        worker = Worker(
-            settings, publisher=ZenohPublisher(worker_session), block_ms=50, discover_interval=0.2
-        )
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=loop.run_until_complete,
-            args=(worker.run_async(),),
-            name="oprc-worker",
-            daemon=True,
-        )
-        thread.start()
-        stack.callback(loop.close)
-        stack.callback(thread.join, 15)
-        stack.callback(loop.call_soon_threadsafe, worker.stop)
+        functions = _functions(tally, names)
+        _serve_functions(stack, settings, store, functions, endpoint)
+        served = [f"{cls}.{fn}" for cls, by_fn in functions.items() for fn in by_fn]
+        echo(f"functions: {', '.join(served)} (served on Zenoh)")
+        worker = _start_worker(stack, settings, names, endpoint)
         echo(f"worker: started (consumer group {settings.group})")
         time.sleep(0.5)  # subscriptions reach the router
         started = time.monotonic()
         if headless:
-            expected = _bulk(store, events, duration)
+            expected = _bulk(store, names, events, duration)
         else:
-            expected = _scripted(store, echo, settings.max_trigger_depth)
-        ok = tally.wait_for(expected, timeout) and tally.total() == expected
-        time.sleep(0.3)
-        ok = ok and tally.total() == expected
-        elapsed = time.monotonic() - started
-        for name, count in sorted(tally.by_fn.items()):
-            echo(f"  {name:<40} {count:>7} invocation(s)")
+            expected = _scripted(store, names, echo, settings.max_trigger_depth)
+        ok = _arrived(tally, expected, timeout, echo)
         if not headless:
             echo(f"  depth limit stopped {worker.stats.depth_stops} trigger(s) of the loop")
         echo(
-            f"summary: {tally.total()}/{expected} invocations arrived in {elapsed:.2f}s "
-            f"({'all arrived' if ok else 'MISSING'})"
+            f"summary: {tally.total()}/{expected} invocations arrived in "
+            f"{time.monotonic() - started:.2f}s ({'all arrived' if ok else 'MISSING'})"
         )
         return ok
 
@@ -245,17 +289,19 @@ def run_demo(
 def run_writer(
     redis_url: str, *, interval: float, count: int | None = None, echo: Echo = print
 ) -> int:
-    """Keep writing the demo order's status (for compose): one update per ``interval``."""
+    """Keep writing the status of the writer's own order, demo-orders/0/1001, whose
+    triggers target the demo's functions (for compose): one update per ``interval``."""
     statuses = [b"pending", b"paid", b"packed", b"shipped", b"delivered"]
+    orders = DemoNames.prefixed(SHARED_PREFIX).orders
     made = 0
     with ObjectStore.from_url(redis_url) as store:
-        store.upsert("orders", 0, 1001, {42: statuses[0]})
-        store.set_triggers("orders", 0, 1001, order_triggers())
-        echo(f"writer: updating orders/0/1001 every {interval:g}s")
+        store.upsert(orders, 0, 1001, {42: statuses[0]})
+        store.set_triggers(orders, 0, 1001, DemoNames().order_triggers())
+        echo(f"writer: updating {orders}/0/1001 every {interval:g}s")
         while count is None or made < count:
             made += 1
             status = statuses[made % len(statuses)]
-            result = store.update("orders", 0, 1001, {42: status})
+            result = store.update(orders, 0, 1001, {42: status})
             echo(
                 f"writer: status = {status.decode()} (version {result.version}, "
                 f"{result.events} event(s) queued)"

@@ -63,6 +63,7 @@ class PartitionDiscovery:
     _last_scan: float
     _scan_found: set[str]  # outboxes found by the last SCAN
     _scan_labels: set[str]  # every name the last SCAN saw, usable or not
+    _group_start: str | None = None  # with from_now: the id our new groups start after
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking up at once when the worker is asked to stop."""
@@ -70,7 +71,11 @@ class PartitionDiscovery:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def discover(self) -> None:
-        """Find partition outboxes and make sure our consumer group exists on each."""
+        """Find partition outboxes and make sure our consumer group exists on each (reading
+        the whole retained outbox, or with from_now what was written after our start)."""
+        if self.settings.from_now and self._group_start is None:
+            seconds, micros = await self.client.time()  # the first discovery: our start
+            self._group_start = f"{seconds * 1000 + micros // 1000}-0"
         found, labels = await self._registered()
         if time.monotonic() - self._last_scan >= RESCAN_INTERVAL_S:
             # The registry is a hint (a writer that lost it, a stream made by hand): a
@@ -132,7 +137,9 @@ class PartitionDiscovery:
             return
         async with self.on_partition(stream):
             try:
-                await self.client.xgroup_create(stream, self.settings.group, id="0", mkstream=True)
+                await self.client.xgroup_create(
+                    stream, self.settings.group, id=self._group_start or "0", mkstream=True
+                )
             except redis.ResponseError as err:
                 if "BUSYGROUP" not in str(err):
                     raise

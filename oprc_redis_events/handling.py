@@ -50,7 +50,10 @@ class EntryHandling(PartitionDiscovery):
     delivery: Delivery
 
     def plan(self, entry: OutboxEntry) -> list[Dispatch]:
-        """The dispatches of one decoded entry ([] when its depth is at the limit)."""
+        """The dispatches of one decoded entry ([] when its depth is at the limit, or when
+        it is a dead letter replayed for another consumer group)."""
+        if entry.group not in (None, self.settings.group):
+            return []
         if entry.depth >= self.settings.max_trigger_depth:
             stopped = sum(len(e.targets) for e in entry.events)
             self.stats.depth_stops += stopped

@@ -6,6 +6,7 @@ An entry (written by ``lua/write.lua``) is self-contained::
     d   depth of the write                ts  timestamp, ms since the epoch
     tp  W3C traceparent (optional)        n   number of events
     src the first outbox id of a replayed entry (optional; keeps event and invocation ids)
+    g   the only consumer group that dispatches it (a replayed dead letter; optional)
     e<i> event type (3 create, 4 update, 5 delete, 1 complete, 2 error)
     k<i> field name (data events) or function id (function events)
     p<i> new value / function output (absent for delete)
@@ -63,6 +64,7 @@ class OutboxEntry:
     traceparent: str | None
     events: list[OutboxEvent]
     origin_id: str = ""  # the id events are named after: ``src`` when replayed, else entry_id
+    group: str | None = None  # set: only this consumer group dispatches the entry
 
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -168,4 +170,5 @@ def decode_entry(
         traceparent=_traceparent(fields),
         events=[_event(fields, i) for i in range(1, count + 1)],
         origin_id=_origin(fields, entry_id),
+        group=_text(fields, b"g") if b"g" in fields else None,
     )

@@ -43,6 +43,13 @@ class ReceivedTrigger:
         return None
 
     @property
+    def target_object_id(self) -> int | str | None:
+        """The object a stateful target runs on (``None`` for a stateless one)."""
+        if not isinstance(self.request, ObjectInvocationRequest):
+            return None
+        return self.request.options.get("object_id_str") or self.request.object_id
+
+    @property
     def depth(self) -> int:
         return int(self.payload.event_info.context.get("depth", "0"))
 
@@ -59,6 +66,8 @@ class ReceivedTrigger:
             else "-"
         )
         target = f"{self.request.cls_id}.{self.request.fn_id}"
+        if self.target_object_id is not None:
+            target += f"[{self.target_object_id}]"
         return (
             f"{self.event_name:<13} {info.source_cls_id}/{info.source_partition_id}/{source} "
             f"field={self.field} value={value} -> {target} depth={self.depth} "

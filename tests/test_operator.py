@@ -104,8 +104,10 @@ def test_json_logs_and_no_password_anywhere(tmp_path: Path, zenoh_hub: ZenohHub)
             store = ObjectStore.from_url(url)
             store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
             assert "s3cret-pw" not in repr(store) and "s3cret-pw" not in repr(store.settings)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not _acknowledged(store.client):
+                time.sleep(0.05)
             store.close()
-            time.sleep(2)
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
@@ -117,6 +119,14 @@ def test_json_logs_and_no_password_anywhere(tmp_path: Path, zenoh_hub: ZenohHub)
         messages = [line["message"] for line in lines]
         assert any("redis://:***@127.0.0.1" in m for m in messages)
         assert any(m.startswith("worker stopped: entries=1") for m in messages)
+
+
+def _acknowledged(client: redis.Redis) -> bool:
+    """Whether the worker's group has read and acknowledged everything in orders:0."""
+    if not client.exists("oprc:{orders:0}:outbox"):
+        return False
+    groups = client.xinfo_groups("oprc:{orders:0}:outbox")
+    return bool(groups) and groups[0]["lag"] == 0 and groups[0]["pending"] == 0
 
 
 def test_tail_prints_real_events(
@@ -280,7 +290,7 @@ def test_object_and_trigger_commands(redis_url: str, client: redis.Redis) -> Non
         redis_url,
         check=False,
     )
-    assert bad.returncode == 1 and "expected cls/pid/fn" in bad.stderr
+    assert bad.returncode == 1 and "write cls/pid/fn" in bad.stderr
     cli("delete", "orders", "0", "9", "name", "--redis-url", redis_url)
     cli("delete", "orders", "0", "9", "--redis-url", redis_url)
     assert (
@@ -303,3 +313,34 @@ def test_progress_line_is_readable(settings: Settings, caplog) -> None:  # type:
         "depth stops 0, retries 0, dead letters 0"
     ]
     asyncio.run(worker.client.aclose())
+
+
+def test_password_in_the_query_string_never_shows(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from oprc_redis_events import AsyncObjectStore
+
+    with RedisServer(extra=["--requirepass", "s3cret-pw"]) as server:
+        url = f"redis://127.0.0.1:{server.port}/0?password=s3cret-pw"
+        store = ObjectStore.from_url(url)
+        store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))  # it authenticates
+        async_store = AsyncObjectStore.from_url(url)
+        assert all("s3cret" not in repr(x) for x in (store, store.settings, async_store))
+        assert "password=***" in repr(store)
+        store.close()
+        asyncio.run(async_store.close())
+        worker = Worker(Settings.from_env({}, redis_url=url), publisher=MemoryPublisher())
+        assert "s3cret" not in repr(worker)
+        with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker"):
+            stats = asyncio.run(worker.run_async(burst=True))
+        assert stats.triggers_sent == 1
+        started = [r.getMessage() for r in caplog.records if "worker started" in r.getMessage()]
+        assert started and "password=***" in started[0]
+        assert "s3cret" not in caplog.text
+
+
+def test_get_json_keeps_binary_values(redis_url: str, store: ObjectStore) -> None:
+    store.create("orders", 0, 1, {1: b"\xff\x00a", 2: "café".encode(), "t": b"text"})
+    doc = json.loads(cli("get", "orders", "0", "1", "--json", "--redis-url", redis_url).stdout)
+    assert doc["entries"] == {"1": [255, 0, 97], "2": "café", "t": "text"}
+    assert "\ufffd" not in json.dumps(doc, ensure_ascii=False)
