@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup redis demo test lint pytest proto unasync bench clean
+.PHONY: setup redis demo test quick lint pytest proto unasync bench clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ lint: setup
 
 pytest: setup redis
 	$(BIN)/python -m pytest
+
+# The fast tier: tests that need no server (protocol, policy, layout), in seconds.
+quick: setup
+	$(BIN)/python -m pytest -m quick
 
 # Regenerate the committed protobuf modules from proto/ (a test checks they are fresh).
 proto: setup

@@ -29,11 +29,11 @@ from typing import Any
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.dispatch import Dispatcher
-from oprc_redis_events.publisher import ZenohPublisher
-from oprc_redis_events.servers import RedisServer, free_port
-from oprc_redis_events.worker import Worker
-from oprc_redis_events.zenoh_session import open_session
+from oprc_redis_events.connect.zenoh_session import open_session
+from oprc_redis_events.dev.servers import RedisServer, free_port
+from oprc_redis_events.worker.dispatch import Dispatcher
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import ZenohPublisher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,13 @@ def answer(ctx: Any) -> bytes:
 
 
 def serve(url: str, endpoint: str, partitions: int, delay_ms: int) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "oprc_redis_events.cli", "serve", "bench.invoke_delivery:answer"]
+    args = [
+        sys.executable,
+        "-m",
+        "oprc_redis_events.cli",
+        "serve",
+        "bench.invoke_delivery:answer",
+    ]
     args += ["--cls", "svc", "--fn", "work", "--redis-url", url, "--zenoh-connect", endpoint]
     for p in range(partitions):
         args += ["--partition", str(p)]

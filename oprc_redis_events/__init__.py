@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from .asyncio_evented import AsyncEventedPipeline, AsyncEventedRedis
-from .asyncio_store import AsyncObjectStore
+from .client.aio.store import AsyncObjectStore
+from .client.aio.wrapper import AsyncEventedPipeline, AsyncEventedRedis
+from .client.core import ObjectRecord, WriteResult
+from .client.sync_generated.store import ObjectStore
+from .client.sync_generated.wrapper import EventedPipeline, EventedRedis
 from .config import Settings
 from .errors import (
     CaptureError,
@@ -20,9 +23,7 @@ from .errors import (
     WriteOutcomeUnknownError,
     ZenohUnavailableError,
 )
-from .evented import EventedPipeline, EventedRedis
-from .host import FunctionHost, InvocationContext
-from .ops import ObjectRecord, WriteResult
+from .functions.host import FunctionHost, InvocationContext
 from .pb.oprc_data_pb2 import (
     DataTrigger,
     EventInfo,
@@ -42,7 +43,6 @@ from .pb.oprc_invoke_pb2 import (
     ObjectInvocationRequest,
     ResponseStatus,
 )
-from .store import ObjectStore
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ from redis.connection import parse_url
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "check_redis_url", "env_hint", "redact_url"]
+__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "check_redis_url", "redact_url"]
 
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
@@ -35,6 +35,7 @@ ENV_VARS: dict[str, str] = {
     "max_concurrent_triggers": "OPRC_EVENTS_MAX_CONCURRENT_TRIGGERS",
     "payload_format": "OPRC_EVENTS_PAYLOAD_FORMAT",
     "redis_url": "OPRC_EVENTS_REDIS_URL",
+    "cluster": "OPRC_EVENTS_CLUSTER",
     "zenoh_mode": "OPRC_EVENTS_ZENOH_MODE",
     "zenoh_connect": "OPRC_EVENTS_ZENOH_CONNECT",
     "zenoh_listen": "OPRC_EVENTS_ZENOH_LISTEN",
@@ -56,11 +57,6 @@ ENV_VARS: dict[str, str] = {
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def env_hint(name: str) -> str:
-    """``[env: VAR]`` for the help text of the option that sets ``name``."""
-    return f"[env: {ENV_VARS[name]}]"
 
 
 #: a query parameter of a Redis URL whose value is a secret (password=, ssl_password=)
@@ -128,6 +124,8 @@ class Settings:
     ``zenoh_connect`` / ``zenoh_listen``: Zenoh endpoints such as ``tcp/127.0.0.1:7447``.
     ``from_now``: a consumer group the worker creates skips the entries written before the
     worker started (by default a new group reads the whole retained outbox).
+    ``cluster``: ``redis_url`` is a seed node of a Redis Cluster (redis-py's cluster client
+    finds the others and follows MOVED/ASK).
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -138,6 +136,7 @@ class Settings:
     max_concurrent_triggers: int = 256
     payload_format: PayloadFormat = "json"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    cluster: bool = False
     zenoh_mode: str | None = None
     zenoh_connect: tuple[str, ...] = ()
     zenoh_listen: tuple[str, ...] = ()

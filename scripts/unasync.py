@@ -15,20 +15,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "oprc_redis_events"
+PACKAGE = ROOT / "oprc_redis_events" / "client"
 
-# (asyncio original, generated sync module)
+# (asyncio original, generated sync module), in oprc_redis_events/client/
 FILES = [
-    ("asyncio_store.py", "store.py"),
-    ("asyncio_evented.py", "evented.py"),
-    ("asyncio_trigger_edits.py", "trigger_edits.py"),
+    ("aio/store.py", "sync_generated/store.py"),
+    ("aio/wrapper.py", "sync_generated/wrapper.py"),
+    ("aio/trigger_edits.py", "sync_generated/trigger_edits.py"),
 ]
 
 RULES: list[tuple[str, str]] = [
-    (r"^from \.asyncio_store import", "from .store import"),
-    (r"^from \.asyncio_trigger_edits import", "from .trigger_edits import"),
     (r"\bAsyncTriggerEdits\b", "TriggerEdits"),
     (r"\bAsyncObjectStore\b", "ObjectStore"),
+    (r"\basync_redis_client\b", "redis_client"),
     (r"\bAsyncEventedRedis\b", "EventedRedis"),
     (r"\bAsyncEventedPipeline\b", "EventedPipeline"),
     (r"\bredis\.asyncio\.client\.Pipeline\b", "redis.client.Pipeline"),
@@ -61,7 +60,7 @@ def generate(source: str) -> str:
                 "ruff",
                 *command,
                 "--stdin-filename",
-                f"oprc_redis_events/{source}",
+                f"oprc_redis_events/client/{source}",
                 "-",
             ],
             input=text,

@@ -8,9 +8,9 @@ import threading
 import redis
 
 from oprc_redis_events import ObjectEvent, TriggerTarget
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.outbox import OutboxEntry, decode_entry
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.outbox import OutboxEntry, decode_entry
+from oprc_redis_events.worker.loop import Worker
 
 NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
 

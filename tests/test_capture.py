@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from oprc_redis_events import EventedRedis, ObjectStore, Settings
-from oprc_redis_events.capture import merged_flags
-from oprc_redis_events.publisher import MemoryPublisher
-from oprc_redis_events.received import decode_trigger
-from oprc_redis_events.servers import RedisServer
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.protocol.decode import decode_trigger
+from oprc_redis_events.worker.capture import merged_flags
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
 
 from .helpers import RunningWorker, events, watch_all
 

@@ -11,11 +11,11 @@ import redis
 import redis.asyncio as aredis
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.capture import KeyspaceCapture
 from oprc_redis_events.errors import CaptureError
-from oprc_redis_events.publisher import MemoryPublisher
-from oprc_redis_events.received import decode_trigger
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.decode import decode_trigger
+from oprc_redis_events.worker.capture import KeyspaceCapture
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
 
 from .helpers import RunningWorker, watch_all
 

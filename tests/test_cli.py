@@ -268,7 +268,7 @@ def test_every_command_is_documented_and_every_documented_command_exists() -> No
 def test_worker_waits_for_a_zenoh_router_that_starts_later(
     redis_url: str, store: ObjectStore, tmp_path: Path
 ) -> None:
-    from oprc_redis_events.servers import free_port
+    from oprc_redis_events.dev.servers import free_port
 
     from .conftest import ZenohHub
 

@@ -18,7 +18,7 @@ import pytest
 
 from oprc_redis_events import ObjectStore
 from oprc_redis_events.cli import main
-from oprc_redis_events.servers import RedisServer, free_port
+from oprc_redis_events.dev.servers import RedisServer, free_port
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
 DAEMONS = {("worker",), ("serve",)}  # they wait for their servers instead of failing
@@ -34,7 +34,7 @@ SAMPLES = {
     "fn_id": "f",
     "target": "svc/0/fn",
 }
-MODULE_FUNC = "oprc_redis_events.examples:send_notification"
+MODULE_FUNC = "oprc_redis_events.functions.examples:send_notification"
 
 
 def leaf_commands(

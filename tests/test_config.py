@@ -7,6 +7,8 @@ import pytest
 from oprc_redis_events import ConfigError, Settings
 from oprc_redis_events.config import redact_url
 
+pytestmark = pytest.mark.quick  # no server: `make quick`
+
 
 def test_platform_defaults() -> None:
     s = Settings.from_env({})

@@ -21,7 +21,7 @@ from oprc_redis_events import (
     TriggerTarget,
 )
 from oprc_redis_events.errors import CorruptedStateError
-from oprc_redis_events.scripts import register
+from oprc_redis_events.lua.loader import register
 
 from .helpers import watch_all
 

@@ -11,9 +11,9 @@ import time
 import redis
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.publisher import MemoryPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
 
 from .helpers import RunningWorker, watch_all
 
@@ -168,7 +168,7 @@ def test_worker_from_now_skips_what_was_written_before_it_started(
         time.sleep(0.3)
     finally:
         running.stop()
-    from oprc_redis_events.received import decode_trigger
+    from oprc_redis_events.protocol.decode import decode_trigger
 
     values = sorted(decode_trigger(k, b).payload.original_payload for k, b in publisher.sent)
     assert values == [b"after", b"new"]

@@ -21,7 +21,7 @@ from oprc_redis_events import (
     ObjectStore,
     Settings,
 )
-from oprc_redis_events.servers import RedisServer
+from oprc_redis_events.dev.servers import RedisServer
 
 from .helpers import events, watch_all
 

@@ -25,7 +25,7 @@ from oprc_redis_events import (
     Settings,
     UnsupportedCommandError,
 )
-from oprc_redis_events.servers import RedisServer
+from oprc_redis_events.dev.servers import RedisServer
 
 from .helpers import watch_all
 
@@ -332,7 +332,7 @@ def test_async_wrapper(
 def test_the_command_table_is_what_the_generator_makes(server: RedisServer) -> None:
     import importlib.util
 
-    from oprc_redis_events import command_table
+    from oprc_redis_events.client import command_table
 
     root = Path(__file__).resolve().parent.parent
     spec = importlib.util.spec_from_file_location("gen", root / "scripts" / "command_table.py")
@@ -346,4 +346,4 @@ def test_the_command_table_is_what_the_generator_makes(server: RedisServer) -> N
         pytest.skip(f"the table was made from another Redis than {version}")
     text = gen._format(gen.render(version, gen.command_reply(client)))
     client.close()
-    assert text == (root / "oprc_redis_events" / "command_table.py").read_text()
+    assert text == (root / "oprc_redis_events" / "client" / "command_table.py").read_text()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oprc_redis_events import ObjectExistsError, ObjectNotFoundError, ObjectStore, Settings
-from oprc_redis_events.servers import RedisServer
+from oprc_redis_events.dev.servers import RedisServer
 
 from .helpers import events, watch_all
 

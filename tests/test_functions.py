@@ -21,9 +21,9 @@ from oprc_redis_events import (
     Settings,
     TriggerTarget,
 )
-from oprc_redis_events.host import FunctionHost, InvocationContext
-from oprc_redis_events.publisher import ZenohPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.functions.host import FunctionHost, InvocationContext
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, events, outbox

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.keys import PARTITIONS_KEY, PartitionKeys
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import PARTITIONS_KEY, PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 from .conftest import Inbox, ZenohHub
 from .helpers import RunningWorker, watch_all
@@ -233,7 +233,7 @@ def test_a_failing_maintenance_step_is_logged_once_then_counted(
     monkeypatch: pytest.MonkeyPatch,
     wait: Wait,
 ) -> None:
-    import oprc_redis_events.maintenance as maintenance
+    import oprc_redis_events.worker.maintenance as maintenance
 
     async def on_fire(client: object, stream: str) -> int:
         raise RuntimeError("disk on fire")

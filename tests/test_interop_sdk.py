@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.publisher import ZenohPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, outbox

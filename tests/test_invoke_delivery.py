@@ -12,16 +12,16 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.functions import InvokeResult
-from oprc_redis_events.host import FunctionHost, InvocationContext
+from oprc_redis_events.client.invoke import InvokeResult
+from oprc_redis_events.functions.host import FunctionHost, InvocationContext
 from oprc_redis_events.pb.oprc_invoke_pb2 import (
     InvocationResponse,
     ObjectInvocationRequest,
     ResponseStatus,
 )
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.received import parse_trigger_payload
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.decode import parse_trigger_payload
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, events

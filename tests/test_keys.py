@@ -8,7 +8,7 @@ import pytest
 import redis.cluster
 
 from oprc_redis_events.errors import InvalidIdError
-from oprc_redis_events.keys import (
+from oprc_redis_events.protocol.keys import (
     PartitionKeys,
     field_name,
     object_segment,
@@ -16,6 +16,8 @@ from oprc_redis_events.keys import (
     parse_object_segment,
     validate_id,
 )
+
+pytestmark = pytest.mark.quick  # no server: `make quick`
 
 
 @pytest.mark.parametrize("bad", ["a/b", "a*", "x$y", "#", "q?", "{x", "y}", "a b", "tab\t", ""])

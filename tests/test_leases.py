@@ -9,8 +9,8 @@ import time
 import pytest
 import redis.asyncio as aredis
 
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.leases import Leases
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.leases import Leases
 
 
 def test_workers_on_hosts_with_skewed_clocks_count_each_other(

@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from oprc_redis_events.logonce import ThrottledLog
+from oprc_redis_events.worker.logonce import ThrottledLog
+
+pytestmark = pytest.mark.quick  # no server: `make quick`
 
 LOGGER = logging.getLogger("tests.logonce")
 

@@ -14,10 +14,17 @@ from pathlib import Path
 
 import redis
 
-from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.servers import RedisServer
-from oprc_redis_events.worker import Worker
+from oprc_redis_events import (
+    ObjectEvent,
+    ObjectStore,
+    Settings,
+    TriggerTarget,
+    ValData,
+    ValType,
+)
+from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, events, watch_all
@@ -215,6 +222,19 @@ def test_explain_predicts_the_events(
     assert events(client) == [("UPDATE", "42", b"paid"), ("CREATE", "note", b"hi")]
 
 
+def test_explain_sees_a_change_of_value_type_as_the_write_path_does(
+    store: ObjectStore, client: redis.Redis, redis_url: str
+) -> None:
+    ev = ObjectEvent()
+    ev.data_trigger[1].on_update.append(TriggerTarget(cls_id="svc", partition_id=0, fn_id="f"))
+    crdt = ValData(data=b"same", type=ValType.VAL_TYPE_CRDT_MAP)
+    store.create("orders", 0, 5, {1: crdt}, event=ev)
+    out = cli("explain", "orders", "0", "5", "1=same", "--redis-url", redis_url).stdout
+    assert out.startswith("field 1: b'same' -> b'same' = DATA_UPDATE -> svc/0/f"), out
+    cli("put", "orders", "0", "5", "1=same", "--redis-url", redis_url)
+    assert events(client) == [("UPDATE", "1", b"same")]
+
+
 def test_object_and_trigger_commands(redis_url: str, client: redis.Redis) -> None:
     cli("put", "orders", "0", "9", "42=pending", "name=ann", "--create", "--redis-url", redis_url)
     assert (
@@ -304,7 +324,7 @@ def test_progress_line_is_readable(settings: Settings, caplog) -> None:  # type:
 
     worker = Worker(settings, publisher=MemoryPublisher())
     worker.stats.entries_read, worker.stats.triggers_sent = 5, 9
-    with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker"):
+    with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker.loop"):
         worker._log_progress()
         worker._log_progress()  # nothing new: no second line
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
@@ -331,7 +351,7 @@ def test_password_in_the_query_string_never_shows(caplog) -> None:  # type: igno
         asyncio.run(async_store.close())
         worker = Worker(Settings.from_env({}, redis_url=url), publisher=MemoryPublisher())
         assert "s3cret" not in repr(worker)
-        with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker"):
+        with caplog.at_level(logging.INFO, logger="oprc_redis_events.worker.loop"):
             stats = asyncio.run(worker.run_async(burst=True))
         assert stats.triggers_sent == 1
         started = [r.getMessage() for r in caplog.records if "worker started" in r.getMessage()]

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from oprc_redis_events import InvocationRequest, ObjectStore, Settings, TriggerPayload
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, watch_all

@@ -11,6 +11,8 @@ import pytest
 from oprc_redis_events.pb import oprc_data_pb2 as data
 from oprc_redis_events.pb import oprc_invoke_pb2 as invoke
 
+pytestmark = pytest.mark.quick  # no server: `make quick`
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

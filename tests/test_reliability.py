@@ -20,13 +20,13 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.errors import ZenohUnavailableError
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.received import decode_trigger
-from oprc_redis_events.retention import OutboxBoundError, trim_outbox
-from oprc_redis_events.servers import RedisServer
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.decode import decode_trigger
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
+from oprc_redis_events.worker.retention import OutboxBoundError, trim_outbox
 
 from .conftest import Inbox, ZenohHub
 from .helpers import RunningWorker, watch_all
@@ -308,7 +308,7 @@ def test_poison_entry_then_fixed_and_replayed(
     [(dlq_id, fields)] = client.xrange(keys.dead_letters)
     assert b"targets of event 1 cannot be decoded" in fields[b"dlq:reason"]
     # fix the entry in place (as an operator would), then replay it
-    from oprc_redis_events.triggers import Target, encode_targets
+    from oprc_redis_events.protocol.triggers import Target, encode_targets
 
     fixed = {k: v for k, v in fields.items()}
     fixed[b"t1"] = encode_targets([Target("svc", 0, None, None, "f", {})])

@@ -18,7 +18,7 @@ from oprc_redis_events import (
     ValData,
     ValType,
 )
-from oprc_redis_events.servers import RedisServer
+from oprc_redis_events.dev.servers import RedisServer
 
 from .helpers import events, outbox, watch_all
 

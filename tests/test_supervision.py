@@ -18,12 +18,12 @@ import redis
 
 from oprc_redis_events import ObjectStore, Settings
 from oprc_redis_events.errors import CaptureError, ConfigError
-from oprc_redis_events.keys import workers_key
-from oprc_redis_events.logonce import ThrottledLog
-from oprc_redis_events.metrics import MetricsServer, WorkerMetrics
-from oprc_redis_events.publisher import MemoryPublisher
-from oprc_redis_events.supervisor import RestartPolicy, Supervisor, WorkerFailedError
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import workers_key
+from oprc_redis_events.worker.logonce import ThrottledLog
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.metrics import MetricsServer, WorkerMetrics
+from oprc_redis_events.worker.publisher import MemoryPublisher
+from oprc_redis_events.worker.supervisor import RestartPolicy, Supervisor, WorkerFailedError
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, watch_all

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
-from oprc_redis_events.servers import free_port
+from oprc_redis_events.dev.servers import free_port
 
 from .conftest import ZenohHub
 
@@ -135,8 +135,8 @@ def test_tail_waits_for_an_endpoint_that_comes_up_later(
     settings,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from oprc_redis_events.publisher import ZenohPublisher
-    from oprc_redis_events.worker import Worker
+    from oprc_redis_events.worker.loop import Worker
+    from oprc_redis_events.worker.publisher import ZenohPublisher
 
     from .helpers import RunningWorker
 

@@ -23,7 +23,7 @@ from oprc_redis_events import (
     Settings,
     TriggerTarget,
 )
-from oprc_redis_events.triggers import build_index, decode_targets
+from oprc_redis_events.protocol.triggers import build_index, decode_targets
 
 from .helpers import events
 

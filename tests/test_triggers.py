@@ -6,7 +6,7 @@ import pytest
 
 from oprc_redis_events import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from oprc_redis_events.errors import InvalidTriggerError
-from oprc_redis_events.triggers import (
+from oprc_redis_events.protocol.triggers import (
     MAX_CONFIG_BYTES,
     MAX_TARGETS,
     Target,
@@ -15,6 +15,8 @@ from oprc_redis_events.triggers import (
     coerce_event,
     decode_targets,
 )
+
+pytestmark = pytest.mark.quick  # no server: `make quick`
 
 
 def target(**kw: object) -> TriggerTarget:

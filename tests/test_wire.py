@@ -12,11 +12,8 @@ from oprc_redis_events import (
     ObjectInvocationRequest,
     TriggerPayload,
 )
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.outbox import OutboxEntry, OutboxEvent
-from oprc_redis_events.received import decode_trigger
-from oprc_redis_events.triggers import Target
-from oprc_redis_events.wire import (
+from oprc_redis_events.protocol.decode import decode_trigger
+from oprc_redis_events.protocol.encode import (
     build_dispatch,
     invocation_id,
     traceparent_for,
@@ -24,6 +21,11 @@ from oprc_redis_events.wire import (
     trigger_payload,
     trigger_payload_json,
 )
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.outbox import OutboxEntry, OutboxEvent
+from oprc_redis_events.protocol.triggers import Target
+
+pytestmark = pytest.mark.quick  # no server: `make quick`
 
 WIRE_EXAMPLE = (
     b'{"event_info":{"source_cls_id":"c","source_partition_id":0,"source_object_id":7,'

@@ -19,9 +19,9 @@ from oprc_redis_events import (
     TriggerPayload,
     TriggerTarget,
 )
-from oprc_redis_events.keys import PartitionKeys
-from oprc_redis_events.publisher import MemoryPublisher, ZenohPublisher
-from oprc_redis_events.worker import Worker
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 from .conftest import ZenohHub
 from .helpers import RunningWorker, watch_all
@@ -197,7 +197,7 @@ def test_poison_entries_are_dead_lettered_and_the_partition_keeps_flowing(
 def test_invalid_target_written_behind_our_back_is_dead_lettered(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
-    from oprc_redis_events.triggers import Target, encode_targets
+    from oprc_redis_events.protocol.triggers import Target, encode_targets
 
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
     client.hset(

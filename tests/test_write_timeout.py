@@ -15,8 +15,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from oprc_redis_events import AsyncObjectStore, ObjectStore, RedisUnavailableError, Settings
+from oprc_redis_events.dev.servers import RedisServer, free_port
 from oprc_redis_events.errors import WriteOutcomeUnknownError
-from oprc_redis_events.servers import RedisServer, free_port
 
 from .helpers import events, watch_all
 

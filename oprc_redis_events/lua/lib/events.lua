@@ -12,7 +12,7 @@
 -- code for a key of the wrong type) or "CORRUPT <what is wrong, naming the key>: <what to
 -- do>"; the Python side turns both into CorruptedStateError.
 
-local EVENT_TYPES = {c = "3", u = "4", d = "5", fc = "1", fe = "2"}
+local EVENT_TYPES = {}  -- code -> EventType number: the loader fills it from protocol/codes.py
 local EVENTS_PER_ENTRY = 500  -- keeps unpack() within Lua's limits
 local MAX_ID_PART = "18446744073709551615"  -- 2^64 - 1: both parts of the largest stream id
 

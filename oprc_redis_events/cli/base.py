@@ -1,0 +1,164 @@
+"""What every command of the CLI shares: logging, and errors shown as one ``Error:`` line.
+
+:class:`UserErrorGroup` is the root group's class: whatever a command raises for a user
+mistake or an unreachable server (this package's errors, redis-py's, Zenoh's, the file
+system's) becomes ``Error: <what was wrong and what to do>`` and exit status 1, never a
+traceback.  Commands therefore let those errors propagate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+import redis
+
+from ..config import ENV_VARS, check_redis_url
+from ..connect.zenoh_session import zenoh_message
+from ..errors import ConfigError, OprcEventsError, RedisUnavailableError
+
+__all__ = ["UserErrorGroup", "configure_logging", "json_bytes", "redis_url_option", "user_message"]
+
+REDIS_HINT = "is Redis running there? Point --redis-url (or OPRC_EVENTS_REDIS_URL) at it"
+AUTH_HINT = (
+    "give the right credentials in --redis-url, e.g. redis://:PASSWORD@HOST:PORT/0 "
+    "(or OPRC_EVENTS_REDIS_URL)"
+)
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            check_redis_url(value)
+        except ConfigError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+    return value
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setting_option(setting: str, *decls: str, help: str, **kw: Any) -> Callable[[F], F]:
+    """An option that sets ``Settings.<setting>``: unset, the settings read its environment
+    variable (``config.ENV_VARS``, the one table of them), which the help names."""
+    return click.option(*decls, help=f"{help} [env: {ENV_VARS[setting]}]", **kw)
+
+
+def env_option(var: str, *decls: str, help: str, **kw: Any) -> Callable[[F], F]:
+    """An option of the command line alone (not a setting), read from ``var`` when unset."""
+    return click.option(*decls, envvar=var, help=f"{help} [env: {var}]", **kw)
+
+
+def zenoh_endpoint_options(connect_help: str, listen_help: str) -> Callable[[F], F]:
+    """``--zenoh-connect`` and ``--zenoh-listen`` (repeatable), shared by every command
+    that opens a Zenoh session."""
+    options = [
+        setting_option("zenoh_connect", "--zenoh-connect", multiple=True, help=connect_help),
+        setting_option("zenoh_listen", "--zenoh-listen", multiple=True, help=listen_help),
+    ]
+    return lambda fn: apply(options, fn)
+
+
+def apply(options: Sequence[Callable[[F], F]], fn: F) -> F:
+    """``fn`` decorated with ``options``, the first one outermost (as written above it)."""
+    for decorator in reversed(options):
+        fn = decorator(fn)
+    return fn
+
+
+def redis_url_option(help: str = "Redis to use.", *, env: bool = True) -> Callable[[F], F]:
+    """``--redis-url``, checked as the command line is read; unset, the settings read
+    ``OPRC_EVENTS_REDIS_URL`` when ``env`` (checked as they are made)."""
+    hint = " [env: OPRC_EVENTS_REDIS_URL]" if env else ""
+    return click.option("--redis-url", callback=_check_url, help=help + hint)
+
+
+def json_bytes(value: bytes) -> str | list[int]:
+    """A value for JSON output: its text when it is UTF-8, else the list of its byte values
+    (the platform's JSON encoding of bytes), never a lossy decoding."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return list(value)
+
+
+def _is_zenoh_error(err: BaseException) -> bool:
+    zenoh = sys.modules.get("zenoh")  # not imported: it cannot be a Zenoh error
+    return zenoh is not None and isinstance(err, zenoh.ZError)
+
+
+def _redis_message(err: redis.RedisError) -> str:
+    text = str(err).rstrip(".")
+    if isinstance(err, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
+        return f"Redis refused the connection: {text}; {AUTH_HINT}"
+    if isinstance(err, redis.ConnectionError | redis.TimeoutError):
+        return f"cannot reach Redis ({text}); {REDIS_HINT}"
+    return f"Redis answered with an error: {text}"
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one-line message for an error a user can act on, ``None`` for a bug."""
+    if isinstance(err, RedisUnavailableError):
+        cause = err.__cause__
+        if isinstance(cause, redis.AuthenticationError):
+            return _redis_message(cause)
+        message = f"{err}; {REDIS_HINT}"
+    elif isinstance(err, OprcEventsError):
+        message = zenoh_message(err)
+    elif isinstance(err, redis.RedisError):
+        message = _redis_message(err)
+    elif _is_zenoh_error(err):
+        message = f"Zenoh: {zenoh_message(err)}"
+    elif isinstance(err, OSError):
+        message = str(err)
+    else:
+        return None
+    return " ".join(message.split())  # one line
+
+
+class UserErrorGroup(click.Group):
+    """A click group that shows user errors as one ``Error:`` line (exit status 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
+            message = user_message(err)
+            if message is None:
+                raise
+            raise click.ClickException(message) from err
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message (and exc when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to standard error as text or JSON lines; the only place logging is set up."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        formatter: logging.Formatter = _JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("redis").setLevel(max(logging.WARNING, logging.getLogger().level))

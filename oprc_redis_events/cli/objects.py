@@ -1,0 +1,291 @@
+"""Object commands of the CLI: get, put, delete, triggers, explain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..config import Settings
+from ..errors import ObjectExistsError
+from ..protocol.diff import field_changes
+from ..protocol.keys import FieldKey, parse_field_name, parse_object_segment
+from . import admin
+from .base import json_bytes, redis_url_option
+
+__all__ = ["delete", "explain", "get", "put", "triggers"]
+
+
+def _store(redis_url: str | None) -> Any:
+    from ..client.sync_generated.store import ObjectStore
+
+    settings = Settings.from_env(redis_url=redis_url)
+    return ObjectStore.from_url(settings.redis_url)
+
+
+def _oid(text: str) -> int | str:
+    return parse_object_segment(text)
+
+
+def _assignments(pairs: tuple[str, ...]) -> dict[FieldKey, bytes]:
+    out: dict[FieldKey, bytes] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="FIELD=VALUE")
+        out[parse_field_name(key)] = value.encode()
+    return out
+
+
+_redis = redis_url_option()
+_object = [
+    click.argument("cls_id", metavar="CLS"),
+    click.argument("partition", type=int),
+    click.argument("object_id", metavar="OID"),
+]
+
+
+def _object_args(fn: Any) -> Any:
+    for decorator in reversed(_object):
+        fn = decorator(fn)
+    return _redis(fn)
+
+
+@click.command()
+@_object_args
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_json: bool) -> None:
+    """Print an object: its fields, version and triggers.
+
+    With --json, a value that is UTF-8 text is a JSON string and any other value is an
+    array of its byte values (0-255)."""
+    with _store(redis_url) as store:
+        record = store.get(cls_id, partition, _oid(object_id))
+    if record is None:
+        raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
+    triggers = [
+        (kind, key, slot, admin.describe_target(t))
+        for kind, key, slot, t in admin.list_triggers(record.event)
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "cls_id": cls_id,
+                    "partition_id": partition,
+                    "object_id": record.object_id,
+                    "version": record.version,
+                    "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
+                    "triggers": [
+                        {"on": f"{kind}[{key}].{slot}", "target": t}
+                        for kind, key, slot, t in triggers
+                    ],
+                }
+            )
+        )
+        return
+    click.echo(f"{cls_id}/{partition}/{object_id} version {record.version}")
+    for key, value in sorted(record.entries.items(), key=lambda kv: str(kv[0])):
+        click.echo(f"  {key} = {value!r}")
+    for kind, key, slot, t in triggers:
+        click.echo(f"  trigger {kind}[{key}].{slot} -> {t}")
+
+
+@click.command()
+@_object_args
+@click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
+@click.option("--create", is_flag=True, help="Fail if the object exists (default: upsert).")
+def put(
+    redis_url: str | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    assignments: tuple[str, ...],
+    create: bool,
+) -> None:
+    """Write fields (FIELD=VALUE; a numeric FIELD is a numeric key) through the write path."""
+    entries = _assignments(assignments)
+    with _store(redis_url) as store:
+        try:
+            write = store.create if create else store.upsert
+            result = write(cls_id, partition, _oid(object_id), entries)
+        except ObjectExistsError:
+            name = f"{cls_id} {partition} {object_id}"
+            raise click.ClickException(
+                f"object {cls_id}/{partition}/{object_id} already exists: to change its fields "
+                f"run `oprc-redis-events put {name} FIELD=VALUE...` without --create; to start "
+                f"over, `oprc-redis-events delete {name}` first"
+            ) from None
+    click.echo(f"version {result.version}: {result.events} event(s) queued")
+
+
+@click.command()
+@_object_args
+@click.argument("fields", nargs=-1, metavar="[FIELD...]")
+def delete(
+    redis_url: str | None, cls_id: str, partition: int, object_id: str, fields: tuple[str, ...]
+) -> None:
+    """Delete fields, or (with no FIELD) the object and its triggers."""
+    with _store(redis_url) as store:
+        if fields:
+            result = store.delete_fields(
+                cls_id, partition, _oid(object_id), [parse_field_name(f) for f in fields]
+            )
+            click.echo(f"version {result.version}: {result.events} event(s) queued")
+        elif store.delete(cls_id, partition, _oid(object_id)):
+            click.echo("deleted")
+        else:
+            raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
+
+
+@click.group()
+def triggers() -> None:
+    """List, add or remove an object's triggers.
+
+    EVENT is on_create, on_update, on_delete (KEY: a field) or on_complete, on_error (KEY: a
+    function id); TARGET is cls/pid/fn (stateless) or cls/pid/objects/oid/fn (stateful).
+    """
+
+
+@triggers.command("list")
+@_object_args
+def triggers_list(redis_url: str | None, cls_id: str, partition: int, object_id: str) -> None:
+    """Print every trigger of the object."""
+    with _store(redis_url) as store:
+        event = store.get_triggers(cls_id, partition, _oid(object_id))
+    found = list(admin.list_triggers(event))
+    for kind, key, slot, t in found:
+        click.echo(f"{kind}[{key}].{slot} -> {admin.describe_target(t)}")
+    if not found:
+        click.echo("no triggers", err=True)
+
+
+def _edit(
+    redis_url: str | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    add: bool,
+    event: str,
+    key: str,
+    target: str,
+    options: tuple[str, ...],
+) -> int:
+    """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): 1 when it
+    changed the configuration, 0 when there was nothing to do."""
+    spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+    field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
+    with _store(redis_url) as store:
+        edit = store.add_trigger if add else store.remove_trigger
+        return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
+
+
+def _check_options(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for option in value:
+        if "=" not in option or not option.partition("=")[0]:
+            raise click.BadParameter(
+                f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
+            )
+    return value
+
+
+_edit_args = [
+    click.argument("event", type=click.Choice(admin.DATA_SLOTS + admin.FUNC_SLOTS)),
+    click.argument("key"),
+    click.argument("target"),
+    click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="K=V",
+        callback=_check_options,
+        help="A req_option of the target, KEY=VALUE (repeatable).",
+    ),
+]
+
+
+def _edit_command(fn: Any) -> Any:
+    for decorator in reversed(_edit_args):
+        fn = decorator(fn)
+    return _object_args(fn)
+
+
+@triggers.command("add")
+@_edit_command
+def triggers_add(
+    redis_url: str | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    event: str,
+    key: str,
+    target: str,
+    options: tuple[str, ...],
+) -> None:
+    """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
+    if _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options):
+        click.echo(f"added {event} {key} -> {target}")
+    else:
+        click.echo(f"already there: {event} {key} -> {target}")
+
+
+@triggers.command("remove")
+@_edit_command
+def triggers_remove(
+    redis_url: str | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    event: str,
+    key: str,
+    target: str,
+    options: tuple[str, ...],
+) -> None:
+    """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
+    if not _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options):
+        raise click.ClickException(f"no {event} trigger of {key} targets {target}")
+    click.echo(f"removed {event} {key} -> {target}")
+
+
+@click.command()
+@_object_args
+@click.argument("assignments", nargs=-1, metavar="[FIELD=VALUE...]")
+@click.option("--delete", "deletes", multiple=True, metavar="FIELD", help="A field to delete.")
+@click.option("--delete-object", is_flag=True, help="Explain deleting the whole object.")
+@click.option("--depth", type=int, default=0, show_default=True, help="Depth of the write.")
+def explain(
+    redis_url: str | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    assignments: tuple[str, ...],
+    deletes: tuple[str, ...],
+    delete_object: bool,
+    depth: int,
+) -> None:
+    """Dry run: which triggers a change would fire, and why. Nothing is written."""
+    sets = _assignments(assignments)
+    removed = [parse_field_name(d) for d in deletes]
+    both = [str(k) for k in removed if k in sets]
+    if both:
+        raise click.UsageError(
+            f"field {', '.join(both)} is both set (FIELD=VALUE) and deleted (--delete): "
+            "explain one change or the other"
+        )
+    if delete_object and (sets or removed):
+        raise click.UsageError(
+            "--delete-object deletes every field: give no FIELD=VALUE or --delete"
+        )
+    with _store(redis_url) as store:
+        record = store.get(cls_id, partition, _oid(object_id))
+        max_depth = store.settings.max_trigger_depth
+    if record is None:
+        raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
+    current = {k: (v, record.types.get(k, 0)) for k, v in record.entries.items()}
+    written = {k: (v, 0) for k, v in sets.items()}  # FIELD=VALUE writes plain bytes
+    changes = field_changes(current, written, removed, delete_all=delete_object)
+    for line in admin.explain(record.event, changes, depth, max_depth):
+        click.echo(line)

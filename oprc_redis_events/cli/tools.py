@@ -1,0 +1,119 @@
+"""The tool commands of the CLI: ``demo`` and ``bench``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import PAYLOAD_FORMATS
+from .base import configure_logging, redis_url_option
+
+__all__ = ["bench", "demo"]
+
+
+@click.command()
+@redis_url_option(
+    "Use this Redis instead of starting a private redis-server: the demo then uses "
+    "class names and a consumer group of its own (demo-*, oprc-demo), refuses to start if "
+    "any of their keys exists, and deletes exactly the keys it made.",
+    env=False,
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    help="Headless: make N updates, wait for their N invocations, print a summary; "
+    "exit 0 only if all arrived.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Headless: make updates for this many seconds, then the same summary.",
+)
+@click.option(
+    "--payload-format", type=click.Choice(PAYLOAD_FORMATS), default="json", show_default=True
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the invocations to arrive.",
+)
+@click.option(
+    "--write-only",
+    is_flag=True,
+    help="Only keep updating the demo order demo-orders/0/1001 in --redis-url (compose's writer).",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --write-only: seconds between updates.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def demo(
+    redis_url: str | None,
+    events: int | None,
+    duration: float | None,
+    payload_format: str,
+    timeout: float,
+    write_only: bool,
+    interval: float,
+    log_level: str,
+) -> None:
+    """Run Redis, a Zenoh router, a worker and demo functions locally, and show triggers
+    flowing. Without --events/--duration it plays a short scripted story."""
+    from ..dev.demo import run_demo, run_writer
+
+    configure_logging(log_level)
+    if write_only:
+        if not redis_url:
+            raise click.UsageError("--write-only needs --redis-url")
+        with contextlib.suppress(KeyboardInterrupt):
+            run_writer(redis_url, interval=interval, count=events, echo=click.echo)
+        return
+    try:
+        ok = run_demo(
+            redis_url=redis_url,
+            events=events,
+            duration=duration,
+            payload_format=payload_format,
+            timeout=timeout,
+            echo=click.echo,
+        )
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything started was stopped", err=True)
+        sys.exit(130)
+    sys.exit(0 if ok else 1)
+
+
+@click.command()
+@redis_url_option("Benchmark this Redis instead of a private redis-server.", env=False)
+@click.option("--quick", is_flag=True, help="Smaller runs (about 5 s).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the results as JSON to this file ('-': standard output).",
+)
+def bench(redis_url: str | None, quick: bool, json_path: str | None) -> None:
+    """Measure the write path and the worker as ratios against raw redis-py and Zenoh,
+    measured in the same run, and print a table (and JSON)."""
+    from ..dev.bench import run_benchmarks, table, to_json
+
+    configure_logging("warning")
+    results = run_benchmarks(redis_url, quick=quick)
+    click.echo(table(results))
+    if json_path == "-":
+        click.echo(to_json(results))
+    elif json_path:
+        Path(json_path).write_text(to_json(results) + "\n")

@@ -1,0 +1,271 @@
+"""Operations on objects without I/O: what to send to Redis and how to read the reply.
+
+The sync and asyncio stores are thin faces over these functions: each builds a
+:class:`ScriptCall` or a list of read commands here, sends it, and hands the reply back
+here to be turned into a result or an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..errors import (
+    InvalidIdError,
+    InvalidValueError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OprcEventsError,
+)
+from ..pb.oprc_data_pb2 import ObjectEvent, ValData
+from ..protocol.keys import (
+    FieldKey,
+    PartitionKeys,
+    as_text,
+    field_name,
+    object_segment,
+    validate_id,
+)
+from ..protocol.triggers import TargetEdit, build_index, coerce_event
+from .records import ObjectRecord, check_types, decode_event, parse_record
+
+__all__ = [
+    "ObjectRecord",
+    "ObjectRef",
+    "ScriptCall",
+    "TriggersChanged",
+    "WriteResult",
+    "build_write",
+    "check_types",
+    "edit_conflict",
+    "edited_triggers",
+    "encode_entries",
+    "parse_record",
+    "parse_reply_entry",
+    "parse_write",
+]
+
+SET_MODES: Final = ("create", "update", "upsert", "replace", "setnx")
+INCR_MODES: Final = ("incr", "incrfloat")
+MAX_FIELDS_PER_WRITE: Final = 100_000
+Value = bytes | bytearray | memoryview | str | ValData
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Where one object lives: its partition keys and its id as spelled in keys."""
+
+    keys: PartitionKeys
+    segment: str
+
+    @classmethod
+    def of(cls, cls_id: object, partition_id: object, object_id: object) -> ObjectRef:
+        return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+
+    @property
+    def obj(self) -> str:
+        return self.keys.obj(self.segment)
+
+    @property
+    def meta(self) -> str:
+        return self.keys.meta(self.segment)
+
+    @property
+    def shadow(self) -> str:
+        return self.keys.shadow(self.segment)
+
+    def describe(self) -> str:
+        return f"object {self.keys.cls_id}/{self.keys.partition_id}/{self.segment}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of the write script: its keys and arguments, and what the reply means."""
+
+    target: ObjectRef
+    mode: str
+    keys: list[str]
+    args: list[bytes | str | int]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: the object's version after it and the outbox entry it queued.
+
+    ``entry_id`` is ``None`` when no trigger matched (nothing was queued); ``events`` is the
+    number of matched events in the entry.  ``existed`` says whether the object existed
+    before the write: ``False`` when this write created it (``create``, or an ``upsert`` /
+    ``replace`` of a missing object) and, for ``delete``, when there was nothing to delete.
+    """
+
+    version: int
+    entry_id: str | None
+    events: int
+    existed: bool = True
+    created: int = 0
+    deleted: int = 0
+    value: bytes | None = None  # the new value of an increment
+
+
+def _encode_value(key: object, value: object) -> tuple[bytes, int]:
+    if isinstance(value, ValData):
+        return value.data, int(value.type)
+    if isinstance(value, bytes):
+        return value, 0
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value), 0
+    if isinstance(value, str):
+        return value.encode("utf-8"), 0
+    raise InvalidValueError(
+        f"value of field {key!r} must be bytes, str or ValData, got {type(value).__name__}"
+    )
+
+
+def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str]:
+    """Flatten ``{key: value}`` into ``name, value, type`` triples, validating each."""
+    if entries is None:
+        return []
+    if not isinstance(entries, Mapping):
+        raise InvalidValueError(
+            f"entries must be a mapping of field key to value, got {type(entries).__name__}"
+        )
+    if len(entries) > MAX_FIELDS_PER_WRITE:
+        raise InvalidValueError(
+            f"{len(entries)} fields in one write; the limit is {MAX_FIELDS_PER_WRITE}"
+        )
+    flat: list[bytes | str] = []
+    for key, value in entries.items():
+        data, vtype = _encode_value(key, value)
+        flat += [field_name(key), data, str(vtype)]
+    return flat
+
+
+def _field_names(keys: Iterable[FieldKey]) -> list[str]:
+    if isinstance(keys, (str, bytes, int)):
+        raise InvalidIdError(f"field keys must be a list of keys, got {keys!r}")
+    return [field_name(k) for k in keys]
+
+
+def _items(
+    mode: str,
+    entries: Mapping[FieldKey, Value] | None,
+    delete_keys: Iterable[FieldKey] | None,
+    func: tuple[str, str, bytes | None] | None,
+) -> tuple[Sequence[bytes | str], int]:
+    """The field items of a write and how many there are (``write.lua``: ARGV[6])."""
+    if mode in SET_MODES:
+        items = encode_entries(entries)
+        return items, len(items) // 3
+    if mode == "func":
+        fn_id, code, output = func or ("", "", None)
+        validate_id("fn_id", fn_id)
+        if output is None:
+            return [fn_id, b"", code + "0"], 1
+        return [fn_id, output, code], 1
+    if mode in INCR_MODES:
+        ((key, amount),) = (entries or {}).items()
+        return [field_name(key), str(amount), "0"], 1
+    if mode == "delete_fields":
+        names = _field_names(delete_keys or ())
+        return names, len(names)
+    return [], 0
+
+
+def _trigger_args(event: object, expect: bytes | None) -> list[bytes | str | int]:
+    """The new trigger configuration and its index, checked against ``expect`` if given."""
+    parsed = coerce_event(event)
+    index = build_index(parsed)
+    serialized = parsed.SerializeToString(deterministic=True) if parsed is not None else b""
+    args: list[bytes | str | int] = ["1" if expect is None else "2", serialized, len(index)]
+    for name, blob in index.items():
+        args += [name, blob]
+    return args if expect is None else [*args, expect]
+
+
+def build_write(
+    target: ObjectRef,
+    mode: str,
+    *,
+    entries: Mapping[FieldKey, Value] | None = None,
+    delete_keys: Iterable[FieldKey] | None = None,
+    event: object = None,
+    replace_triggers: bool = False,
+    func: tuple[str, str, bytes | None] | None = None,
+    depth: int = 0,
+    traceparent: str | None = None,
+    events_enabled: bool = True,
+    expect_triggers: bytes | None = None,
+) -> ScriptCall:
+    """Validate a write and spell it as one call of ``write.lua`` (see its header).
+
+    With ``expect_triggers`` (the serialized configuration read before), the configuration
+    is replaced only if it is still that one: a compare-and-set, see :func:`edited_triggers`.
+    """
+    items, count = _items(mode, entries, delete_keys, func)
+    triggers = _trigger_args(event, expect_triggers) if replace_triggers else ["0"]
+    args: list[bytes | str | int] = [
+        mode,
+        target.segment,
+        depth,
+        traceparent or "",
+        "1" if events_enabled else "0",
+        count,
+        *items,
+        *triggers,
+    ]
+    keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
+    return ScriptCall(target, mode, keys, args)
+
+
+def parse_reply_entry(reply: Any) -> bool:
+    """Whether the write script queued an outbox entry."""
+    return bool(reply[2])
+
+
+class TriggersChanged(Exception):  # a signal to read again, never raised to users
+    """A compare-and-set of the trigger configuration found another one: read it again."""
+
+
+def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
+    """Turn the script's reply into a result, or raise the error it stands for."""
+    status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
+    created, deleted, value, existed = int(reply[4]), int(reply[5]), reply[6], reply[7] == 1
+    if status == 1:
+        raise ObjectExistsError(f"{call.target.describe()} already exists; use update or upsert")
+    if status == 2:
+        if call.mode == "delete":
+            return WriteResult(0, None, 0, existed=False)
+        raise ObjectNotFoundError(f"{call.target.describe()} does not exist; create it first")
+    if status == 3:
+        raise TriggersChanged
+    if isinstance(value, str):
+        value = value.encode()
+    return WriteResult(
+        version, as_text(entry_id) or None, events, existed, created, deleted, value or None
+    )
+
+
+#: how often a trigger edit reads the configuration again after losing a race for it
+EDIT_ATTEMPTS: Final = 100
+
+
+def edited_triggers(
+    target: ObjectRef, replies: Sequence[Any], edit: TargetEdit
+) -> tuple[ObjectEvent | None, bytes]:
+    """From the replies of TYPE obj, TYPE meta, HGET meta ev: the configuration with
+    ``edit`` applied (``None`` when it changes nothing) and the serialized configuration it
+    was made from, which the write must find unchanged (``build_write(expect_triggers=)``)."""
+    obj_type, meta_type, serialized = replies
+    check_types(target, obj_type, meta_type, serialized)
+    if as_text(obj_type) == as_text(meta_type) == "none":
+        raise ObjectNotFoundError(f"{target.describe()} does not exist")
+    event = decode_event(target, serialized)
+    return (event if edit.apply(event) else None), serialized or b""
+
+
+def edit_conflict(target: ObjectRef) -> OprcEventsError:
+    return OprcEventsError(
+        f"the triggers of {target.describe()} changed {EDIT_ATTEMPTS} times while this edit "
+        "was being applied; try again"
+    )

@@ -1,0 +1,69 @@
+"""redis-py's errors turned into this package's, at the store's boundary (sync and asyncio).
+
+A read that fails failed; a write that got no reply is different: Redis may have applied it
+(and queued its triggers) before the timeout or the lost connection, and redis-py (6 and
+later) re-sends a command that timed out, so it may even have run more than once.  The
+error says so, and how to find out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from ..errors import (
+    CorruptedStateError,
+    OprcEventsError,
+    RedisUnavailableError,
+    WriteOutcomeUnknownError,
+)
+from ..lua.loader import locate
+
+__all__ = ["REFUSAL_CODES", "redis_errors", "refused", "write_errors"]
+
+#: the error codes of the scripts' refusals of corrupted state (lua/lib/events.lua)
+REFUSAL_CODES = ("CORRUPT ", "WRONGTYPE ")
+
+
+def refused(what: str, err: redis.ResponseError) -> OprcEventsError:
+    """The error for a command Redis refused: a script's refusal names the broken key."""
+    text = str(err)
+    for code in REFUSAL_CODES:
+        if text.startswith(code):
+            return CorruptedStateError(f"{what} refused, nothing was changed: {text[len(code) :]}")
+    return OprcEventsError(f"{what}: Redis refused the command ({locate(text)})")
+
+
+@contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    """Convert redis-py's errors during a read into :class:`OprcEventsError` subclasses."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
+    except redis.ResponseError as err:
+        raise refused(what, err) from err
+
+
+def _not_sent(err: redis.RedisError) -> bool:
+    # redis-py could not connect (refused, timed out, authentication): this attempt sent
+    # nothing.  Its messages for that say "connecting to".
+    return isinstance(err, redis.AuthenticationError) or "connecting to" in str(err)
+
+
+@contextmanager
+def write_errors(what: str) -> Iterator[None]:
+    """Like :func:`redis_errors`, for a write: no reply means the outcome is unknown."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as err:
+        if _not_sent(err):
+            raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
+        raise WriteOutcomeUnknownError(
+            f"{what}: no reply from Redis ({err}), so the write may or may not have been "
+            "applied, with its triggers: read the object's version (get) before writing again"
+        ) from err
+    except redis.ResponseError as err:
+        raise refused(what, err) from err

@@ -1,0 +1,1 @@
+"""client.sync_generated."""

@@ -1,0 +1,160 @@
+# Generated from aio/wrapper.py by scripts/unasync.py (make unasync): do not edit.
+"""``EventedRedis``: a drop-in wrapper around a redis-py client (sync).
+
+Every command the wrapper sends, whichever redis-py method builds it (or
+``execute_command``), is classified by name (``wrapper_core.plan_command``):
+
+=========================================  ==============================================
+on an object key ``oprc:{cls:pid}:obj:<oid>``  what the wrapper does
+=========================================  ==============================================
+HSET, HMSET                                merge fields (creating the object) via write.lua
+HSETNX                                     set a field only when absent
+HDEL                                       delete fields
+HINCRBY, HINCRBYFLOAT                      increment a field
+DEL, UNLINK                                delete the object and its triggers
+EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,      expire.lua: the object's expiry, and its
+PERSIST                                    triggers' too unless keyspace capture is on
+any other command that may write it        :class:`UnsupportedCommandError`
+(RENAME, COPY, SET, HSETEX, JSON.SET...),
+in any key position, or that may write an
+``obj``, ``meta`` or ``shadow`` key
+commands that only read                    sent unchanged
+=========================================  ==============================================
+
+Each routed command returns what redis-py returns for it (the raw reply goes through the
+client's response callback).  ``pipeline()`` and ``transaction()`` work the same way.
+
+Its synchronous twin (``client/sync_generated/wrapper.py``) is generated from this file by
+``scripts/unasync.py``: edit the asyncio file, then run ``make unasync``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ...config import Settings
+from ...lua.loader import register
+from ..wrapper_core import Plan, Step, plan_command
+from ..wrapper_proxy import Intercepted, command_attribute
+from .store import ObjectStore
+
+__all__ = ["EventedPipeline", "EventedRedis"]
+
+
+class EventedRedis:
+    """Wraps ``client``: redis-py's command methods (``r.hset``, ``r.get``, ``r.json()``...)
+    send through :meth:`execute_command`; other attributes are the client's own."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings | None = None,
+        *,
+        depth: int = 0,
+        traceparent: str | None = None,
+    ) -> None:
+        self.client = client
+        self._raw: Any = client  # redis-py's execute_command is untyped
+        self.store = ObjectStore(client, settings, depth=depth, traceparent=traceparent)
+        self._expire_script = register(client, "expire")
+
+    def __getattr__(self, name: str) -> Any:
+        return command_attribute(self, self.client, name, self._wrap_pipeline)
+
+    def __repr__(self) -> str:
+        return f"EventedRedis({self.client!r})"
+
+    def __enter__(self) -> EventedRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    def __getitem__(self, name: Any) -> Any:
+        return self.__getattr__("__getitem__")(name)
+
+    def __setitem__(self, name: Any, value: Any) -> None:
+        self.__getattr__("__setitem__")(name, value)
+
+    def __delitem__(self, name: Any) -> None:
+        self.__getattr__("__delitem__")(name)
+
+    def __contains__(self, name: Any) -> Any:
+        return self.__getattr__("__contains__")(name)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Send one command: routed through the write path, refused, or passed on."""
+        plan = plan_command(args, self.client)
+        if plan is None:
+            return self._raw.execute_command(*args, **options)
+        return self.run(plan)
+
+    def run(self, plan: Plan) -> Any:
+        """Make the calls of ``plan`` and answer as redis-py would."""
+        replies = [self._step(step) for step in plan.steps]
+        return plan.finish(replies, self.client.response_callbacks)
+
+    def _step(self, step: Step) -> Any:
+        if step.kind == "write":
+            return self.store.call(self.store.build(step.target, step.mode, **step.kw))
+        if step.kind == "expire":
+            return self._expire_script(keys=step.keys, args=list(step.args))
+        return self._raw.execute_command(*step.args)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> EventedPipeline:
+        """A pipeline whose commands are classified the same way (MULTI/EXEC when
+        ``transaction``)."""
+        return EventedPipeline(self, self.client.pipeline(transaction, shard_hint))
+
+    def _wrap_pipeline(self, pipe: Any) -> EventedPipeline:
+        return EventedPipeline(self, pipe)
+
+
+class EventedPipeline:
+    """Queues routed commands as calls of the Lua scripts; ``execute()`` returns what
+    redis-py would.  Other attributes are the wrapped pipeline's own."""
+
+    def __init__(self, owner: EventedRedis, pipe: redis.client.Pipeline) -> None:
+        self.owner = owner
+        self.pipe: Any = pipe
+        self._queued = Intercepted(owner.store, pipe, owner._expire_script)
+
+    def __getattr__(self, name: str) -> Any:
+        return command_attribute(self, self.pipe, name)
+
+    def __len__(self) -> int:
+        return len(self._queued.slots)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __enter__(self) -> EventedPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._queued.clear()
+        self.pipe.reset()
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Queue one command (routed, refused or plain); after WATCH and before MULTI it
+        runs at once, as in redis-py."""
+        plan = plan_command(args, self.pipe)
+        if plan is not None:
+            if self.pipe.watching and not self.pipe.explicit_transaction:
+                return self.owner.run(plan)
+            self._queued.queue(plan)
+            return self
+        result = self.pipe.execute_command(*args, **options)
+        if result is not self.pipe:
+            return result  # ran at once (immediate mode after WATCH)
+        self._queued.plain()
+        return self
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        replies = self.pipe.execute(raise_on_error=raise_on_error)
+        return self._queued.results(replies)

@@ -1,0 +1,145 @@
+"""Opening Zenoh sessions from :class:`~oprc_redis_events.config.Settings`.
+
+Listen endpoints are always set explicitly (a peer otherwise listens on every
+interface) and multicast scouting is off unless asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+from ..config import Settings
+from ..errors import ConfigError, ZenohUnavailableError
+
+__all__ = [
+    "build_config",
+    "is_isolated",
+    "open_session",
+    "open_session_retrying",
+    "open_session_waiting",
+    "zenoh_message",
+]
+
+_RUST_SOURCE = re.compile(r"\s+at\s+\S+\.rs:\d+(:\d+)?\.?")
+_JSON5_MESSAGE = re.compile(r'Json5Err\(Message \{ msg: "(.*?)", location: .*\}\)')
+
+
+def zenoh_message(err: BaseException) -> str:
+    """A Zenoh error's text for a person: without the Rust source location it ends with,
+    and a configuration error's message without its Rust debug wrapping."""
+    text = _RUST_SOURCE.sub("", str(err)).strip()
+    return _JSON5_MESSAGE.sub(r"\1", text)
+
+
+def build_config(
+    settings: Settings,
+    *,
+    mode: str | None = None,
+    connect: tuple[str, ...] | None = None,
+    listen: tuple[str, ...] | None = None,
+) -> Any:
+    """A ``zenoh.Config``: the config file (if any), then the settings on top."""
+    import zenoh
+
+    try:
+        config = (
+            zenoh.Config.from_file(settings.zenoh_config)
+            if settings.zenoh_config
+            else zenoh.Config()
+        )
+    except (zenoh.ZError, OSError) as err:
+        raise ConfigError(
+            f"cannot read Zenoh config file {settings.zenoh_config!r}: {zenoh_message(err)}"
+        ) from err
+    endpoints = list(settings.zenoh_connect if connect is None else connect)
+    values = {
+        "mode": mode or settings.zenoh_mode or ("client" if endpoints else "peer"),
+        "connect/endpoints": endpoints,
+        "listen/endpoints": list(settings.zenoh_listen if listen is None else listen),
+        "scouting/multicast/enabled": settings.zenoh_multicast_scouting,
+    }
+    for path, value in values.items():
+        if path.endswith("endpoints") and not value and settings.zenoh_config:
+            continue  # keep what the file says
+        try:
+            config.insert_json5(path, json.dumps(value))
+        except zenoh.ZError as err:
+            raise ConfigError(
+                f"invalid Zenoh setting {path}={value!r}: {zenoh_message(err)}"
+            ) from err
+    return config
+
+
+def is_isolated(settings: Settings) -> bool:
+    """Whether a session opened with ``settings`` could reach nothing and be reached by
+    nothing: no endpoint to connect to or listen on, and multicast scouting off."""
+    config = build_config(settings)
+
+    def value(path: str) -> Any:
+        return json.loads(config.get_json(path))
+
+    return (
+        not value("connect/endpoints")
+        and not value("listen/endpoints")
+        and value("scouting/multicast/enabled") is False
+    )
+
+
+def open_session(settings: Settings, **kw: Any) -> Any:
+    """Open a Zenoh session; errors become :class:`ZenohUnavailableError`."""
+    import zenoh
+
+    config = build_config(settings, **kw)
+    try:
+        return zenoh.open(config)
+    except zenoh.ZError as err:
+        raise ZenohUnavailableError(f"cannot open a Zenoh session: {zenoh_message(err)}") from err
+
+
+def open_session_waiting(
+    settings: Settings,
+    stop: threading.Event,
+    log: logging.Logger,
+    *,
+    deadline: float | None = None,
+    **kw: Any,
+) -> Any | None:
+    """:func:`open_session_retrying` for threads: ``None`` when ``stop`` is set, or the
+    ``deadline`` (``time.monotonic()``) passes, before the endpoints can be reached."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return open_session(settings, **kw)
+        except ZenohUnavailableError as err:
+            log.warning("Zenoh unavailable (%s); retrying in %.1fs", err, backoff)
+        wait = backoff if deadline is None else min(backoff, deadline - time.monotonic())
+        if wait <= 0:
+            break
+        stop.wait(wait)
+        backoff = min(backoff * 2, 10.0)
+    return None
+
+
+async def open_session_retrying(
+    settings: Settings, stop: asyncio.Event, log: logging.Logger, **kw: Any
+) -> Any | None:
+    """Open a session, retrying with backoff (0.5 s doubling to 10 s) while the endpoints
+    cannot be reached; ``None`` when ``stop`` is set first.  A bad configuration is not
+    retried."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(open_session, settings, **kw)
+        except ZenohUnavailableError as err:
+            log.warning("Zenoh unavailable (%s); retrying in %.1fs", err, backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        backoff = min(backoff * 2, 10.0)
+    return None

@@ -1,0 +1,256 @@
+"""Benchmarks: each result is a ratio against a baseline measured in the same run.
+
+=================  ====================================  ===========================================
+benchmark          baseline                              measured
+=================  ====================================  ===========================================
+write              raw redis-py ``HSET`` (one per call)  ``store.update`` with a matching trigger
+write_pipelined    raw ``HSET`` x100 in a pipeline       ``EventedRedis`` pipeline of 100 ``hset``
+dispatch           raw ``XREADGROUP`` + ``XACK``         worker: read, decode, build payloads, ack
+zenoh_end_to_end   raw Zenoh put to a subscriber         write -> worker -> Zenoh -> subscriber
+=================  ====================================  ===========================================
+
+Everything runs on loopback against a private ``redis-server`` (or ``--redis-url``).
+``python -m bench`` or ``oprc-redis-events bench``; ``--json PATH`` also writes the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from ..client.sync_generated.store import ObjectStore
+from ..client.sync_generated.wrapper import EventedRedis
+from ..config import Settings
+from ..connect.redis_client import redis_client
+from ..connect.zenoh_session import open_session
+from ..pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
+from ..worker.loop import Worker
+from ..worker.publisher import MemoryPublisher, ZenohPublisher
+from .servers import RedisServer, free_port
+
+__all__ = ["Result", "run_benchmarks"]
+
+
+@dataclass
+class Result:
+    name: str
+    unit: str
+    baseline: float  # ops/s
+    measured: float  # ops/s
+    baseline_what: str
+    measured_what: str
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.baseline if self.baseline else 0.0
+
+
+def _rate(count: int, fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - started)
+
+
+def _config() -> ObjectEvent:
+    ev = ObjectEvent()
+    ev.data_trigger[1].on_update.append(TriggerTarget(cls_id="svc", partition_id=0, fn_id="f"))
+    return ev
+
+
+def bench_write(client: redis.Redis, n: int) -> Result:
+    store = ObjectStore(client, Settings.from_env({}))
+    store.create("bench", 0, 1, {1: b"0"}, event=_config())
+    raw = _rate(n, lambda: [client.hset("plain:1", "1", str(i)) for i in range(n)] and None)
+    ours = _rate(
+        n, lambda: [store.update("bench", 0, 1, {1: str(i).encode()}) for i in range(n)] and None
+    )
+    return Result("write", "writes/s", raw, ours, "redis-py HSET", "store.update + event")
+
+
+def bench_write_pipelined(client: redis.Redis, batches: int) -> Result:
+    wrapped = EventedRedis(client)
+    ObjectStore(client, Settings.from_env({})).create("bench", 0, 2, {1: b"0"}, event=_config())
+
+    def run(target: Any, key: str) -> None:
+        for b in range(batches):
+            pipe = target.pipeline(transaction=False)
+            for i in range(100):
+                pipe.hset(key, "1", f"{b}-{i}")
+            pipe.execute()
+
+    raw = _rate(batches * 100, lambda: run(client, "plain:2"))
+    ours = _rate(batches * 100, lambda: run(wrapped, "oprc:{bench:0}:obj:2"))
+    return Result(
+        "write_pipelined",
+        "writes/s",
+        raw,
+        ours,
+        "HSET x100 pipelined",
+        "EventedRedis hset x100 pipelined",
+    )
+
+
+def _fill(client: redis.Redis, stream: str, n: int, fields: dict[bytes, bytes]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.xadd(stream, fields)  # type: ignore[arg-type]
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def bench_dispatch(client: redis.Redis, url: str, n: int) -> Result:
+    store = ObjectStore(client, Settings.from_env({}))
+    store.create("bench", 1, 1, {1: b"0"}, event=_config())
+    store.update("bench", 1, 1, {1: b"x" * 100})
+    first: Any = client.xrange("oprc:{bench:1}:outbox", count=1)
+    fields: dict[bytes, bytes] = first[0][1]
+    client.delete("oprc:{bench:1}:outbox", "raw:stream")
+    _fill(client, "raw:stream", n, fields)
+    client.xgroup_create("raw:stream", "g", id="0")
+
+    def raw() -> None:
+        while True:
+            reply: Any = client.xreadgroup("g", "c", {"raw:stream": ">"}, count=500)
+            if not reply:
+                return
+            ids = [i for _, entries in reply for i, _ in entries]
+            client.xack("raw:stream", "g", *ids)
+
+    baseline = _rate(n, raw)
+    _fill(client, "oprc:{bench:1}:outbox", n, fields)
+    settings = Settings.from_env({}, redis_url=url, ack_delay_ms=0)
+    worker = Worker(settings, publisher=MemoryPublisher())
+    ours = _rate(n, lambda: asyncio.run(worker.run_async(burst=True)))
+    return Result(
+        "dispatch",
+        "entries/s",
+        baseline,
+        ours,
+        "XREADGROUP+XACK (500)",
+        "worker burst (decode, build, ack)",
+    )
+
+
+class _Arrivals:
+    """Counts samples until ``expected`` have arrived."""
+
+    def __init__(self) -> None:
+        self.got = 0
+        self.expected = 0
+        self.done = threading.Event()
+
+    def expect(self, n: int) -> None:
+        self.got, self.expected = 0, n
+        self.done.clear()
+
+    def __call__(self, _: Any) -> None:
+        self.got += 1
+        if self.got >= self.expected:
+            self.done.set()
+
+
+def _raw_puts(sender: Any, n: int, arrivals: _Arrivals) -> None:
+    import zenoh
+
+    body = b"x" * 300
+    arrivals.expect(n)
+    for i in range(n):
+        sender.put(
+            f"oprc/svc/0/async/f/{i}", body, congestion_control=zenoh.CongestionControl.BLOCK
+        )
+    arrivals.done.wait(60)
+
+
+def _worker_puts(
+    client: redis.Redis, base: Settings, sender: Any, n: int, arrivals: _Arrivals
+) -> float:
+    """Queue ``n`` triggers, then time a burst worker delivering them."""
+    store = ObjectStore(client, Settings.from_env({}))
+    store.create("bench", 2, 1, {1: b"0"}, event=_config())
+    pipe = EventedRedis(client).pipeline(transaction=False)
+    for i in range(n):
+        pipe.hset("oprc:{bench:2}:obj:1", "1", str(i + 1))
+    pipe.execute()
+    worker = Worker(base, publisher=ZenohPublisher(sender))
+    arrivals.expect(n)
+
+    def ours() -> None:
+        asyncio.run(worker.run_async(burst=True))
+        arrivals.done.wait(60)
+
+    return _rate(n, ours)
+
+
+def bench_zenoh(client: redis.Redis, url: str, n: int) -> Result:
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    base = Settings.from_env({}, redis_url=url, ack_delay_ms=0)
+    with contextlib.ExitStack() as resources:
+        router = open_session(base, mode="router", listen=(endpoint,), connect=())
+        resources.callback(router.close)
+        sender = open_session(base, connect=(endpoint,), listen=())
+        resources.callback(sender.close)
+        receiver = open_session(base, connect=(endpoint,), listen=())
+        resources.callback(receiver.close)
+        arrivals = _Arrivals()
+        resources.callback(receiver.declare_subscriber("oprc/**", arrivals).undeclare)
+        time.sleep(0.3)
+        baseline = _rate(n, lambda: _raw_puts(sender, n, arrivals))
+        measured = _worker_puts(client, base, sender, n, arrivals)
+    return Result(
+        "zenoh_end_to_end",
+        "triggers/s",
+        baseline,
+        measured,
+        "Zenoh put -> subscriber",
+        "outbox -> worker -> Zenoh -> subscriber",
+    )
+
+
+def run_benchmarks(redis_url: str | None = None, *, quick: bool = False) -> list[Result]:
+    scale = 1 if quick else 5
+    with RedisServer() if redis_url is None else _External(redis_url) as server:
+        client = redis_client(server.url)
+        try:
+            client.flushdb()
+            return [
+                bench_write(client, 600 * scale),
+                bench_write_pipelined(client, 10 * scale),
+                bench_dispatch(client, server.url, 4000 * scale),
+                bench_zenoh(client, server.url, 4000 * scale),
+            ]
+        finally:
+            client.close()
+
+
+class _External:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> _External:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def table(results: list[Result]) -> str:
+    lines = [f"{'benchmark':<18} {'baseline':>12} {'ours':>12} {'ratio':>7}  unit / what", "-" * 90]
+    for r in results:
+        lines.append(
+            f"{r.name:<18} {r.baseline:>12,.0f} {r.measured:>12,.0f} {r.ratio:>7.2f}  "
+            f"{r.unit}: {r.measured_what} vs {r.baseline_what}"
+        )
+    return "\n".join(lines)
+
+
+def to_json(results: list[Result]) -> str:
+    return json.dumps([{**asdict(r), "ratio": round(r.ratio, 3)} for r in results], indent=2)

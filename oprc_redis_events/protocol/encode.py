@@ -1,0 +1,241 @@
+"""The wire contract with the OPRC platform (``WIRE.md``): payloads, wrappers and keys.
+
+Pure functions: an outbox event and one of its targets in, Zenoh key and bytes out.
+
+* ``TriggerPayload`` as JSON in the platform's exact shape (snake_case, ``event_type`` as
+  an integer, bytes as arrays of integers, absent optionals as ``null``), or protobuf.
+  The later additive fields ``source_object_id_str`` and ``key_str`` appear in the JSON
+  only when set, so a numeric-id event is byte-identical to what the platform produces.
+* wrapped as the ``payload`` of an ``ObjectInvocationRequest`` (stateful target) or an
+  ``InvocationRequest`` (stateless), ``options`` = the target's ``req_options``;
+* PUT on ``oprc/{cls}/{pid}[/objects/{oid}]/async/{fn}/{invocation_id}`` (``put``, the
+  seed's keys) or ``.../invokes/{fn}/async/{invocation_id}`` (``put-odgm``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from ..errors import InvalidIdError
+from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
+from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
+from . import zenoh_keys
+from .codes import FUNC_NUMBERS
+from .keys import (
+    PartitionKeys,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+    validate_id,
+    validate_partition,
+)
+from .outbox import OutboxEntry, OutboxEvent
+from .triggers import DELIVERY_MODES, DELIVERY_OPTION, Target
+
+__all__ = [
+    "DELIVERY_MODES",
+    "Delivery",
+    "Dispatch",
+    "build_dispatch",
+    "check_target",
+    "event_id",
+    "invocation_id",
+    "traceparent_for",
+    "trigger_key",
+    "trigger_payload",
+    "trigger_payload_json",
+]
+
+Delivery = Literal["put", "put-odgm", "invoke"]
+_json = msgspec.json.Encoder()
+
+
+def event_id(partition: PartitionKeys, entry_id: str, index: int) -> str:
+    """A stable id for event ``index`` of an outbox entry (same on every redelivery)."""
+    return f"{partition.cls_id}/{partition.partition_id}/{entry_id}/{index}"
+
+
+def invocation_id(event: str, target_index: int) -> str:
+    """A stable id per (event, target): a redelivered trigger carries the same id.
+
+    Formatted as a UUID (the 16 bytes of a BLAKE2b digest of the pair)."""
+    h = hashlib.blake2b(f"{event}#{target_index}".encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
+    """W3C traceparent for one invocation: the write's trace id (or one derived from the
+    event when the write had none) and a span id derived from the invocation id."""
+    trace_id = None
+    flags = "01"
+    if parent:
+        parts = parent.split("-")
+        if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+            trace_id, flags = parts[1], parts[3][:2]
+    if trace_id is None:
+        trace_id = hashlib.blake2b(event.encode(), digest_size=16).hexdigest()
+    span_id = inv_id.replace("-", "")[:16]
+    return f"00-{trace_id}-{span_id}-{flags}"
+
+
+def check_target(target: Target) -> None:
+    """Raise :class:`InvalidIdError` when a target cannot be addressed on Zenoh."""
+    _check(target.cls_id, target.fn_id, target.partition_id, target.object_id, target.object_id_str)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check(
+    cls_id: str, fn_id: str, partition_id: int, object_id: int | None, object_id_str: str | None
+) -> None:
+    # Cached: a target is checked once, not per trigger (errors are not cached).
+    validate_id("target cls_id", cls_id)
+    validate_id("target fn_id", fn_id)
+    validate_partition(partition_id)
+    if object_id_str is not None:
+        object_segment(object_id_str)
+    elif object_id is not None:
+        object_segment(object_id)
+
+
+def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:
+    """The Zenoh key a trigger goes to (PUT; GET on the invoke key in ``invoke`` mode)."""
+    oid = target.object_segment if target.stateful else None
+    return zenoh_keys.key(delivery, target.cls_id, target.partition_id, target.fn_id, oid, inv_id)
+
+
+def _event_fields(
+    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
+) -> dict[str, Any]:
+    object_id = parse_object_segment(entry.object_segment)
+    is_func = event.event_type in FUNC_NUMBERS
+    key: int | None = None
+    key_str: str | None = None
+    if not is_func:
+        parsed = parse_field_name(event.key)
+        key, key_str = (parsed, None) if isinstance(parsed, int) else (None, parsed)
+    info: dict[str, Any] = {
+        "source_cls_id": entry.partition.cls_id,
+        "source_partition_id": entry.partition.partition_id,
+        "source_object_id": object_id if isinstance(object_id, int) else 0,
+        "event_type": event.event_type,
+        "fn_id": event.key if is_func else None,
+        "key": key,
+        "timestamp": entry.timestamp,
+        "context": context,
+    }
+    if isinstance(object_id, str):
+        info["source_object_id_str"] = object_id
+    if key_str is not None:
+        info["key_str"] = key_str
+    return info
+
+
+def trigger_payload_json(entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]) -> bytes:
+    """The platform's JSON ``TriggerPayload`` (see the module docstring for the shape)."""
+    payload = None if event.payload is None else list(event.payload)
+    doc = {"event_info": _event_fields(entry, event, context), "original_payload": payload}
+    return _json.encode(doc)
+
+
+def trigger_payload(
+    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
+) -> TriggerPayload:
+    """The ``TriggerPayload`` protobuf message."""
+    fields = _event_fields(entry, event, context)
+    info = EventInfo(**{k: v for k, v in fields.items() if v is not None and k != "context"})
+    info.context.update(context)
+    message = TriggerPayload(event_info=info)
+    if event.payload is not None:
+        message.original_payload = event.payload
+    return message
+
+
+def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
+    options = {**extra, **target.options}
+    if target.stateful:
+        request = ObjectInvocationRequest(
+            partition_id=target.partition_id,
+            object_id=target.object_id or 0,
+            cls_id=target.cls_id,
+            fn_id=target.fn_id,
+            options=options,
+            payload=payload,
+        )
+        if target.object_id_str is not None:
+            request.options.setdefault("object_id_str", target.object_id_str)
+        return request.SerializeToString(deterministic=True)
+    return InvocationRequest(
+        partition_id=target.partition_id,
+        cls_id=target.cls_id,
+        fn_id=target.fn_id,
+        options=options,
+        payload=payload,
+    ).SerializeToString(deterministic=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """One trigger ready to send: Zenoh key, wrapped bytes and what it is for."""
+
+    key: str
+    body: bytes
+    invocation_id: str
+    event_id: str
+    target: Target
+    event_type: int
+    mode: str = "put"
+    traceparent: str | None = None
+    depth: int = 0
+
+
+def build_dispatch(
+    entry: OutboxEntry,
+    event: OutboxEvent,
+    target_index: int,
+    *,
+    payload_format: str = "json",
+    delivery: Delivery = "put",
+) -> Dispatch:
+    """Everything one (event, target) pair puts on Zenoh."""
+    target = event.targets[target_index]
+    check_target(target)
+    mode = delivery_mode(target, delivery)
+    ev_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
+    inv_id = invocation_id(ev_id, target_index)
+    context = {
+        "depth": str(entry.depth),
+        "event_id": ev_id,
+        "traceparent": traceparent_for(entry.traceparent, ev_id, inv_id),
+        "invocation_id": inv_id,
+    }
+    if payload_format == "protobuf":
+        body = trigger_payload(entry, event, context).SerializeToString(deterministic=True)
+    else:
+        body = trigger_payload_json(entry, event, context)
+    return Dispatch(
+        trigger_key(target, inv_id, mode),
+        _wrap(target, body, context),
+        inv_id,
+        ev_id,
+        target,
+        event.event_type,
+        mode,
+        context["traceparent"],
+        entry.depth,
+    )
+
+
+def delivery_mode(target: Target, default: str) -> str:
+    """The delivery of one target: its ``req_options["oprc.delivery"]``, else ``default``."""
+    mode = target.options.get(DELIVERY_OPTION, default)
+    if mode not in DELIVERY_MODES:
+        raise InvalidIdError(
+            f"target {target.cls_id}.{target.fn_id}: req_options {DELIVERY_OPTION}={mode!r} "
+            f"is not one of {', '.join(DELIVERY_MODES)}"
+        )
+    return mode

@@ -1,0 +1,274 @@
+"""Trigger configuration: validation, and the index the Lua write path matches against.
+
+The public types are the platform's own protobuf messages (``ObjectEvent``, ``DataTrigger``,
+``FuncTrigger``, ``TriggerTarget``), so a configuration built here is byte-compatible with
+the platform's tools and ``ev.data_trigger[42].on_update.append(...)`` works as in the seed.
+
+The index turns a configuration into hash fields of the object's meta hash, one per
+(event, key), each holding the encoded targets::
+
+    t:c:<field>   targets of DATA_CREATE on that field     (field = hash field name)
+    t:u:<field>   DATA_UPDATE
+    t:d:<field>   DATA_DELETE
+    t:fc:<fn_id>  FUNC_COMPLETE of that function
+    t:fe:<fn_id>  FUNC_ERROR
+
+so the write script finds the targets of a change with one HGET, whatever the size of
+the whole configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from google.protobuf.message import DecodeError
+
+from ..errors import InvalidIdError, InvalidTriggerError
+from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
+from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
+from .keys import FieldKey, field_name, object_segment, validate_id
+
+__all__ = [
+    "INDEX_PREFIX",
+    "MAX_CONFIG_BYTES",
+    "MAX_TARGETS",
+    "TRIGGER_EVENTS",
+    "Target",
+    "TargetEdit",
+    "build_index",
+    "coerce_event",
+    "decode_targets",
+    "encode_targets",
+]
+
+INDEX_PREFIX = "t:"
+#: how the worker can deliver a trigger; a target's ``req_options["oprc.delivery"]``
+#: overrides the worker's choice for that target
+DELIVERY_MODES = ("put", "put-odgm", "invoke")
+DELIVERY_OPTION = "oprc.delivery"
+MAX_TARGETS = 1024
+MAX_CONFIG_BYTES = 256 * 1024
+
+#: the events a target can be added for (their slots): field events, then function events
+TRIGGER_EVENTS = tuple(e.slot for e in EVENTS)
+
+
+class Target(msgspec.Struct, array_like=True, frozen=True):
+    """A trigger target as the worker needs it: compact, decoded without protobuf."""
+
+    cls_id: str
+    partition_id: int
+    object_id: int | None
+    object_id_str: str | None
+    fn_id: str
+    options: dict[str, str]
+
+    @property
+    def stateful(self) -> bool:
+        return self.object_id is not None or self.object_id_str is not None
+
+    @property
+    def object_segment(self) -> str:
+        return str(self.object_id) if self.object_id_str is None else self.object_id_str
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[Target])
+
+
+def encode_targets(targets: list[Target]) -> bytes:
+    return _encoder.encode(targets)
+
+
+def decode_targets(blob: bytes) -> list[Target]:
+    """Decode an index value; raises :class:`msgspec.DecodeError` on garbage."""
+    return _decoder.decode(blob)
+
+
+def coerce_event(event: object) -> ObjectEvent | None:
+    """Accept an ``ObjectEvent``, its serialized bytes or ``None``; validate it."""
+    if event is None:
+        return None
+    if isinstance(event, (bytes, bytearray, memoryview)):
+        if len(event) > MAX_CONFIG_BYTES:
+            raise InvalidTriggerError(
+                f"trigger configuration is {len(event)} bytes; the limit is {MAX_CONFIG_BYTES}"
+            )
+        parsed = ObjectEvent()
+        try:
+            parsed.ParseFromString(bytes(event))
+        except DecodeError as err:
+            raise InvalidTriggerError(
+                f"trigger configuration is not an ObjectEvent: {err}"
+            ) from err
+        event = parsed
+    if not isinstance(event, ObjectEvent):
+        raise InvalidTriggerError(
+            f"event must be an ObjectEvent (or its serialized bytes), got {type(event).__name__}"
+        )
+    _validate(event)
+    return event
+
+
+def _validate(event: ObjectEvent) -> None:
+    size = event.ByteSize()
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidTriggerError(
+            f"trigger configuration is {size} bytes; the limit is {MAX_CONFIG_BYTES}"
+        )
+    count = 0
+    for where, target in _all_targets(event):
+        count += 1
+        _validate_target(where, target)
+    if count > MAX_TARGETS:
+        raise InvalidTriggerError(
+            f"trigger configuration has {count} targets; the limit is {MAX_TARGETS}"
+        )
+
+
+def _all_targets(event: ObjectEvent) -> Iterator[tuple[str, TriggerTarget]]:
+    for fn_id, ft in event.func_trigger.items():
+        _check_key(validate_id, "func_trigger key (fn_id)", fn_id)
+        for kind in FUNC_EVENTS:
+            for i, t in enumerate(getattr(ft, kind.slot)):
+                yield f"func_trigger[{fn_id!r}].{kind.slot}[{i}]", t
+    for key, dt in event.data_trigger.items():
+        yield from _data_targets(f"data_trigger[{key}]", dt)
+    for skey, dt in event.data_trigger_str.items():
+        _check_key(lambda _kind, key: field_name(key), "data_trigger_str key", skey)
+        yield from _data_targets(f"data_trigger_str[{skey!r}]", dt)
+
+
+def _data_targets(where: str, dt: DataTrigger) -> Iterator[tuple[str, TriggerTarget]]:
+    for kind in DATA_EVENTS:
+        for i, t in enumerate(getattr(dt, kind.slot)):
+            yield f"{where}.{kind.slot}[{i}]", t
+
+
+def _check_key(check: Callable[[str, str], object], kind: str, key: str) -> None:
+    try:
+        check(kind, key)
+    except InvalidIdError as err:
+        raise InvalidTriggerError(f"invalid trigger configuration: {err}") from err
+
+
+def _validate_target(where: str, t: TriggerTarget) -> None:
+    try:
+        validate_id("cls_id", t.cls_id)
+        validate_id("fn_id", t.fn_id)
+        mode = t.req_options.get(DELIVERY_OPTION)
+        if mode is not None and mode not in DELIVERY_MODES:
+            raise InvalidIdError(
+                f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
+            )
+        if t.HasField("object_id_str"):
+            if t.HasField("object_id"):
+                raise InvalidIdError("object_id and object_id_str are both set; set one")
+            object_segment(t.object_id_str)
+    except InvalidIdError as err:
+        raise InvalidTriggerError(f"invalid trigger target {where}: {err}") from err
+
+
+def to_target(t: TriggerTarget) -> Target:
+    return Target(
+        cls_id=t.cls_id,
+        partition_id=t.partition_id,
+        object_id=t.object_id if t.HasField("object_id") else None,
+        object_id_str=t.object_id_str if t.HasField("object_id_str") else None,
+        fn_id=t.fn_id,
+        options=dict(t.req_options),
+    )
+
+
+def _encoded(targets: Iterable[TriggerTarget]) -> bytes | None:
+    converted = [to_target(t) for t in targets]
+    return encode_targets(converted) if converted else None
+
+
+def build_index(event: ObjectEvent | None) -> dict[str, bytes]:
+    """Index fields (``t:<code>:<key>`` -> encoded targets) for a validated configuration."""
+    index: dict[str, bytes] = {}
+    if event is None:
+        return index
+
+    def put(code: str, key: str, targets: Iterable[TriggerTarget]) -> None:
+        blob = _encoded(targets)
+        if blob is not None:
+            index[f"{INDEX_PREFIX}{code}:{key}"] = blob
+
+    for fn_id, ft in event.func_trigger.items():
+        for kind in FUNC_EVENTS:
+            put(kind.code, fn_id, getattr(ft, kind.slot))
+    data = [(field_name(k), dt) for k, dt in event.data_trigger.items()]
+    data += [(field_name(k), dt) for k, dt in event.data_trigger_str.items()]
+    for name, dt in data:
+        for kind in DATA_EVENTS:
+            put(kind.code, name, getattr(dt, kind.slot))
+    return index
+
+
+__all__ += ["DataTrigger", "FuncTrigger", "ObjectEvent", "TriggerTarget", "to_target"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEdit:
+    """Adding (or removing) one target of one event of one field key or function id.
+
+    ``event`` is on_create, on_update, on_delete (``key``: a field key) or on_complete,
+    on_error (``key``: a function id).  Built with :meth:`of`, which validates it.
+    """
+
+    event: str
+    key: FieldKey
+    target: TriggerTarget
+    add: bool
+
+    @classmethod
+    def of(cls, event: object, key: object, target: object, *, add: bool) -> TargetEdit:
+        if event not in TRIGGER_EVENTS:
+            raise InvalidTriggerError(f"event {event!r} is not one of {', '.join(TRIGGER_EVENTS)}")
+        if not _is_data(event):
+            _check_key(validate_id, "function id", key)  # type: ignore[arg-type]
+        else:
+            _check_key(lambda _kind, k: field_name(k), "field key", key)  # type: ignore[arg-type]
+        if not isinstance(target, TriggerTarget):
+            raise InvalidTriggerError(
+                f"target must be a TriggerTarget, got {type(target).__name__}"
+            )
+        if add:
+            _validate_target(f"{event} of {key!r}", target)
+        return cls(str(event), key, target, add)  # type: ignore[arg-type]
+
+    def _holders(self, event: ObjectEvent) -> Any:
+        if not _is_data(self.event):
+            return event.func_trigger
+        return event.data_trigger if isinstance(self.key, int) else event.data_trigger_str
+
+    def apply(self, event: ObjectEvent) -> bool:
+        """Edit ``event`` in place; whether anything changed (adding a target that is there,
+        or removing one that is not, changes nothing)."""
+        holders = self._holders(event)
+        if not self.add and self.key not in holders:
+            return False
+        targets = getattr(holders[self.key], self.event)
+        if self.add:
+            if self.target in targets:
+                return False
+            targets.append(self.target)
+            return True
+        keep = [t for t in targets if t != self.target]
+        if len(keep) == len(targets):
+            return False
+        del targets[:]
+        targets.extend(keep)
+        if holders[self.key].ByteSize() == 0:  # no target left for this key
+            del holders[self.key]
+        return True
+
+
+def _is_data(slot: object) -> bool:
+    kind = by_slot(str(slot))
+    return kind is not None and kind.data

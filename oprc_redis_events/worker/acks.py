@@ -1,0 +1,59 @@
+"""Deferred acknowledgements: entries whose PUTs went to Zenoh, acknowledged later.
+
+Zenoh's ``put()`` returns once a message is queued in the session, not sent, so the
+worker acknowledges a batch only ``ack_delay_ms`` after its PUTs (see the README's
+Reliability section).  :class:`AckQueue` holds those batches until they are due.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..protocol.keys import PartitionKeys
+from .deadletters import DeadLetterRecord
+
+__all__ = ["AckQueue", "DeferredAck"]
+
+
+@dataclass
+class DeferredAck:
+    """Entries whose PUTs went to Zenoh, acknowledged once ``due``."""
+
+    due: float
+    partition: PartitionKeys
+    acked: list[str]
+    dead: list[DeadLetterRecord]
+
+
+class AckQueue:
+    """Batches waiting for their acknowledgement, in the order they were sent."""
+
+    def __init__(self) -> None:
+        self.items: list[DeferredAck] = []
+
+    def add(self, item: DeferredAck) -> None:
+        self.items.append(item)
+
+    def take(self, stream: str | None = None, *, wait: bool = False) -> list[DeferredAck]:
+        """Remove and return the batches that are due (all of them, or ``stream``'s, when
+        ``wait``: the caller then sleeps until the last one is due)."""
+        now = time.monotonic()
+        keep: list[DeferredAck] = []
+        ready: list[DeferredAck] = []
+        for item in self.items:
+            mine = stream is None or item.partition.outbox == stream
+            (ready if mine and (wait or item.due <= now) else keep).append(item)
+        self.items = keep
+        return ready
+
+    def put_back(self, items: list[DeferredAck]) -> None:
+        """Batches that could not be acknowledged yet (Redis went away): try again later."""
+        self.items[:0] = items
+
+    def drop(self, stream: str) -> int:
+        """Forget ``stream``'s batches (its partition broke: its entries stay pending and
+        are delivered again once it works); return how many entries that leaves."""
+        dropped = [i for i in self.items if i.partition.outbox == stream]
+        self.items = [i for i in self.items if i.partition.outbox != stream]
+        return sum(len(i.acked) for i in dropped)

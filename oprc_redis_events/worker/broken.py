@@ -1,0 +1,112 @@
+"""Partitions the worker skips because their state in Redis is unusable.
+
+Redis does not roll a script back, and anyone can write any key, so the worker treats
+what it reads as untrusted: an outbox that is not a stream, a dead-letter stream of the
+wrong type, a registry member or stream name that does not parse.  One bad key never
+stops the rest: the partition (or name) is logged once, then at a slow interval with a
+count (:class:`~oprc_redis_events.worker.logonce.ThrottledLog`), counted in the metrics, skipped,
+and tried again after ``retry_s``.  It leaves the list when it works again (logged) or
+when it is gone from Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import redis
+
+from ..errors import OprcEventsError
+from .logonce import ThrottledLog
+
+__all__ = ["RETRY_S", "BrokenKeyError", "BrokenPartitions", "is_server_wide", "redis_unusable"]
+
+log = logging.getLogger("oprc_redis_events.worker.loop")
+
+#: seconds before a broken partition is tried again
+RETRY_S = 10.0
+
+#: error codes about the server, not about one key: no partition is to blame for them
+SERVER_WIDE = ("READONLY", "OOM", "MISCONF", "BUSY", "MASTERDOWN", "NOAUTH", "LOADING")
+
+
+class BrokenKeyError(OprcEventsError):
+    """A key of the layout holds something the worker cannot use (see the message)."""
+
+
+def is_server_wide(err: redis.ResponseError) -> bool:
+    """Whether ``err`` is about the server (read-only replica, out of memory...) rather
+    than about the key of the command that got it."""
+    return str(err).startswith(SERVER_WIDE)
+
+
+def redis_unusable(err: redis.RedisError) -> bool:
+    """Whether ``err`` says Redis cannot be used at the moment (unreachable, timing out,
+    read-only, out of memory...): to wait out, not to blame on a key or a task."""
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError)):
+        return True
+    return isinstance(err, redis.ResponseError) and is_server_wide(err)
+
+
+class BrokenPartitions:
+    """The partitions (outbox keys) and malformed names skipped at the moment."""
+
+    def __init__(
+        self,
+        problems: ThrottledLog,
+        retry_s: float = RETRY_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.problems = problems
+        self.retry_s = retry_s
+        self.clock = clock
+        self.errors = 0  # every failure seen (a counter for the metrics)
+        self._retry_at: dict[str, float] = {}  # skipped until then
+        self._unresolved: set[str] = set()  # failed, and not served since
+
+    def mark(self, name: str, reason: str) -> None:
+        """``name`` failed: skip it for ``retry_s`` and say so (once, then a count)."""
+        self.errors += 1
+        self._retry_at[name] = self.clock() + self.retry_s
+        self._unresolved.add(name)
+        self.problems.warning(
+            ("broken", name),
+            "skipping %s: %s (tried again every %g s; other partitions are served)",
+            name,
+            reason,
+            self.retry_s,
+        )
+
+    def skipped(self, name: str) -> bool:
+        """Whether ``name`` is broken and not due for another try yet."""
+        return self._retry_at.get(name, 0.0) > self.clock()
+
+    def usable(self, name: str) -> None:
+        """Discovery could use ``name`` again: it is no longer skipped or counted, but its
+        problem is only over once it was served (:meth:`ok`); a partition whose dead-letter
+        key is still broken fails again then, and is not logged again at once."""
+        self._retry_at.pop(name, None)
+
+    def ok(self, name: str) -> None:
+        """``name`` was served (again): its problem is over."""
+        self._retry_at.pop(name, None)
+        if name in self._unresolved:
+            self._unresolved.discard(name)
+            self.problems.resolved(("broken", name))
+            log.info("%s works again and is served", name)
+
+    def keep_only(self, names: Iterable[str]) -> None:
+        """Forget broken names that are no longer found in Redis at all."""
+        present = set(names)
+        for name in [n for n in self._unresolved if n not in present]:
+            self._retry_at.pop(name, None)
+            self._unresolved.discard(name)
+            self.problems.resolved(("broken", name))
+
+    def __len__(self) -> int:
+        return len(self._retry_at)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._retry_at

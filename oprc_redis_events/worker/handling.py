@@ -1,0 +1,204 @@
+"""What the worker does with the entries it read: plan, publish, acknowledge, dead-letter.
+
+A mixin of :class:`~oprc_redis_events.worker.loop.Worker`.  Entries are untrusted: anything
+that goes wrong in turning one into PUTs (a missing or malformed field, a timestamp out
+of range, a target that cannot be addressed, an exception nobody foresaw) dead-letters
+that entry with the reason, and the partition flows on.  A failed delivery pauses the
+partition and is retried with a backoff until ``max_deliveries``, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis
+
+from ..errors import OprcEventsError
+from ..protocol.encode import Delivery, Dispatch, build_dispatch
+from ..protocol.keys import PartitionKeys
+from ..protocol.outbox import OutboxEntry, decode_entry
+from .acks import DeferredAck
+from .deadletters import DeadLetterRecord, dead_letter
+from .discovery import PartitionDiscovery
+from .dispatch import Dispatcher, Outcome, Plan
+from .logonce import ThrottledLog
+from .policy import Failure, after_failure
+from .publisher import Publisher
+from .stats import WorkerStats
+
+__all__ = ["EntryHandling"]
+
+log = logging.getLogger("oprc_redis_events.worker.loop")
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, OprcEventsError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+class EntryHandling(PartitionDiscovery):
+    """Turns a partition's entries into PUTs and settles them (see the module docstring)."""
+
+    stats: WorkerStats
+    problems: ThrottledLog
+    dispatcher: Dispatcher
+    publisher: Publisher | None
+    delivery: Delivery
+
+    def plan(self, entry: OutboxEntry) -> list[Dispatch]:
+        """The dispatches of one decoded entry ([] when its depth is at the limit, or when
+        it is a dead letter replayed for another consumer group)."""
+        if entry.group not in (None, self.settings.group):
+            return []
+        if entry.depth >= self.settings.max_trigger_depth:
+            stopped = sum(len(e.targets) for e in entry.events)
+            self.stats.depth_stops += stopped
+            log.warning(
+                "depth limit: entry %s of %s at depth %d >= max %d; %d trigger(s) not dispatched",
+                entry.entry_id,
+                entry.partition.member,
+                entry.depth,
+                self.settings.max_trigger_depth,
+                stopped,
+            )
+            return []
+        return [
+            build_dispatch(
+                entry,
+                event,
+                i,
+                payload_format=self.settings.payload_format,
+                delivery=self.delivery,
+            )
+            for event in entry.events
+            for i in range(len(event.targets))
+        ]
+
+    def _plans(
+        self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> tuple[list[Plan], list[DeadLetterRecord]]:
+        """Decode and plan each entry; an entry that cannot become PUTs is a dead letter."""
+        plans: list[Plan] = []
+        dead: list[DeadLetterRecord] = []
+        for entry_id, fields in entries:
+            self.stats.entries_read += 1
+            try:
+                entry = decode_entry(partition, entry_id, fields)
+                plans.append(Plan(entry_id, fields, entry, self.plan(entry)))
+                self.stats.events_read += len(entry.events)
+            except Exception as err:  # whatever it is, this entry must not stop the others
+                reason = f"cannot be dispatched: {_describe(err)}"
+                self.problems.error(
+                    ("poison", partition.member),
+                    "dead-lettering entry %s of %s: %s",
+                    entry_id,
+                    partition.member,
+                    reason,
+                )
+                dead.append((entry_id, fields, reason, "", 1))
+        return plans, dead
+
+    async def _handle(
+        self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
+    ) -> int:
+        """Dispatch one partition's entries in order; acknowledge and dead-letter."""
+        plans, dead = self._plans(partition, entries)
+        outcome = await self._publish(plans)
+        acked = [p.entry_id for p in plans[: outcome.done]]
+        if outcome.done < len(plans):
+            verdict = await self._after_failure(partition, plans[outcome.done], outcome)
+            if verdict is not None:
+                dead.append(verdict)
+        if outcome.done and any(p.dispatches for p in plans[: outcome.done]):
+            due = time.monotonic() + self.settings.ack_delay_ms / 1000
+            self.acks.add(DeferredAck(due, partition, acked, dead))
+        else:
+            await self._finish(partition, acked, dead)
+        return len(entries)
+
+    async def _publish(self, plans: list[Plan]) -> Outcome:
+        """Publish ``plans``; an unforeseen exception is a failed attempt of the plan that
+        raised it (found by publishing the plans one at a time)."""
+        assert self.publisher is not None
+        try:
+            return await self.dispatcher.publish(self.publisher, plans)
+        except Exception as err:
+            if len(plans) > 1:
+                return await self._publish_one_by_one(plans)
+            return Outcome(0, error=_describe(err))
+
+    async def _publish_one_by_one(self, plans: list[Plan]) -> Outcome:
+        for done, plan in enumerate(plans):
+            outcome = await self._publish([plan])
+            if outcome.done == 0:
+                return Outcome(done, held_key=outcome.held_key, error=outcome.error)
+        return Outcome(len(plans))
+
+    async def _flush_acks(self, stream: str | None = None, *, wait: bool = False) -> None:
+        """Acknowledge deferred batches that are due (all of them, or ``stream``'s, when
+        ``wait``: after sleeping until they are due)."""
+        ready = self.acks.take(stream, wait=wait)
+        if ready and wait:
+            await asyncio.sleep(max(0.0, max(i.due for i in ready) - time.monotonic()))
+        failed: set[str] = set()
+        for i, item in enumerate(ready):
+            outbox = item.partition.outbox
+            if outbox in failed:
+                continue  # its entries stay pending, to be read again
+            try:
+                async with self.on_partition(outbox):
+                    await self._finish(item.partition, item.acked, item.dead)
+                    continue
+                failed.add(outbox)  # on_partition dropped the partition
+            except redis.RedisError:
+                self.acks.put_back(ready[i:])  # Redis went away: try again on the next step
+                raise
+
+    async def _after_failure(
+        self, partition: PartitionKeys, failed: Plan, outcome: Outcome
+    ) -> DeadLetterRecord | None:
+        """Schedule the retry of a failed or held entry, or return its dead letter."""
+        held = outcome.held_key is not None
+        attempts = 0 if held else await self._deliveries(partition.outbox, failed.entry_id)
+        age_ms = int(time.time() * 1000) - failed.entry.timestamp
+        decision = after_failure(Failure(outcome.held_key, attempts, age_ms), self.settings)
+        state = self.states.get(partition.outbox)
+        if state is not None:
+            state.retry_at = time.monotonic() + decision.delay_ms / 1000
+        where = (failed.entry_id, partition.member)
+        if decision.action == "hold":
+            self.stats.held += 1
+        elif decision.action == "retry":
+            self.stats.retries += 1
+            log.warning(
+                "entry %s of %s failed (attempt %d of %d: %s); retrying in %d ms",
+                *where,
+                attempts,
+                self.settings.max_deliveries,
+                outcome.error,
+                decision.delay_ms,
+            )
+        else:
+            error = f" ({outcome.error})" if outcome.error and not held else ""
+            log.error("dead-lettering entry %s of %s: %s%s", *where, decision.reason, error)
+            return (failed.entry_id, failed.fields, decision.reason, outcome.error or "", attempts)
+        return None
+
+    async def _deliveries(self, stream: str, entry_id: str) -> int:
+        pending = await self.client.xpending_range(
+            stream, self.settings.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _finish(
+        self, partition: PartitionKeys, acked: list[str], dead: list[DeadLetterRecord]
+    ) -> None:
+        """Acknowledge the entries that went out; move ``dead`` to the dead letters."""
+        if acked:
+            await self.client.xack(partition.outbox, self.settings.group, *acked)
+        if dead:
+            await dead_letter(self.client, partition, self.settings.group, dead)
+            self.stats.dead_letters += len(dead)

@@ -1,0 +1,137 @@
+"""Partition leases: which worker of a group consumes which partition.
+
+Each partition's outbox is consumed by one worker of a group at a time, so dispatch
+follows write order even with several workers; the partitions are spread evenly over
+the live workers.  A worker heartbeats into ``oprc:workers:<group>`` and holds a lease
+``oprc:{cls:pid}:lease:<group>`` per partition it owns (SET NX PX, renewed by
+``lua/lease.lua``).  When a worker dies its leases expire after ``lease_ms`` and the
+others take its partitions, claiming what it left pending (XAUTOCLAIM).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from ..lua.loader import register
+from ..protocol.keys import PartitionKeys, as_text, workers_key
+from .broken import BrokenKeyError, is_server_wide
+
+__all__ = ["Leases"]
+
+log = logging.getLogger("oprc_redis_events.worker.loop")
+
+
+class Leases:
+    """The leases one worker holds, and the rebalancing that keeps shares even."""
+
+    def __init__(self, client: aredis.Redis, group: str, consumer: str, lease_ms: int) -> None:
+        self.client = client
+        self.group = group
+        self.consumer = consumer
+        self.lease_ms = lease_ms
+        self.owned: dict[str, PartitionKeys] = {}  # outbox stream -> partition
+        self._script: Any = register(client, "lease")
+
+    async def heartbeat(self) -> int:
+        """Record that we are alive; return how many workers of the group are (us included).
+
+        Heartbeats are scored with Redis' clock, not ours: workers on hosts whose clocks
+        disagree would otherwise not count each other (and print "share 2 of 1")."""
+        seconds, micros = await self.client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        key = workers_key(self.group)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(key, {self.consumer: now})
+        pipe.zremrangebyscore(key, "-inf", now - 2 * self.lease_ms)
+        pipe.zcount(key, now - self.lease_ms, "+inf")
+        pipe.pexpire(key, 10 * self.lease_ms)
+        try:
+            replies = await pipe.execute()
+        except redis.ResponseError as err:
+            if is_server_wide(err) or "WRONGTYPE" not in str(err):
+                raise
+            kind = as_text(await self.client.type(key))
+            raise BrokenKeyError(
+                f"{key} is a {kind}, not the sorted set of the live workers of group "
+                f"{self.group!r}: no partition can be shared; delete that key"
+            ) from err
+        return max(1, int(replies[2]))
+
+    async def rebalance(
+        self,
+        partitions: dict[str, PartitionKeys],
+        busy: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> list[PartitionKeys]:
+        """Renew our leases, give up those above our share (not ``busy`` ones first), take
+        free ones up to it.  Returns the partitions newly acquired."""
+        alive = await self.heartbeat()
+        await self._renew()
+        for stream in [s for s in self.owned if s not in partitions]:  # gone, or broken
+            await self.release(stream)
+        share = math.ceil(len(partitions) / alive) if partitions else 0
+        if len(self.owned) > share:
+            extra = sorted(self.owned, key=lambda s: (s in busy, s))[: len(self.owned) - share]
+            for stream in extra:
+                await self.release(stream)
+        acquired: list[PartitionKeys] = []
+        free = [s for s in partitions if s not in self.owned]
+        random.shuffle(free)
+        for stream in free:
+            if len(self.owned) >= share:
+                break
+            partition = partitions[stream]
+            if await self.client.set(
+                partition.lease(self.group), self.consumer, nx=True, px=self.lease_ms
+            ):
+                self.owned[stream] = partition
+                acquired.append(partition)
+                log.info(
+                    "took partition %s (now %d of %d partition(s); up to %d each for %d "
+                    "live worker(s))",
+                    partition.member,
+                    len(self.owned),
+                    len(partitions),
+                    share,
+                    alive,
+                )
+        return acquired
+
+    async def _renew(self) -> None:
+        for stream, partition in list(self.owned.items()):
+            key = partition.lease(self.group)
+            try:
+                held = await self._script(keys=[key], args=["renew", self.consumer, self.lease_ms])
+            except redis.ResponseError as err:  # a lease key of the wrong type
+                if is_server_wide(err):
+                    raise
+                del self.owned[stream]
+                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, err)
+                continue
+            if not held:
+                del self.owned[stream]
+                log.warning("lost the lease of partition %s", partition.member)
+
+    async def release(self, stream: str) -> None:
+        partition = self.owned.pop(stream, None)
+        if partition is not None:
+            try:
+                await self._script(
+                    keys=[partition.lease(self.group)],
+                    args=["release", self.consumer, self.lease_ms],
+                )
+            except redis.ResponseError as err:  # a lease key of the wrong type: not ours
+                if is_server_wide(err):
+                    raise
+            log.info("released partition %s", partition.member)
+
+    async def release_all(self) -> None:
+        """Give every lease back and leave the heartbeat set (graceful shutdown)."""
+        for stream in list(self.owned):
+            await self.release(stream)
+        await self.client.zrem(workers_key(self.group), self.consumer)

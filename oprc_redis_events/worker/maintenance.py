@@ -1,0 +1,177 @@
+"""The worker's upkeep of its partitions: leases, claims, lag, trimming, progress.
+
+A mixin of :class:`~oprc_redis_events.worker.loop.Worker`, run by its maintenance task every
+``discover_interval`` (and inline in burst mode), beside the loop that reads and
+dispatches.  Discovery is in :mod:`~oprc_redis_events.worker.discovery`.  A Redis error on one
+partition's keys drops that partition only (see ``on_partition``); a step that fails
+for another reason is logged once (then with a count at a slow interval) and the other
+steps go on.  What still escapes (the heartbeat cannot be written, say) ends the task,
+which the worker's supervisor logs and restarts, or fails the worker over.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import redis
+
+from ..protocol.keys import as_text
+from .broken import redis_unusable
+from .discovery import PartitionDiscovery, PartitionState
+from .leases import Leases
+from .logonce import ThrottledLog
+from .retention import trim_outbox
+from .stats import WorkerStats
+
+__all__ = ["PartitionMaintenance", "PartitionState"]
+
+log = logging.getLogger("oprc_redis_events.worker.loop")
+
+TRIM_INTERVAL_S = 5.0
+PROGRESS_INTERVAL_S = 30.0
+
+
+class PartitionMaintenance(PartitionDiscovery):
+    """Keeps ``states`` (the partitions we own) current and the owned outboxes tidy."""
+
+    stats: WorkerStats
+    leases: Leases
+    problems: ThrottledLog
+    lag: dict[str, int]
+    discover_interval: float
+    metrics_port: int | None
+    _last_claim: float
+    _last_trim: float
+    _last_progress: float
+    _last_counts: tuple[int, ...]
+
+    async def _maintain_forever(self) -> None:
+        """The maintenance task: Redis going away is waited out here; anything else that
+        escapes a round ends the task (for the supervisor to log and restart)."""
+        backoff = self.discover_interval
+        while not self._stop.is_set():
+            try:
+                await self.maintain()
+                if backoff > self.discover_interval:
+                    self.problems.resolved(("maintenance", "redis"))
+                backoff = self.discover_interval
+            except redis.RedisError as err:
+                if not redis_unusable(err):
+                    raise
+                self.problems.warning(
+                    ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
+                )
+                backoff = min(backoff * 2, 5.0)
+            await self._sleep(backoff)
+
+    async def maintain(self) -> None:
+        """Discover partitions, rebalance leases, claim abandoned entries, trim."""
+        await self.discover()
+        busy = {s for s, st in self.states.items() if st.retry_at is not None}
+        await self.leases.rebalance(self.partitions, busy)
+        for stream in [s for s in self.states if s not in self.leases.owned]:
+            del self.states[stream]
+        for stream, partition in list(self.leases.owned.items()):
+            if stream not in self.states:  # newly taken, or kept while we rediscovered
+                self.states[stream] = PartitionState(partition)
+                async with self.on_partition(stream):
+                    await self._claim(stream, force=True)
+        now = time.monotonic()
+        if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
+            self._last_claim = now
+            await self._each_owned("claim", self._claim)
+        progress_due = now - self._last_progress >= PROGRESS_INTERVAL_S
+        if progress_due or self.metrics_port is not None:  # lag is for these two only
+            await self._optional_step("lag", self._measure_lag)
+        if progress_due:
+            self._last_progress = now
+            self._log_progress()
+        if now - self._last_trim >= TRIM_INTERVAL_S:
+            self._last_trim = now
+            await self._each_owned("trim", self._trim)
+
+    async def _optional_step(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one optional step; a failure other than a Redis error (those are the
+        caller's) is logged, once then with a count, and the next steps run."""
+        try:
+            await step()
+        except redis.RedisError:
+            raise
+        except Exception as err:
+            self.problems.error(
+                ("step", name, type(err).__name__),
+                "maintenance step %r failed (%s: %s); the other steps go on",
+                name,
+                type(err).__name__,
+                err,
+                exc_info=err,
+            )
+
+    async def _each_owned(self, name: str, step: Callable[[str], Awaitable[None]]) -> None:
+        """``step(stream)`` for each partition we own, each on its own."""
+        for stream in list(self.states):
+            async with self.on_partition(stream):
+                await self._optional_step(name, functools.partial(step, stream))
+
+    async def _trim(self, stream: str) -> None:
+        self.stats.trimmed += await trim_outbox(self.client, stream)
+
+    async def _measure_lag(self) -> None:
+        lag: dict[str, int] = {}
+        for stream, state in list(self.states.items()):
+            async with self.on_partition(stream):
+                for group in await self.client.xinfo_groups(stream):
+                    if as_text(group["name"]) == self.settings.group:
+                        lag[state.keys.member] = int(group.get("lag") or 0)
+        self.lag = lag
+
+    async def _claim(self, stream: str, *, force: bool = False) -> None:
+        """Take over entries other consumers left pending longer than ``claim_idle_ms``;
+        they are then read, in order, by our pending read."""
+        start, claimed = "0-0", 0
+        while True:
+            reply = await self.client.xautoclaim(
+                stream,
+                self.settings.group,
+                self.settings.consumer,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=start,
+                count=self.settings.batch_size,
+            )
+            start = as_text(reply[0])
+            claimed += len(reply[1])
+            if start == "0-0":
+                break
+        state = self.states.get(stream)
+        if state is not None and (claimed or force):
+            state.retry_at = state.retry_at or time.monotonic()
+        if claimed:
+            self.stats.claimed += claimed
+            log.info("claimed %d entries of %s left pending by another worker", claimed, stream)
+
+    def _log_progress(self) -> None:
+        """One line a person can read, when something happened since the last one."""
+        s = self.stats
+        counts = (s.entries_read, s.triggers_sent, s.depth_stops, s.retries, s.dead_letters)
+        if counts == self._last_counts:
+            return
+        previous = self._last_counts
+        self._last_counts = counts
+        lag = sum(self.lag.values())
+        broken = f", broken partitions {len(self.broken)}" if self.broken else ""
+        log.info(
+            "progress: +%d entries, +%d triggers sent (total %d), %d partition(s), lag %d, "
+            "depth stops %d, retries %d, dead letters %d%s",
+            counts[0] - previous[0],
+            counts[1] - previous[1],
+            counts[1],
+            len(self.states),
+            lag,
+            s.depth_stops,
+            s.retries,
+            s.dead_letters,
+            broken,
+        )
