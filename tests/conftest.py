@@ -12,9 +12,10 @@ import redis
 import zenoh
 
 from oprc_redis_events import ObjectStore, Settings
-from oprc_redis_events.received import ReceivedTrigger, decode_trigger
-from oprc_redis_events.servers import RedisServer, free_port
-from oprc_redis_events.zenoh_session import open_session
+from oprc_redis_events.connect.zenoh_session import open_session
+from oprc_redis_events.dev.cluster import RedisCluster
+from oprc_redis_events.dev.servers import RedisServer, free_port
+from oprc_redis_events.protocol.decode import ReceivedTrigger, decode_trigger
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,24 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.script_flush()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server() -> Iterator[RedisCluster]:
+    """A 3-primary Redis Cluster on loopback, shared by the tests (no replicas: tests that
+    reshard or fail over start their own :class:`RedisCluster`)."""
+    with RedisCluster(primaries=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster_server: RedisCluster) -> Iterator[str]:
+    """The seed URL of the shared cluster, emptied (every primary) and scripts flushed."""
+    for port in redis_cluster_server.primary_ports():
+        with redis_cluster_server.client(port) as c:
+            c.flushall()
+            c.script_flush()
+    yield redis_cluster_server.url
 
 
 @pytest.fixture
@@ -125,3 +144,22 @@ def wait() -> Callable[[Callable[[], bool], float], bool]:
 
 
 __all__ = ["Inbox", "ZenohHub", "zenoh"]
+
+
+SERVER_FIXTURES = {
+    "redis_server",
+    "redis_url",
+    "client",
+    "store",
+    "zenoh_hub",
+    "redis_cluster_server",
+    "cluster_url",
+}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The quick tier (``-m quick``) promises no server: hold its tests to it."""
+    if item.get_closest_marker("quick") is not None:
+        used = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if used:
+            pytest.fail(f"a quick test may not use {', '.join(sorted(used))}")
