@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 import redis.cluster
@@ -24,7 +25,9 @@ from oprc_redis_events.protocol.keys import PARTITIONS_KEY, PartitionKeys
 from oprc_redis_events.worker.loop import Worker, WorkerStats
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
+from .conftest import ZenohHub
 from .helpers import RunningWorker, watch_all
+from .test_reliability import Processes
 
 PARTITIONS = 64
 
@@ -270,3 +273,34 @@ def test_a_primary_failed_over_to_its_replica_under_load() -> None:
     missing = set(writer.acknowledged) - values(pubs)
     assert not missing, f"{len(missing)} acknowledged write(s) without their trigger"
     assert not late, f"partitions stuck after the failover: {late}"
+
+
+def test_a_killed_worker_s_pending_entries_are_claimed_by_the_other(
+    cluster_url: str, zenoh_hub: ZenohHub, tmp_path: Path
+) -> None:
+    inbox = zenoh_hub.subscribe()
+    total = 8 * 250
+    with cluster_store(cluster_url) as store:
+        create_partitions(store, 8)
+        for i in range(total - 8):
+            store.update("orders", i % 8, 1, {1: f"w{i}".encode()})
+    procs = Processes(tmp_path)
+    try:
+        # OPRC_EVENTS_CLUSTER: the environment's name for `worker --cluster`
+        env = {"OPRC_EVENTS_CLUSTER": "true", "OPRC_EVENTS_CLAIM_IDLE_MS": "1000"}
+        first = procs.worker(cluster_url, zenoh_hub.endpoint, "--batch-size", "20", **env)
+        assert wait_until(lambda: len(inbox.items) >= 100, timeout=60)
+        procs.worker(cluster_url, zenoh_hub.endpoint, **env)
+        first.kill()  # SIGKILL: nothing acknowledged or released
+        first.wait(10)
+        at_kill = len({t.invocation_id for t in inbox.items})
+        assert at_kill < total, "killed mid-stream"
+        done = wait_until(lambda: len({t.invocation_id for t in inbox.items}) >= total, 60)
+        assert done, procs.log(1)[-3000:]
+        claims = [line for line in procs.log(1).splitlines() if "claimed" in line]
+        print(f"\nkilled after {at_kill} of {total} triggers; {len(claims)} claim(s) by the other")
+        assert "claimed" in procs.log(1), "the other worker claimed what the killed one held"
+    finally:
+        procs.stop()
+    got = {bytes(t.payload.original_payload) for t in inbox.items}
+    assert got == {b"start"} | {f"w{i}".encode() for i in range(total - 8)}
