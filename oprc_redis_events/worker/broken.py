@@ -20,7 +20,15 @@ import redis
 from ..errors import OprcEventsError
 from .logonce import ThrottledLog
 
-__all__ = ["RETRY_S", "BrokenKeyError", "BrokenPartitions", "is_server_wide", "redis_unusable"]
+__all__ = [
+    "RETRY_S",
+    "TOPOLOGY_ERRORS",
+    "BrokenKeyError",
+    "BrokenPartitions",
+    "is_server_wide",
+    "redis_unusable",
+    "topology_changing",
+]
 
 log = logging.getLogger("oprc_redis_events.worker.loop")
 
@@ -35,16 +43,34 @@ class BrokenKeyError(OprcEventsError):
     """A key of the layout holds something the worker cannot use (see the message)."""
 
 
+#: a Redis Cluster changing under a command (a slot moving, a failover), which redis-py
+#: could not settle within its own redirections and retries (MOVED, ASK, TRYAGAIN,
+#: CLUSTERDOWN, "TTL exhausted", a slot no node serves yet)
+TOPOLOGY_ERRORS = (
+    redis.exceptions.ClusterError,
+    redis.exceptions.AskError,  # and MovedError
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
+def topology_changing(err: BaseException) -> bool:
+    """Whether ``err`` comes from a cluster whose slots or primaries are changing: to wait
+    out and retry, never to blame on a key, count as a failed delivery or dead-letter."""
+    return isinstance(err, TOPOLOGY_ERRORS)
+
+
 def is_server_wide(err: redis.ResponseError) -> bool:
-    """Whether ``err`` is about the server (read-only replica, out of memory...) rather
-    than about the key of the command that got it."""
-    return str(err).startswith(SERVER_WIDE)
+    """Whether ``err`` is about the server (read-only replica, out of memory, a cluster
+    slot moving...) rather than about the key of the command that got it."""
+    return str(err).startswith(SERVER_WIDE) or topology_changing(err)
 
 
-def redis_unusable(err: redis.RedisError) -> bool:
+def redis_unusable(err: BaseException) -> bool:
     """Whether ``err`` says Redis cannot be used at the moment (unreachable, timing out,
-    read-only, out of memory...): to wait out, not to blame on a key or a task."""
-    if isinstance(err, (redis.ConnectionError, redis.TimeoutError)):
+    read-only, out of memory, a cluster changing...): to wait out, not to blame on a key
+    or a task."""
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError)) or topology_changing(err):
         return True
     return isinstance(err, redis.ResponseError) and is_server_wide(err)
 

@@ -20,6 +20,7 @@ from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
+from .broken import topology_changing
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
 from .dispatch import Dispatcher, Outcome, Plan
@@ -126,6 +127,8 @@ class EntryHandling(PartitionDiscovery):
         try:
             return await self.dispatcher.publish(self.publisher, plans)
         except Exception as err:
+            if topology_changing(err):  # a slot moving, a failover: not the entry's fault
+                raise
             if len(plans) > 1:
                 return await self._publish_one_by_one(plans)
             return Outcome(0, error=_describe(err))

@@ -45,7 +45,7 @@ from ..errors import OprcEventsError
 from ..protocol.encode import DELIVERY_MODES, Delivery
 from ..protocol.keys import PartitionKeys
 from .acks import AckQueue
-from .broken import BrokenPartitions, redis_unusable
+from .broken import TOPOLOGY_ERRORS, BrokenPartitions, redis_unusable
 from .discovery import RESCAN_INTERVAL_S, PartitionState
 from .dispatch import Dispatcher
 from .leases import Leases
@@ -228,10 +228,11 @@ class Worker(OutboxReading, PartitionMaintenance):
     def _new_capture(self) -> Any:
         from .capture import KeyspaceCapture
 
+        pool = getattr(self.client, "connection_pool", None)  # none on a cluster: db 0 only
         self.capture = KeyspaceCapture(
             self.client,
             events_enabled=self.settings.events_enabled,
-            db=int(self.client.connection_pool.connection_kwargs.get("db", 0)),
+            db=int(pool.connection_kwargs.get("db", 0)) if pool is not None else 0,
         )
         return self.capture
 
@@ -304,7 +305,7 @@ class Worker(OutboxReading, PartitionMaintenance):
                 self._forget_partitions()
                 await self._sleep(backoff)
                 continue
-            except (redis.ConnectionError, redis.TimeoutError) as err:
+            except (redis.ConnectionError, redis.TimeoutError, *TOPOLOGY_ERRORS) as err:
                 backoff = await self._unavailable(err, backoff)
                 continue
             idle = not handled and not any(st.retry_at for st in self.states.values())
@@ -312,11 +313,15 @@ class Worker(OutboxReading, PartitionMaintenance):
                 await self._flush_acks(wait=True)
                 return
 
-    async def _unavailable(self, err: redis.RedisError, backoff: float) -> float:
-        """Wait out a Redis that cannot be used; return the next backoff."""
+    async def _unavailable(self, err: Exception, backoff: float) -> float:
+        """Wait out a Redis (or a cluster's slot, or primary) that cannot be used; then
+        re-read our pending entries (a read whose reply was lost left some there); return
+        the next backoff."""
         self._last_turn = time.monotonic()
         self.problems.warning(
             ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
         )
         await self._sleep(backoff)
+        for state in self.states.values():
+            state.retry_at = state.retry_at or time.monotonic()
         return min(backoff * 2, 5.0)

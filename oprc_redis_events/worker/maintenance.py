@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import redis
 
 from ..protocol.keys import as_text
-from .broken import redis_unusable
+from .broken import TOPOLOGY_ERRORS, redis_unusable
 from .discovery import PartitionDiscovery, PartitionState
 from .leases import Leases
 from .logonce import ThrottledLog
@@ -58,7 +58,7 @@ class PartitionMaintenance(PartitionDiscovery):
                 if backoff > self.discover_interval:
                     self.problems.resolved(("maintenance", "redis"))
                 backoff = self.discover_interval
-            except redis.RedisError as err:
+            except (redis.RedisError, *TOPOLOGY_ERRORS) as err:
                 if not redis_unusable(err):
                     raise
                 self.problems.warning(

@@ -1,10 +1,19 @@
 """Reading the outboxes a worker owns: new entries in one XREADGROUP, pending ones to retry.
 
-A mixin of :class:`~oprc_redis_events.worker.loop.Worker`.  One XREADGROUP reads every owned
-partition that is not waiting for a retry; a partition whose failed entry is due is
-re-read from its pending entries first.  One outbox of the wrong type fails the whole
-XREADGROUP, so that read is followed by a TYPE of each stream: the culprit is dropped as
-broken (and tried again later) and the others are read on the next turn.
+A mixin of :class:`~oprc_redis_events.worker.loop.Worker`.  One blocking XREADGROUP reads
+every owned partition that is not waiting for a retry; a partition whose failed entry is
+due is re-read from its pending entries first.  One outbox of the wrong type fails the
+whole XREADGROUP, so that read is followed by a TYPE of each stream: the culprit is
+dropped as broken (and tried again later) and the others are read on the next turn.
+
+On a Redis Cluster a command may not span hash slots (CROSSSLOT, even for two slots of
+one node), and each partition has a slot of its own, so the worker reads each partition
+with its own XREADGROUP, without BLOCK, all of them in one pipeline that redis-py splits
+per node and sends to the nodes concurrently (one round trip per node, whichever node
+serves a slot now: redis-py follows MOVED/ASK and regroups on every turn).  An idle worker
+polls, waiting ``POLL_MIN_S`` after a turn that read nothing, doubling up to
+``POLL_MAX_S`` (and never more than ``block_ms``).  A partition whose read fails alone is
+blamed alone (:meth:`on_partition`).
 """
 
 from __future__ import annotations
@@ -15,12 +24,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from ..protocol.keys import PartitionKeys, as_text
+from .broken import is_server_wide
 from .discovery import PartitionState
 from .handling import EntryHandling
 
-__all__ = ["OutboxReading"]
+__all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
+
+#: on a cluster, the wait after a turn that read nothing; it doubles while nothing comes
+POLL_MIN_S = 0.005
+#: ... up to this (or ``block_ms``, when that is shorter)
+POLL_MAX_S = 0.1
 
 
 def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
@@ -35,10 +51,29 @@ def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
     return [(item[0], item[1]) for item in reply]
 
 
+#: an entry read: (stream, entry id, fields)
+Read = tuple[str, str, dict[bytes, bytes]]
+
+
+def _entries(reply: Any) -> list[Read]:
+    """XREADGROUP's reply as (stream, entry id, fields) triples."""
+    return [
+        (as_text(stream), as_text(entry_id), fields or {})
+        for stream, entries in _stream_items(reply)
+        for entry_id, fields in entries
+    ]
+
+
 class OutboxReading(EntryHandling):
     """The worker's reads (see the module docstring)."""
 
     block_ms: int
+    _poll_s: float = POLL_MIN_S
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the worker reads a Redis Cluster (per partition) or one Redis."""
+        return isinstance(self.client, aredis.RedisCluster)
 
     async def _step(self, *, block: bool) -> int:
         await self._flush_acks()
@@ -53,8 +88,13 @@ class OutboxReading(EntryHandling):
         if not reading:
             await self._sleep((block_ms or 0) / 1000)
             return handled
+        if self.cluster:
+            read = await self._read_each(reading)
+            await self._idle(bool(read), block_ms)
+        else:
+            read = await self._read_new(reading, block_ms)
         by_stream: dict[str, list[tuple[str, dict[bytes, bytes]]]] = defaultdict(list)
-        for stream, entry_id, fields in await self._read_new(reading, block_ms):
+        for stream, entry_id, fields in read:
             by_stream[stream].append((entry_id, fields))
         for stream, batch in by_stream.items():
             owner = self.states.get(stream)
@@ -100,6 +140,43 @@ class OutboxReading(EntryHandling):
                 self.partition_failed(stream, f"{stream} is a {kind}, not a stream")
             return []
 
+    async def _read_each(
+        self, reading: dict[str, str]
+    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
+        """Cluster: one XREADGROUP per partition, in one pipeline (one round trip per node).
+        A partition whose read failed is blamed alone; an error about a node (unreachable,
+        a slot moving) ends the turn."""
+        pipe = self.client.pipeline(transaction=False)
+        for stream in reading:
+            pipe.xreadgroup(
+                self.settings.group,
+                self.settings.consumer,
+                {stream: ">"},
+                count=self.settings.batch_size,
+            )
+        replies = await pipe.execute(raise_on_error=False)
+        found: list[Read] = []
+        for stream, reply in zip(reading, replies, strict=True):
+            if isinstance(reply, BaseException):
+                await self._read_failed(stream, reply)
+            else:
+                found += _entries(reply)
+        return found
+
+    async def _read_failed(self, stream: str, err: BaseException) -> None:
+        if not isinstance(err, redis.ResponseError) or is_server_wide(err):
+            raise err
+        async with self.on_partition(stream):  # a key of the partition: blame it alone
+            raise err
+
+    async def _idle(self, read: bool, block_ms: int | None) -> None:
+        """Cluster: wait before the next poll when nothing came (see the module docstring)."""
+        if read or block_ms is None:
+            self._poll_s = POLL_MIN_S
+            return
+        await self._sleep(min(self._poll_s, block_ms / 1000))
+        self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
+
     def _block_ms(self, now: float) -> int:
         waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
         soonest = min(waits, default=self.block_ms / 1000)
@@ -115,8 +192,4 @@ class OutboxReading(EntryHandling):
             count=self.settings.batch_size,
             block=block_ms,
         )
-        return [
-            (as_text(stream), as_text(entry_id), fields or {})
-            for stream, entries in _stream_items(reply)
-            for entry_id, fields in entries
-        ]
+        return _entries(reply)
