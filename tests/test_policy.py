@@ -31,3 +31,14 @@ def test_a_held_entry_waits_until_its_maximum_age() -> None:
 def test_a_held_entry_is_never_counted_as_a_delivery() -> None:
     # hold mode does not spend the delivery budget: age alone ends it
     assert after_failure(Failure("k", 99, 0), SETTINGS).action == "hold"
+
+
+def test_errors_redis_py_maps_to_its_own_classes_are_server_wide() -> None:
+    import redis.exceptions as e
+
+    from oprc_redis_events.worker.broken import is_server_wide
+
+    for err in (e.ReadOnlyError("You can't write"), e.OutOfMemoryError("used memory")):
+        assert is_server_wide(err)
+    assert is_server_wide(e.ResponseError("MISCONF snapshots"))
+    assert not is_server_wide(e.ResponseError("WRONGTYPE Operation against a key"))

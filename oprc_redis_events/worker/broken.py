@@ -37,6 +37,12 @@ RETRY_S = 10.0
 
 #: error codes about the server, not about one key: no partition is to blame for them
 SERVER_WIDE = ("READONLY", "OOM", "MISCONF", "BUSY", "MASTERDOWN", "NOAUTH", "LOADING")
+SERVER_WIDE_ERRORS = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.MasterDownError,
+)
 
 
 class BrokenKeyError(OprcEventsError):
@@ -63,6 +69,9 @@ def topology_changing(err: BaseException) -> bool:
 def is_server_wide(err: redis.ResponseError) -> bool:
     """Whether ``err`` is about the server (read-only replica, out of memory, a cluster
     slot moving...) rather than about the key of the command that got it."""
+    # redis-py strips the code from the message of the errors it maps to its own classes
+    if isinstance(err, SERVER_WIDE_ERRORS):
+        return True
     return str(err).startswith(SERVER_WIDE) or topology_changing(err)
 
 
