@@ -79,11 +79,19 @@ class EventedClusterPipeline:
             self._queued.plain()
         return self
 
+    # The cluster client splits these across slots through a pipeline of its own: here
+    # they are queued as one command each, as in redis-py's cluster pipeline.
     def delete(self, *names: Any) -> EventedClusterPipeline:
         return self.execute_command("DEL", *names)
 
     def unlink(self, *names: Any) -> EventedClusterPipeline:
         return self.execute_command("UNLINK", *names)
+
+    def exists(self, *names: Any) -> EventedClusterPipeline:
+        return self.execute_command("EXISTS", *names)
+
+    def touch(self, *names: Any) -> EventedClusterPipeline:
+        return self.execute_command("TOUCH", *names)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send the queued commands; their results in order (the first error is raised
