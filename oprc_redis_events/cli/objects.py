@@ -52,6 +52,19 @@ def _object_args(fn: Any) -> Any:
     return _redis(fn)
 
 
+def _as_json(cls_id: str, partition: int, record: Any, triggers: list[Any]) -> dict[str, Any]:
+    return {
+        "cls_id": cls_id,
+        "partition_id": partition,
+        "object_id": record.object_id,
+        "version": record.version,
+        "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
+        "triggers": [
+            {"on": f"{kind}[{key}].{slot}", "target": t} for kind, key, slot, t in triggers
+        ],
+    }
+
+
 @click.command()
 @_object_args
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -76,21 +89,7 @@ def get(
         for kind, key, slot, t in admin.list_triggers(record.event)
     ]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "cls_id": cls_id,
-                    "partition_id": partition,
-                    "object_id": record.object_id,
-                    "version": record.version,
-                    "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
-                    "triggers": [
-                        {"on": f"{kind}[{key}].{slot}", "target": t}
-                        for kind, key, slot, t in triggers
-                    ],
-                }
-            )
-        )
+        click.echo(json.dumps(_as_json(cls_id, partition, record, triggers)))
         return
     click.echo(f"{cls_id}/{partition}/{object_id} version {record.version}")
     for key, value in sorted(record.entries.items(), key=lambda kv: str(kv[0])):
