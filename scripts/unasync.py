@@ -22,6 +22,7 @@ FILES = [
     ("aio/store.py", "sync_generated/store.py"),
     ("aio/wrapper.py", "sync_generated/wrapper.py"),
     ("aio/trigger_edits.py", "sync_generated/trigger_edits.py"),
+    ("aio/cluster_pipeline.py", "sync_generated/cluster_pipeline.py"),
 ]
 
 RULES: list[tuple[str, str]] = [
@@ -30,6 +31,8 @@ RULES: list[tuple[str, str]] = [
     (r"\basync_redis_client\b", "redis_client"),
     (r"\bAsyncEventedRedis\b", "EventedRedis"),
     (r"\bAsyncEventedPipeline\b", "EventedPipeline"),
+    (r"\bAsyncEventedClusterPipeline\b", "EventedClusterPipeline"),
+    (r"\b(initialized|send_to_node|slot_of)_async\b", r"\1"),
     (r"\bredis\.asyncio\.client\.Pipeline\b", "redis.client.Pipeline"),
     (r"\bredis\.asyncio\.Redis\b", "redis.Redis"),
     (r"^import redis\.asyncio\n", ""),

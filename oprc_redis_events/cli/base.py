@@ -18,11 +18,18 @@ from typing import Any, TypeVar
 import click
 import redis
 
-from ..config import ENV_VARS, check_redis_url
+from ..config import ENV_VARS, Settings, check_redis_url
 from ..connect.zenoh_session import zenoh_message
 from ..errors import ConfigError, OprcEventsError, RedisUnavailableError
 
-__all__ = ["UserErrorGroup", "configure_logging", "json_bytes", "redis_url_option", "user_message"]
+__all__ = [
+    "UserErrorGroup",
+    "configure_logging",
+    "json_bytes",
+    "redis_settings",
+    "redis_url_option",
+    "user_message",
+]
 
 REDIS_HINT = "is Redis running there? Point --redis-url (or OPRC_EVENTS_REDIS_URL) at it"
 AUTH_HINT = (
@@ -71,11 +78,29 @@ def apply(options: Sequence[Callable[[F], F]], fn: F) -> F:
     return fn
 
 
+CLUSTER_HELP = (
+    "The Redis URL names one node of a Redis Cluster: use redis-py's cluster client, which "
+    "finds the other nodes."
+)
+
+
 def redis_url_option(help: str = "Redis to use.", *, env: bool = True) -> Callable[[F], F]:
-    """``--redis-url``, checked as the command line is read; unset, the settings read
-    ``OPRC_EVENTS_REDIS_URL`` when ``env`` (checked as they are made)."""
+    """``--redis-url``, checked as the command line is read, and ``--cluster`` (the URL is
+    a seed node of a Redis Cluster): unset, the settings read ``OPRC_EVENTS_REDIS_URL`` and
+    ``OPRC_EVENTS_CLUSTER`` when ``env`` (checked as they are made)."""
     hint = " [env: OPRC_EVENTS_REDIS_URL]" if env else ""
-    return click.option("--redis-url", callback=_check_url, help=help + hint)
+    options = [
+        click.option("--redis-url", callback=_check_url, help=help + hint),
+        setting_option("cluster", "--cluster", is_flag=True, default=None, help=CLUSTER_HELP)
+        if env
+        else click.option("--cluster", is_flag=True, default=None, help=CLUSTER_HELP),
+    ]
+    return lambda fn: apply(options, fn)
+
+
+def redis_settings(redis_url: str | None, cluster: bool | None, **more: Any) -> Settings:
+    """Settings from the environment with ``--redis-url`` and ``--cluster`` (when given)."""
+    return Settings.from_env(redis_url=redis_url, cluster=cluster, **more)
 
 
 def json_bytes(value: bytes) -> str | list[int]:

@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import Settings
 from ..connect.redis_client import async_redis_client
 from ..protocol.keys import PartitionKeys
-from .base import redis_url_option
+from .base import redis_settings, redis_url_option
 
 __all__ = ["admin_run", "dlq", "trim"]
 
@@ -26,11 +25,14 @@ _group_option = click.option(
 )
 
 
-def admin_run(redis_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(client)`` with an asyncio Redis client for ``redis_url``, then close it."""
+def admin_run(
+    redis_url: str | None, cluster: bool | None, work: Callable[[Any], Awaitable[T]]
+) -> T:
+    """Run ``work(client)`` with an asyncio Redis client for ``redis_url`` (a cluster
+    client with ``cluster``, or as the environment says), then close it."""
 
     async def main() -> T:
-        client = async_redis_client(Settings.from_env(redis_url=redis_url))
+        client = async_redis_client(redis_settings(redis_url, cluster))
         try:
             return await work(client)
         finally:
@@ -80,7 +82,12 @@ def dlq() -> None:
 @_group_option
 @click.option("--count", type=click.IntRange(min=1), default=100, show_default=True)
 def dlq_list(
-    redis_url: str | None, cls_id: str | None, partition: int | None, group: str | None, count: int
+    redis_url: str | None,
+    cluster: bool | None,
+    cls_id: str | None,
+    partition: int | None,
+    group: str | None,
+    count: int,
 ) -> None:
     """Print dead letters: partition, id, source entry, group, attempts, reason, error."""
     from ..worker.deadletters import list_dead_letters
@@ -102,7 +109,7 @@ def dlq_list(
                 )
         return total
 
-    click.echo(f"{admin_run(redis_url, run)} dead letter(s)", err=True)
+    click.echo(f"{admin_run(redis_url, cluster, run)} dead letter(s)", err=True)
 
 
 @dlq.command("replay")
@@ -113,6 +120,7 @@ def dlq_list(
 @click.argument("ids", nargs=-1)
 def dlq_replay(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str | None,
     partition: int | None,
     group: str | None,
@@ -134,7 +142,7 @@ def dlq_replay(
             done += await replay(client, keys, list(ids) or None, group=group)
         return done
 
-    click.echo(f"replayed {admin_run(redis_url, run)} dead letter(s)")
+    click.echo(f"replayed {admin_run(redis_url, cluster, run)} dead letter(s)")
 
 
 @dlq.command("purge")
@@ -145,6 +153,7 @@ def dlq_replay(
 @click.argument("ids", nargs=-1)
 def dlq_purge(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str | None,
     partition: int | None,
     yes: bool,
@@ -167,7 +176,7 @@ def dlq_purge(
                 found[keys] = (newest, int(await client.xlen(keys.dead_letters)))
         return found
 
-    found = admin_run(redis_url, survey)
+    found = admin_run(redis_url, cluster, survey)
     total = len(ids) if ids else sum(n for _, n in found.values())
     if total and not yes:
         click.confirm(f"Delete {total} dead letter(s) for good?", abort=True)
@@ -178,7 +187,7 @@ def dlq_purge(
             done += await purge(client, keys, list(ids) or None, up_to=newest)
         return done
 
-    click.echo(f"purged {admin_run(redis_url, run) if total else 0} dead letter(s)")
+    click.echo(f"purged {admin_run(redis_url, cluster, run) if total else 0} dead letter(s)")
 
 
 @click.command()
@@ -189,7 +198,7 @@ def dlq_purge(
     help="Also require each outbox to hold at most this many entries; refused with "
     "an error when that would drop unacknowledged entries.",
 )
-def trim(redis_url: str | None, maxlen: int | None) -> None:
+def trim(redis_url: str | None, cluster: bool | None, maxlen: int | None) -> None:
     """Remove outbox entries every consumer group has acknowledged (workers do this too)."""
     from ..protocol.keys import PREFIX
     from ..worker.retention import trim_outbox
@@ -200,4 +209,4 @@ def trim(redis_url: str | None, maxlen: int | None) -> None:
             removed += await trim_outbox(client, key.decode(), maxlen=maxlen)
         return removed
 
-    click.echo(f"removed {admin_run(redis_url, run)} acknowledged entries")
+    click.echo(f"removed {admin_run(redis_url, cluster, run)} acknowledged entries")

@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from ..config import Settings
-from .base import redis_url_option
+from .base import redis_settings, redis_url_option
 from .dlq import admin_run
 
 __all__ = ["groups"]
@@ -24,12 +23,12 @@ def groups() -> None:
 
 @groups.command("list")
 @redis_url_option()
-def groups_list(redis_url: str | None) -> None:
+def groups_list(redis_url: str | None, cluster: bool | None) -> None:
     """Print each consumer group per partition: consumers, pending (delivered, not
     acknowledged) and lag (not delivered yet; ? when Redis cannot tell)."""
     from ..worker.groups import list_groups
 
-    rows = admin_run(redis_url, list_groups)
+    rows = admin_run(redis_url, cluster, list_groups)
     table = [("PARTITION", "GROUP", "CONSUMERS", "PENDING", "LAG")] + [
         (
             r.partition,
@@ -51,7 +50,7 @@ def groups_list(redis_url: str | None) -> None:
 @redis_url_option()
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def groups_drop(redis_url: str | None, name: str, yes: bool) -> None:
+def groups_drop(redis_url: str | None, cluster: bool | None, name: str, yes: bool) -> None:
     """Drop consumer group NAME from every outbox, with its leases and workers set.
 
     Refused while a worker of NAME is alive (it would create the group again): stop it
@@ -59,13 +58,13 @@ def groups_drop(redis_url: str | None, name: str, yes: bool) -> None:
     """
     from ..worker.groups import drop_group, list_groups, live_workers
 
-    settings = Settings.from_env(redis_url=redis_url)
+    settings = redis_settings(redis_url, cluster)
 
     async def survey(client: Any) -> tuple[list[Any], list[str]]:
         rows = [r for r in await list_groups(client) if r.group == name]
         return rows, await live_workers(client, name, settings.claim_idle_ms)
 
-    rows, alive = admin_run(redis_url, survey)
+    rows, alive = admin_run(redis_url, cluster, survey)
     if not rows:
         raise click.ClickException(
             f"no consumer group {name!r} on any outbox (`oprc-redis-events groups list` shows them)"
@@ -82,5 +81,5 @@ def groups_drop(redis_url: str | None, name: str, yes: bool) -> None:
             f"its {pending} undelivered or unacknowledged entries.",
             abort=True,
         )
-    dropped = admin_run(redis_url, lambda client: drop_group(client, name))
+    dropped = admin_run(redis_url, cluster, lambda client: drop_group(client, name))
     click.echo(f"dropped consumer group {name} from {dropped} outbox(es)")

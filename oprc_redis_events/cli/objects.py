@@ -7,21 +7,21 @@ from typing import Any
 
 import click
 
-from ..config import Settings
 from ..errors import ObjectExistsError
 from ..protocol.diff import field_changes
 from ..protocol.keys import FieldKey, parse_field_name, parse_object_segment
 from . import admin
-from .base import json_bytes, redis_url_option
+from .base import json_bytes, redis_settings, redis_url_option
 
 __all__ = ["delete", "explain", "get", "put", "triggers"]
 
 
-def _store(redis_url: str | None) -> Any:
+def _store(redis_url: str | None, cluster: bool | None) -> Any:
     from ..client.sync_generated.store import ObjectStore
+    from ..connect.redis_client import redis_client
 
-    settings = Settings.from_env(redis_url=redis_url)
-    return ObjectStore.from_url(settings.redis_url)
+    settings = redis_settings(redis_url, cluster)
+    return ObjectStore(redis_client(settings), settings)
 
 
 def _oid(text: str) -> int | str:
@@ -52,15 +52,35 @@ def _object_args(fn: Any) -> Any:
     return _redis(fn)
 
 
+def _as_json(cls_id: str, partition: int, record: Any, triggers: list[Any]) -> dict[str, Any]:
+    return {
+        "cls_id": cls_id,
+        "partition_id": partition,
+        "object_id": record.object_id,
+        "version": record.version,
+        "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
+        "triggers": [
+            {"on": f"{kind}[{key}].{slot}", "target": t} for kind, key, slot, t in triggers
+        ],
+    }
+
+
 @click.command()
 @_object_args
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_json: bool) -> None:
+def get(
+    redis_url: str | None,
+    cluster: bool | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    as_json: bool,
+) -> None:
     """Print an object: its fields, version and triggers.
 
     With --json, a value that is UTF-8 text is a JSON string and any other value is an
     array of its byte values (0-255)."""
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         record = store.get(cls_id, partition, _oid(object_id))
     if record is None:
         raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
@@ -69,21 +89,7 @@ def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_j
         for kind, key, slot, t in admin.list_triggers(record.event)
     ]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "cls_id": cls_id,
-                    "partition_id": partition,
-                    "object_id": record.object_id,
-                    "version": record.version,
-                    "entries": {str(k): json_bytes(v) for k, v in record.entries.items()},
-                    "triggers": [
-                        {"on": f"{kind}[{key}].{slot}", "target": t}
-                        for kind, key, slot, t in triggers
-                    ],
-                }
-            )
-        )
+        click.echo(json.dumps(_as_json(cls_id, partition, record, triggers)))
         return
     click.echo(f"{cls_id}/{partition}/{object_id} version {record.version}")
     for key, value in sorted(record.entries.items(), key=lambda kv: str(kv[0])):
@@ -98,6 +104,7 @@ def get(redis_url: str | None, cls_id: str, partition: int, object_id: str, as_j
 @click.option("--create", is_flag=True, help="Fail if the object exists (default: upsert).")
 def put(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str,
     partition: int,
     object_id: str,
@@ -106,7 +113,7 @@ def put(
 ) -> None:
     """Write fields (FIELD=VALUE; a numeric FIELD is a numeric key) through the write path."""
     entries = _assignments(assignments)
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         try:
             write = store.create if create else store.upsert
             result = write(cls_id, partition, _oid(object_id), entries)
@@ -124,10 +131,15 @@ def put(
 @_object_args
 @click.argument("fields", nargs=-1, metavar="[FIELD...]")
 def delete(
-    redis_url: str | None, cls_id: str, partition: int, object_id: str, fields: tuple[str, ...]
+    redis_url: str | None,
+    cluster: bool | None,
+    cls_id: str,
+    partition: int,
+    object_id: str,
+    fields: tuple[str, ...],
 ) -> None:
     """Delete fields, or (with no FIELD) the object and its triggers."""
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         if fields:
             result = store.delete_fields(
                 cls_id, partition, _oid(object_id), [parse_field_name(f) for f in fields]
@@ -150,9 +162,11 @@ def triggers() -> None:
 
 @triggers.command("list")
 @_object_args
-def triggers_list(redis_url: str | None, cls_id: str, partition: int, object_id: str) -> None:
+def triggers_list(
+    redis_url: str | None, cluster: bool | None, cls_id: str, partition: int, object_id: str
+) -> None:
     """Print every trigger of the object."""
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         event = store.get_triggers(cls_id, partition, _oid(object_id))
     found = list(admin.list_triggers(event))
     for kind, key, slot, t in found:
@@ -163,6 +177,7 @@ def triggers_list(redis_url: str | None, cls_id: str, partition: int, object_id:
 
 def _edit(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str,
     partition: int,
     object_id: str,
@@ -176,7 +191,7 @@ def _edit(
     changed the configuration, 0 when there was nothing to do."""
     spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
     field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         edit = store.add_trigger if add else store.remove_trigger
         return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
 
@@ -217,6 +232,7 @@ def _edit_command(fn: Any) -> Any:
 @_edit_command
 def triggers_add(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str,
     partition: int,
     object_id: str,
@@ -226,7 +242,7 @@ def triggers_add(
     options: tuple[str, ...],
 ) -> None:
     """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
-    if _edit(redis_url, cls_id, partition, object_id, True, event, key, target, options):
+    if _edit(redis_url, cluster, cls_id, partition, object_id, True, event, key, target, options):
         click.echo(f"added {event} {key} -> {target}")
     else:
         click.echo(f"already there: {event} {key} -> {target}")
@@ -236,6 +252,7 @@ def triggers_add(
 @_edit_command
 def triggers_remove(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str,
     partition: int,
     object_id: str,
@@ -245,7 +262,9 @@ def triggers_remove(
     options: tuple[str, ...],
 ) -> None:
     """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
-    if not _edit(redis_url, cls_id, partition, object_id, False, event, key, target, options):
+    if not _edit(
+        redis_url, cluster, cls_id, partition, object_id, False, event, key, target, options
+    ):
         raise click.ClickException(f"no {event} trigger of {key} targets {target}")
     click.echo(f"removed {event} {key} -> {target}")
 
@@ -258,6 +277,7 @@ def triggers_remove(
 @click.option("--depth", type=int, default=0, show_default=True, help="Depth of the write.")
 def explain(
     redis_url: str | None,
+    cluster: bool | None,
     cls_id: str,
     partition: int,
     object_id: str,
@@ -279,7 +299,7 @@ def explain(
         raise click.UsageError(
             "--delete-object deletes every field: give no FIELD=VALUE or --delete"
         )
-    with _store(redis_url) as store:
+    with _store(redis_url, cluster) as store:
         record = store.get(cls_id, partition, _oid(object_id))
         max_depth = store.settings.max_trigger_depth
     if record is None:

@@ -62,6 +62,7 @@ __all__ = ["bench", "demo"]
 )
 def demo(
     redis_url: str | None,
+    cluster: bool | None,
     events: int | None,
     duration: float | None,
     payload_format: str,
@@ -74,6 +75,7 @@ def demo(
     flowing. Without --events/--duration it plays a short scripted story."""
     from ..dev.demo import run_demo, run_writer
 
+    _no_cluster_yet("demo", cluster)
     configure_logging(log_level)
     if write_only:
         if not redis_url:
@@ -105,11 +107,12 @@ def demo(
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the results as JSON to this file ('-': standard output).",
 )
-def bench(redis_url: str | None, quick: bool, json_path: str | None) -> None:
+def bench(redis_url: str | None, cluster: bool | None, quick: bool, json_path: str | None) -> None:
     """Measure the write path and the worker as ratios against raw redis-py and Zenoh,
     measured in the same run, and print a table (and JSON)."""
     from ..dev.bench import run_benchmarks, table, to_json
 
+    _no_cluster_yet("bench", cluster)
     configure_logging("warning")
     results = run_benchmarks(redis_url, quick=quick)
     click.echo(table(results))
@@ -117,3 +120,11 @@ def bench(redis_url: str | None, quick: bool, json_path: str | None) -> None:
         click.echo(to_json(results))
     elif json_path:
         Path(json_path).write_text(to_json(results) + "\n")
+
+
+def _no_cluster_yet(command: str, cluster: bool | None) -> None:
+    if cluster:
+        raise click.UsageError(
+            f"{command} does not run on a Redis Cluster yet: give --redis-url a single Redis "
+            "(or none, for a private one) without --cluster"
+        )

@@ -267,12 +267,13 @@ def _host_until(
 ) -> None:
     """Serve ``handlers`` until ``stop``; the store and the session are closed either way."""
     from ..client.sync_generated.store import ObjectStore
+    from ..connect.redis_client import redis_client
     from ..functions.host import FunctionHost
 
     with contextlib.ExitStack() as resources:
         resources.callback(session.close)
         store = resources.enter_context(
-            ObjectStore.from_url(settings.redis_url, zenoh_session=session)
+            ObjectStore(redis_client(settings), settings, zenoh_session=session)
         )
         resources.enter_context(
             FunctionHost(store, session, cls_id, partitions, handlers, odgm=odgm)

@@ -113,13 +113,13 @@ class Intercepted:
         member = call.target.keys.member
         if member in self.store.known_partitions:
             return 1
-        self.pipe.sadd(PARTITIONS_KEY, member)
+        self.pipe.execute_command("SADD", PARTITIONS_KEY, member)
         self.store.known_partitions.add(member)
         return 2
 
     def _evalsha(self, script: Any, keys: list[str], args: list[Any]) -> None:
         self.pipe.scripts.add(script)
-        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self.pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def results(self, replies: list[Any]) -> list[Any]:
         out: list[Any] = []

@@ -35,9 +35,13 @@ from typing import Any
 import redis
 
 from ...config import Settings
+from ...connect.cluster import is_cluster, response_callbacks
+from ...errors import UnsupportedCommandError
 from ...lua.loader import register
+from ..cluster_batch import NodeScripts
 from ..wrapper_core import Plan, Step, plan_command
 from ..wrapper_proxy import Intercepted, command_attribute
+from .cluster_pipeline import EventedClusterPipeline
 from .store import ObjectStore
 
 __all__ = ["EventedPipeline", "EventedRedis"]
@@ -59,6 +63,8 @@ class EventedRedis:
         self._raw: Any = client  # redis-py's execute_command is untyped
         self.store = ObjectStore(client, settings, depth=depth, traceparent=traceparent)
         self._expire_script = register(client, "expire")
+        self.cluster = is_cluster(client)
+        self.node_scripts = NodeScripts()  # on a cluster: scripts each node has loaded
 
     def __getattr__(self, name: str) -> Any:
         return command_attribute(self, self.client, name, self._wrap_pipeline)
@@ -94,7 +100,7 @@ class EventedRedis:
     def run(self, plan: Plan) -> Any:
         """Make the calls of ``plan`` and answer as redis-py would."""
         replies = [self._step(step) for step in plan.steps]
-        return plan.finish(replies, self.client.response_callbacks)
+        return plan.finish(replies, response_callbacks(self.client))
 
     def _step(self, step: Step) -> Any:
         if step.kind == "write":
@@ -103,10 +109,22 @@ class EventedRedis:
             return self._expire_script(keys=step.keys, args=list(step.args))
         return self._raw.execute_command(*step.args)
 
-    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> EventedPipeline:
-        """A pipeline whose commands are classified the same way (MULTI/EXEC when
-        ``transaction``)."""
-        return EventedPipeline(self, self.client.pipeline(transaction, shard_hint))
+    def pipeline(
+        self, transaction: bool | None = None, shard_hint: str | None = None
+    ) -> EventedPipeline | EventedClusterPipeline:
+        """A pipeline whose commands are classified the same way: MULTI/EXEC when
+        ``transaction`` (the default on one Redis).  On a cluster client, as redis-py's
+        cluster pipeline, it is not a transaction; its commands go out grouped per node."""
+        if self.cluster:
+            if transaction:
+                raise UnsupportedCommandError(
+                    "EventedRedis on a Redis Cluster has no transactions (MULTI/EXEC): use "
+                    "pipeline(transaction=False), whose commands are grouped per node; each "
+                    "write through the wrapper is atomic on its own"
+                )
+            return EventedClusterPipeline(self)
+        pipe = self.client.pipeline(True if transaction is None else transaction, shard_hint)
+        return EventedPipeline(self, pipe)
 
     def _wrap_pipeline(self, pipe: Any) -> EventedPipeline:
         return EventedPipeline(self, pipe)

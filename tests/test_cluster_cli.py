@@ -1,0 +1,112 @@
+"""Every command of the CLI with ``--cluster`` against the 3-primary cluster.
+
+The commands are enumerated from the click group (as in test_cli_errors), so a new command
+that takes ``--redis-url`` must be taught here, or this test fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from oprc_redis_events import ObjectStore
+from oprc_redis_events.cli import main
+from oprc_redis_events.dev.cluster import RedisCluster
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.deadletters import dead_letter_fields
+
+from .helpers import watch_all
+from .test_cli_errors import COMMANDS, options
+
+#: command -> (arguments, text its output must hold), run in this order
+RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
+    (("get",), ["orders", "P0", "1"], "version 1"),
+    (("put",), ["orders", "P0", "1", "1=b"], "1 event(s) queued"),
+    (("triggers", "list"), ["orders", "P0", "1"], "on_update"),
+    (("triggers", "add"), ["orders", "P0", "1", "on_update", "1", "svc/0/g"], "added"),
+    (("triggers", "remove"), ["orders", "P0", "1", "on_update", "1", "svc/0/g"], "removed"),
+    (("explain",), ["orders", "P0", "1", "1=c"], "svc"),
+    (("dlq", "list"), [], "3 dead letter(s)"),
+    (("dlq", "replay"), ["--cls", "orders", "--partition", "P0"], "replayed 1"),
+    (("dlq", "purge"), ["--yes"], "purged 2"),
+    (("groups", "list"), [], "PARTITION"),
+    (("groups", "drop"), ["g", "--yes"], "from 3 outbox(es)"),
+    (("trim",), [], "acknowledged entries"),
+    (("delete",), ["orders", "P0", "1", "1"], "event(s) queued"),
+]
+DAEMONS = {("worker",), ("serve",)}  # long-running: their --cluster is checked by parsing
+NOT_YET = {("demo",), ("bench",)}  # they refuse --cluster with a usage error
+
+
+def one_partition_per_primary(cluster: RedisCluster) -> list[int]:
+    """Partitions of class orders whose slots are on three different primaries."""
+    with cluster.client(cluster.primary_ports()[0]) as c:
+        found: dict[int, int] = {}
+        for pid in range(64):
+            slot = int(c.execute_command("CLUSTER KEYSLOT", PartitionKeys.of("orders", pid).obj(1)))
+            found.setdefault(slot * 3 // 16384, pid)
+    assert len(found) == 3
+    return sorted(found.values())
+
+
+@pytest.fixture
+def data(cluster_url: str, redis_cluster_server: RedisCluster) -> Iterator[list[int]]:
+    """An object with triggers, a consumer group and a dead letter in a partition on each
+    primary."""
+    pids = one_partition_per_primary(redis_cluster_server)
+    store = ObjectStore.from_url(cluster_url, cluster=True)
+    for pid in pids:
+        store.create("orders", pid, 1, {1: b"a"}, event=watch_all([1], fn="f"))
+        keys = PartitionKeys.of("orders", pid)
+        entry_id = store.client.xadd(keys.outbox, {b"x": b"1"})
+        store.client.xgroup_create(keys.outbox, "g", id="0")
+        store.client.xreadgroup("g", "c", {keys.outbox: ">"})
+        store.client.xack(keys.outbox, "g", entry_id)
+        fields = dead_letter_fields({b"x": b"1"}, source_id="1-0", reason="r", failed_at=1)
+        store.client.xadd(keys.dead_letters, fields)  # type: ignore[arg-type]
+    store.close()
+    yield pids
+
+
+def test_every_command_that_takes_redis_url_takes_cluster() -> None:
+    for path, command in COMMANDS.items():
+        if "--redis-url" in options(command):
+            assert "--cluster" in options(command), " ".join(path)
+    taught = {path for path, _, _ in RUNS} | DAEMONS | NOT_YET
+    untaught = {p for p, c in COMMANDS.items() if "--redis-url" in options(c)} - taught
+    assert not untaught, f"teach test_cluster_cli these commands: {sorted(untaught)}"
+
+
+def test_every_command_works_on_the_cluster(cluster_url: str, data: list[int]) -> None:
+    runner = CliRunner()
+    for path, args, expected in RUNS:
+        argv = [*path, *[str(data[0]) if a == "P0" else a for a in args]]
+        out = runner.invoke(main, [*argv, "--cluster", "--redis-url", cluster_url])
+        assert out.exit_code == 0 and expected in out.output, (argv, out.output, out.exception)
+
+
+def test_the_environment_turns_the_cluster_on(cluster_url: str, data: list[int]) -> None:
+    env = {"OPRC_EVENTS_CLUSTER": "true", "OPRC_EVENTS_REDIS_URL": cluster_url}
+    out = CliRunner().invoke(main, ["groups", "list"], env=env)
+    assert out.exit_code == 0 and len(out.output.splitlines()) == 4, out.output  # 3 rows
+
+
+@pytest.mark.parametrize("path", sorted(DAEMONS), ids=" ".join)
+def test_the_daemons_pass_cluster_into_their_settings(path: tuple[str, ...]) -> None:
+    from oprc_redis_events.cli.worker import settings_from_flags
+
+    command = COMMANDS[path]
+    args = (
+        ["MODULE:FUNC", "--cls", "c", "--partition", "0", "--fn", "f"] if path == ("serve",) else []
+    )
+    ctx = command.make_context(path[-1], [*args, "--cluster"])
+    assert ctx.params["cluster"] is True
+    assert settings_from_flags(cluster=ctx.params["cluster"]).cluster is True
+    assert command.make_context(path[-1], args).params["cluster"] is None  # env decides
+
+
+@pytest.mark.parametrize("path", sorted(NOT_YET), ids=" ".join)
+def test_demo_and_bench_refuse_cluster(path: tuple[str, ...]) -> None:
+    out = CliRunner().invoke(main, [*path, "--cluster"])
+    assert out.exit_code == 2 and "does not run on a Redis Cluster yet" in out.output
