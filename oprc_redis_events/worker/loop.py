@@ -231,7 +231,6 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.capture = KeyspaceCapture(
             self.client,
             events_enabled=self.settings.events_enabled,
-            db=int(self.client.connection_pool.connection_kwargs.get("db", 0)),
         )
         return self.capture
 
