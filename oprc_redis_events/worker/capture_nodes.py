@@ -171,7 +171,7 @@ class CaptureNodes:
         kwargs.update(host=host, port=int(port))
         connection_class = kwargs.pop("connection_class", Connection)
         pool = ConnectionPool(connection_class=connection_class, **kwargs)
-        return CaptureNode(name, aredis.Redis(connection_pool=pool), owned=True)
+        return CaptureNode(name, aredis.Redis.from_pool(pool), owned=True)
 
     async def subscribe(self, pattern: str) -> None:
         """Subscribe to ``pattern`` on every node not yet subscribed."""
