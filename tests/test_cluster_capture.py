@@ -1,5 +1,5 @@
 """Keyspace capture on a Redis Cluster: a raw write on any primary is reported, also after
-its slot moved to a primary that joined later."""
+its slot moved to a primary that joined later, and on a promoted replica."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from oprc_redis_events import ObjectStore
 from oprc_redis_events.connect.redis_client import async_redis_client, redis_client
 from oprc_redis_events.dev.cluster import RedisCluster
 from oprc_redis_events.dev.servers import RedisServer, free_port
+from oprc_redis_events.errors import OprcEventsError
 from oprc_redis_events.worker.capture import KeyspaceCapture
 
 from .helpers import events, watch_all
@@ -72,6 +73,15 @@ class RunningCapture:
         self.thread.join(30)
         assert not self.thread.is_alive(), "the capture did not stop"
         self.loop.close()
+
+
+def listening(capture: KeyspaceCapture, cluster: RedisCluster, port: int) -> bool:
+    """The capture is subscribed at the node on ``port`` and turned notifications on there."""
+    node = capture.nodes.nodes.get(f"127.0.0.1:{port}")
+    if node is None or node.pubsub is None:
+        return False
+    with cluster.client(port) as c:
+        return "K" in str(c.config_get("notify-keyspace-events"))
 
 
 @pytest.fixture
@@ -177,10 +187,47 @@ def test_a_slot_moved_to_a_primary_added_later_is_still_reported() -> None:
                 ("CREATE", "1", b"a"),
                 ("UPDATE", "1", b"moved"),
             ]
-            # capture turned notifications on at the node that joined after it started
-            assert "K" in cli(new.port, "CONFIG", "GET", "notify-keyspace-events")
         finally:
             if running is not None:
                 running.close()  # before the cluster stops
+            store.close()
+            client.close()
+
+
+def promote(cluster: RedisCluster, replica: int) -> None:
+    """CLUSTER FAILOVER, issued again when a busy machine let one time out unelected."""
+    for attempt in range(3):
+        try:
+            return cluster.failover(replica, timeout=10)
+        except OprcEventsError:
+            if attempt == 2:
+                raise
+
+
+def test_a_promoted_replica_is_listened_on() -> None:
+    with RedisCluster(primaries=3, replicas=1) as cluster:
+        client = redis_client(cluster.url, cluster=True)
+        store = ObjectStore.from_url(cluster.url, cluster=True)
+        running: RunningCapture | None = None
+        try:
+            primary, replica = cluster.ports[0], cluster.ports[3]  # the replica of the first
+            pid = next(p for p in range(64) if client.get_node_from_key(key_of(p)).port == primary)  # type: ignore[attr-defined]
+            store.create("orders", pid, 1, {1: b"a"}, event=watch_all([1]))
+            running = RunningCapture(cluster.url)
+            capture = running.capture
+            assert capture is not None
+            assert "K" not in cli(replica, "CONFIG", "GET", "notify-keyspace-events")
+            promote(cluster, replica)
+            wait(lambda: listening(capture, cluster, replica), "the promoted replica")
+            assert f"127.0.0.1:{primary}" not in capture.nodes.nodes  # a replica now
+            cli(replica, "HSET", key_of(pid), "1", "promoted")
+            wait(lambda: len(events(client, "orders", pid)) >= 2, "the raw write's event")
+            assert events(client, "orders", pid) == [
+                ("CREATE", "1", b"a"),
+                ("UPDATE", "1", b"promoted"),
+            ]
+        finally:
+            if running is not None:
+                running.close()
             store.close()
             client.close()

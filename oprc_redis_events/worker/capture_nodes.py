@@ -4,8 +4,9 @@ Keyspace notifications are node-local, so on a Redis Cluster capture needs one p
 connection per primary.  :class:`CaptureNodes` reads the slot map (``CLUSTER SLOTS``, at
 most every ``refresh_s`` seconds), keeps one plain ``redis.asyncio.Redis`` per primary (built
 from the cluster client's own connection settings, so credentials and TLS carry over),
-checks ``notify-keyspace-events`` on every primary it has not seen before (a replica that was
-promoted included), subscribes there, and drops a node that is no longer a primary.  On a
+subscribes on each, and drops a node that is no longer a primary; :meth:`check_notifications`
+checks ``notify-keyspace-events`` on all of them (capture calls it at every change of
+:attr:`~CaptureNodes.epoch`, so a promoted replica is checked too).  On a
 single Redis there is one node: the client itself.
 
 :attr:`CaptureNodes.epoch` changes whenever notifications may have been lost or keys may
