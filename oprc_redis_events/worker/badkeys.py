@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["BadKeys", "display"]
+import redis
+
+__all__ = ["BadKeys", "bad_key_reason", "display"]
 
 log = logging.getLogger("oprc_redis_events.worker.capture")
 
@@ -47,3 +49,15 @@ class BadKeys:
 
     def __len__(self) -> int:
         return len(self._logged)
+
+
+def bad_key_reason(reply: object) -> str | None:
+    """What is wrong with the key when capture.lua refused it (a key of the wrong type, or
+    corrupted state such as a garbage version or a full outbox), else ``None``."""
+    if not isinstance(reply, redis.ResponseError):
+        return None
+    text = str(reply)
+    for marker in ("WRONGTYPE ", "CORRUPT "):
+        if text.startswith(marker):
+            return text.removeprefix(marker)
+    return None

@@ -1,7 +1,9 @@
 """Keyspace capture: events for writes that bypassed the library (redis-cli, other apps).
 
 The worker subscribes to keyspace notifications of object keys only
-(``__keyspace@<db>__:oprc:{*}:obj:*``) and, for every key touched, runs ``lua/capture.lua``,
+(``__keyspace@<db>__:oprc:{*}:obj:*``; on a Redis Cluster on every primary, as
+notifications are node-local: :mod:`.capture_nodes`) and, for every key touched, runs
+``lua/capture.lua`` (pipelined per node: :mod:`.capture_diff`),
 which diffs the object against its shadow (the state last reported) and appends the same
 outbox entries as the write path.  Notifications say *that* a key changed, not how, so a
 burst of writes to one key is reported as the net change; expiry and eviction are DELETE
@@ -10,8 +12,11 @@ for every field (and the object's triggers go with it).
 Redis drops notifications for a subscriber that is disconnected, or that it cuts off at its
 output-buffer limit; redis-py then either raises or reconnects and re-subscribes silently.
 So the capture reconciles, scanning every object and diffing it, at start, after every
-subscription error, and after every silent re-connection, which it counts through the
-pub/sub ``on_connect`` hook: a change made while it was not listening is still reported.
+subscription error, after every silent re-connection, which it counts through the
+pub/sub ``on_connect`` hook, and on a cluster whenever a primary comes or goes or slots
+move: a change made while it was not listening is still reported.  A diff refused while
+its slot moves (``TRYAGAIN``, ``ASK``, ``MOVED`` the cluster client could not follow) is
+queued again and retried.
 
 While capture serves a partition, ``oprc:{cls:pid}:capture`` exists; the write path then
 keeps the shadow in step with what it reports itself, so a write made through the library
@@ -30,49 +35,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
-import redis.asyncio.client
 from redis.keyspace_notifications import KeyNotification
 
 from ..client.core import ObjectRef
 from ..client.wrapper_core import object_ref
-from ..errors import CaptureError, ConfigError
+from ..errors import CaptureError
 from ..lua.loader import register
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
-from .badkeys import BadKeys, display
+from .badkeys import BadKeys, bad_key_reason, display
+from .capture_diff import TRANSIENT, run_diffs
+from .capture_nodes import REQUIRED_FLAGS, CaptureNodes, db_of, merged_flags
 
 __all__ = ["REQUIRED_FLAGS", "CaptureError", "KeyspaceCapture", "merged_flags"]
 
 log = logging.getLogger("oprc_redis_events.worker.capture")
 
-#: K keyspace channel, h hash commands, g generic (del, rename...), x expired, e evicted
-REQUIRED_FLAGS = "Khgxe"
-_ALL = "g$lshzxet"  # what "A" stands for
 DROP_EVENTS = frozenset({"expired", "evicted"})
 BATCH = 500
 MAX_FAILURES = 5  # unexpected failures in a row before the capture gives up
 MAX_BACKOFF_S = 5.0
-
-
-def merged_flags(current: str) -> str | None:
-    """``current`` plus what capture needs, or ``None`` when nothing is missing."""
-    have = set(current.replace("A", _ALL))
-    missing = [f for f in REQUIRED_FLAGS if f not in have]
-    return None if not missing else current + "".join(missing)
-
-
-class _PubSub(redis.asyncio.client.PubSub):
-    """A PubSub that counts its (re)connections: each one may have lost notifications."""
-
-    connections = 0
-
-    async def on_connect(self, connection: Any) -> None:
-        self.connections += 1
-        await super().on_connect(connection)
 
 
 @dataclass
@@ -93,20 +80,24 @@ class KeyspaceCapture:
         client: aredis.Redis,
         *,
         events_enabled: bool = True,
-        db: int = 0,
+        db: int | None = None,
         retry_base_s: float = 0.1,
     ) -> None:
         self.client = client
         self.events_enabled = events_enabled
-        self.db = db
+        self.db = db_of(client) if db is None else db
         self.retry_base_s = retry_base_s
         self.stats = CaptureStats()
         self.bad_keys = BadKeys()
         #: why the capture stopped for good (``run`` raised it), else ``None``
         self.failed: BaseException | None = None
+        #: the node(s) listened on: this Redis, or every primary of a cluster
+        self.nodes = CaptureNodes(client, log)
+        self._running = False
         self._failures = 0  # unexpected failures since the last good reconcile
         self._synced = False  # this subscription reconciled
         self._reconcile_due = False  # a diff failed: reconcile everything
+        self._deferred = 0  # diffs queued again (their slot was moving): retry after a pause
         self._script: Any = register(client, "capture")
         self._flagged: set[str] = set()
         self._registered: set[str] = set()
@@ -114,20 +105,20 @@ class KeyspaceCapture:
         self._wake = asyncio.Event()
 
     async def ensure_notifications(self) -> None:
-        """Make sure ``notify-keyspace-events`` includes what capture needs."""
+        """Make sure ``notify-keyspace-events`` includes what capture needs (on every
+        primary of a cluster)."""
+        async with self._nodes_open():
+            await self.nodes.update(force=True)
+            await self.nodes.check_notifications()
+
+    @contextlib.asynccontextmanager
+    async def _nodes_open(self) -> AsyncIterator[None]:
+        """Outside :meth:`run` (a burst), the node clients opened meanwhile are closed."""
         try:
-            config = await self.client.config_get("notify-keyspace-events")
-            current = as_text(config.get("notify-keyspace-events") or "")
-            wanted = merged_flags(current)
-            if wanted is not None:
-                await self.client.config_set("notify-keyspace-events", wanted)
-                log.info("set notify-keyspace-events from %r to %r", current, wanted)
-        except redis.ResponseError as err:
-            raise ConfigError(
-                f"keyspace capture needs notify-keyspace-events to include {REQUIRED_FLAGS} "
-                f"and this Redis refused to read or set it ({err}); set it in redis.conf "
-                f"(notify-keyspace-events {REQUIRED_FLAGS}) or allow CONFIG SET"
-            ) from err
+            yield
+        finally:
+            if not self._running:
+                await self.nodes.close()
 
     @property
     def healthy(self) -> bool:
@@ -139,6 +130,7 @@ class KeyspaceCapture:
         Raises (and sets :attr:`failed`) only when it cannot go on: notifications cannot be
         turned on (:class:`ConfigError`), or :class:`CaptureError` after ``MAX_FAILURES``
         unexpected failures in a row."""
+        self._running = True
         try:
             await self.ensure_notifications()
             await self._serve(stop)
@@ -146,6 +138,9 @@ class KeyspaceCapture:
             self.failed = err
             log.error("keyspace capture stopped: %s", err)
             raise
+        finally:
+            self._running = False
+            await self.nodes.close()
 
     async def _serve(self, stop: asyncio.Event) -> None:
         finish = asyncio.Event()  # the drain ends with the listener, however that ends
@@ -190,24 +185,23 @@ class KeyspaceCapture:
         )
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        pubsub = _PubSub(self.client.connection_pool, ignore_subscribe_messages=True)
         try:
-            await pubsub.psubscribe(f"__keyspace@{self.db}__:{PREFIX}:{{*}}:obj:*")
-            # redis-py calls on_connect for re-connections only: reconcile now, then after
-            # each one (it re-subscribes silently, and what was published meanwhile is lost).
-            seen_connections = -1
+            await self.nodes.update(force=True)
+            seen: Hashable = None
             while not stop.is_set():
-                if pubsub.connections != seen_connections or self._reconcile_due:
-                    seen_connections = pubsub.connections
+                await self.nodes.update()  # a cluster's primaries and slots, every second
+                await self.nodes.subscribe(f"__keyspace@{self.db}__:{PREFIX}:{{*}}:obj:*")
+                # redis-py re-subscribes silently after a re-connection, and what was
+                # published meanwhile is lost; keys move with their slots: reconcile.
+                if self.nodes.epoch != seen or self._reconcile_due:
+                    seen = self.nodes.epoch
                     self._reconcile_due = False
+                    await self.nodes.check_notifications()  # a promoted replica, a restart
                     await self.reconcile()
                     self._failures, self._synced = 0, True
-                message = await pubsub.get_message(timeout=0.2)
-                if message is not None:
-                    self._on_message(message)
+                await self.nodes.poll(0.2, self._on_message)
         finally:
-            with contextlib.suppress(redis.RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self.nodes.unsubscribe()
 
     def _on_message(self, message: dict[str, Any]) -> None:
         note = KeyNotification.from_message(message)
@@ -245,52 +239,69 @@ class KeyspaceCapture:
                 del self._dirty[ref]
             try:
                 await self._diff_all(list(batch.items()))
-                backoff = self.retry_base_s
-                continue
-            except redis.RedisError as err:
+                if not self._deferred:
+                    backoff = self.retry_base_s
+                    continue
+                self._deferred = 0
                 if finish.is_set():  # the next start reconciles them
-                    log.warning("capture: %d change(s) left to the next reconcile", len(batch))
-                    self._dirty.clear()
-                    return
+                    return self._left_over()
+            except redis.RedisError as err:
+                if finish.is_set():
+                    return self._left_over()
                 log.warning("capture: Redis unavailable (%s); retrying in %.1fs", err, backoff)
                 for ref, drop in batch.items():
-                    self._dirty[ref] = self._dirty.get(ref, False) or drop
+                    self._later(ref, drop)
             except Exception:  # never end silently: log, and let a reconcile catch up
                 log.exception("capture: diffing %d object(s) failed; reconciling", len(batch))
                 self._reconcile_due = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
+    def _left_over(self) -> None:
+        log.warning("capture: %d change(s) left to the next reconcile", len(self._dirty))
+        self._dirty.clear()
+
+    def _later(self, ref: ObjectRef, drop: bool) -> None:
+        """Diff ``ref`` again later (``drop`` sticks until a diff succeeds)."""
+        self._dirty[ref] = self._dirty.get(ref, False) or drop
+        self._wake.set()
+
     async def _diff_all(self, items: list[tuple[ObjectRef, bool]]) -> int:
-        """Run the diff script for each object (pipelined); return the changes found.
-        An object with a key of the wrong type is skipped (logged once)."""
+        """Run the diff script for each object (pipelined per node); return the changes
+        found.  An object with a key of the wrong type is skipped (logged once); on a
+        cluster one whose slot is moving is queued again (:attr:`_deferred` counts them)."""
         for ref, _ in items:
             await self._flag(ref.keys)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.scripts.add(self._script)
-        for ref, drop in items:
-            keys = [ref.obj, ref.meta, ref.keys.outbox, ref.shadow]
-            args = [ref.segment, "drop" if drop else "keep", "1" if self.events_enabled else "0"]
-            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-        replies = await pipe.execute(raise_on_error=False)
+        flags = "1" if self.events_enabled else "0"
+        calls = [
+            ([ref.obj, ref.meta, ref.keys.outbox, ref.shadow], [ref.segment, _drop(drop), flags])
+            for ref, drop in items
+        ]
+        replies = await run_diffs(self.nodes, self._script, calls)
         changes, error = 0, None
-        for (ref, _), reply in zip(items, replies, strict=True):
-            bad = _bad_key_reason(reply)
+        for (ref, drop), reply in zip(items, replies, strict=True):
+            bad = bad_key_reason(reply)
             if bad is not None:
                 self.bad_keys.skip(ref.obj, bad)
+            elif self.nodes.cluster and isinstance(reply, TRANSIENT):
+                self._later(ref, drop)
+                self._deferred += 1
             elif isinstance(reply, Exception):
                 error = error or reply
             else:
                 self.bad_keys.fixed(ref.obj)
                 changes += int(reply[0])
-                if reply[2] and ref.keys.member not in self._registered:
-                    await self.client.sadd(PARTITIONS_KEY, ref.keys.member)
-                    self._registered.add(ref.keys.member)
+                await self._register(ref.keys, reply)
         self.stats.diffs += len(items)
         self.stats.changes += changes
         if error is not None:
             raise error
         return changes
+
+    async def _register(self, keys: PartitionKeys, reply: Any) -> None:
+        if reply[2] and keys.member not in self._registered:
+            await self.client.sadd(PARTITIONS_KEY, keys.member)
+            self._registered.add(keys.member)
 
     async def _flag(self, keys: PartitionKeys) -> None:
         if keys.member not in self._flagged:
@@ -298,24 +309,22 @@ class KeyspaceCapture:
             self._flagged.add(keys.member)
 
     async def reconcile(self) -> int:
-        """Diff every object (and every shadow whose object is gone); return the changes."""
-        refs: set[ObjectRef] = set()
-        for member in await self.client.smembers(PARTITIONS_KEY):
-            try:
-                keys = PartitionKeys.from_member(as_text(member))
-            except ValueError as err:  # InvalidIdError, a bad number, not UTF-8
-                self.bad_keys.skip(display(member), f"malformed member of {PARTITIONS_KEY} ({err})")
-                continue
-            await self._flag(keys)
-        for kind in ("obj", "shadow", "meta"):
-            async for key in self.client.scan_iter(match=f"{PREFIX}:{{*}}:{kind}:*", count=1000):
-                ref = self._ref_of(key, kind)
-                if ref is not None:
-                    refs.add(ref)
-        ordered = sorted(refs, key=lambda r: (r.keys.member, r.segment))
-        changes = 0
-        for start in range(0, len(ordered), BATCH):
-            changes += await self._diff_all([(r, False) for r in ordered[start : start + BATCH]])
+        """Diff every object (and every shadow whose object is gone), on every node;
+        return the changes."""
+        async with self._nodes_open():
+            await self.nodes.update(force=not self.nodes.nodes)
+            await self._flag_partitions()
+            refs: set[ObjectRef] = set()
+            for kind in ("obj", "shadow", "meta"):
+                async for key in self.nodes.scan(f"{PREFIX}:{{*}}:{kind}:*"):
+                    ref = self._ref_of(key, kind)
+                    if ref is not None:
+                        refs.add(ref)
+            ordered = sorted(refs, key=lambda r: (r.keys.member, r.segment))
+            changes = 0
+            for start in range(0, len(ordered), BATCH):
+                batch = ordered[start : start + BATCH]
+                changes += await self._diff_all([(r, False) for r in batch])
         self.stats.reconciles += 1
         self.stats.reconciled_changes += changes
         log.info(
@@ -326,14 +335,15 @@ class KeyspaceCapture:
         )
         return changes
 
+    async def _flag_partitions(self) -> None:
+        for member in await self.client.smembers(PARTITIONS_KEY):
+            try:
+                keys = PartitionKeys.from_member(as_text(member))
+            except ValueError as err:  # InvalidIdError, a bad number, not UTF-8
+                self.bad_keys.skip(display(member), f"malformed member of {PARTITIONS_KEY} ({err})")
+                continue
+            await self._flag(keys)
 
-def _bad_key_reason(reply: object) -> str | None:
-    """What is wrong with the key when capture.lua refused it (a key of the wrong type, or
-    corrupted state such as a garbage version or a full outbox), else ``None``."""
-    if not isinstance(reply, redis.ResponseError):
-        return None
-    text = str(reply)
-    for marker in ("WRONGTYPE ", "CORRUPT "):
-        if text.startswith(marker):
-            return text.removeprefix(marker)
-    return None
+
+def _drop(drop: bool) -> str:
+    return "drop" if drop else "keep"

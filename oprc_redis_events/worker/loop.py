@@ -228,11 +228,9 @@ class Worker(OutboxReading, PartitionMaintenance):
     def _new_capture(self) -> Any:
         from .capture import KeyspaceCapture
 
-        pool = getattr(self.client, "connection_pool", None)  # none on a cluster: db 0 only
         self.capture = KeyspaceCapture(
             self.client,
             events_enabled=self.settings.events_enabled,
-            db=int(pool.connection_kwargs.get("db", 0)) if pool is not None else 0,
         )
         return self.capture
 
