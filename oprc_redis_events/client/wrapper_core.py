@@ -171,6 +171,10 @@ def _encode(client: Any, name: Any, value: Any) -> bytes:
         return bytes(client.get_encoder().encode(value))
     except DataError as err:
         raise InvalidValueError(f"value of field {name!r}: {err}") from None
+    except UnicodeEncodeError:
+        raise InvalidValueError(
+            f"value of field {name!r} is not valid UTF-8 text (it holds a lone surrogate)"
+        ) from None
 
 
 def _arity(argv: Sequence[Any], ref: ObjectRef, low: int, high: int | None = None) -> None:
