@@ -100,3 +100,20 @@ def test_with_context_takes_a_valid_one(store: ObjectStore) -> None:
     tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     bound = store.with_context(depth=2**63 - 1, traceparent=tp)
     assert (bound.depth, bound.traceparent) == (2**63 - 1, tp)
+
+
+def test_a_store_shows_its_client_s_address_never_its_password() -> None:
+    import redis.asyncio
+
+    from oprc_redis_events import AsyncObjectStore
+
+    cases = [
+        (redis.Redis(port=23452, password="s3cret"), "'redis://localhost:23452/0'"),
+        (redis.Redis(unix_socket_path="/tmp/r.sock", db=3), "'unix:///tmp/r.sock?db=3'"),
+        (redis.Redis.from_url("rediss://u:s3cret@h:1/2"), "'rediss://h:1/2'"),
+    ]
+    for client, shown in cases:
+        assert repr(ObjectStore(client)) == f"ObjectStore({shown}, depth=0)"
+        client.close()
+    aio = AsyncObjectStore(redis.asyncio.Redis(host="::1", port=7, db=1, password="s3cret"))
+    assert repr(aio) == "AsyncObjectStore('redis://[::1]:7/1', depth=0)"

@@ -28,6 +28,7 @@ from ...protocol.context import check_depth, check_traceparent
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .. import core as ops
 from .. import invoke as functions
+from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
 from ..redis_errors import redis_errors, write_errors
 from .trigger_edits import AsyncTriggerEdits
@@ -81,7 +82,8 @@ class AsyncObjectStore(AsyncTriggerEdits):
         return cls(async_redis_client(config), config, zenoh_session=zenoh_session)
 
     def __repr__(self) -> str:
-        return f"AsyncObjectStore({redact_url(self.settings.redis_url)!r}, depth={self.depth})"
+        where = client_address(self.client) or redact_url(self.settings.redis_url)
+        return f"AsyncObjectStore({where!r}, depth={self.depth})"
 
     def with_context(self, *, depth: int, traceparent: str | None = None) -> AsyncObjectStore:
         """A store on the same client whose writes carry ``depth`` (an int, 0 <= depth <
