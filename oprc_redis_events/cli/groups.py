@@ -8,7 +8,7 @@ import click
 
 from ..config import Settings
 from .base import redis_url_option
-from .dlq import admin_run
+from .dlq import Skipped, admin_run
 
 __all__ = ["groups"]
 
@@ -29,7 +29,8 @@ def groups_list(redis_url: str | None) -> None:
     acknowledged) and lag (not delivered yet; ? when Redis cannot tell)."""
     from ..worker.groups import list_groups
 
-    rows = admin_run(redis_url, list_groups)
+    skip = Skipped()
+    rows = admin_run(redis_url, lambda client: list_groups(client, skip))
     table = [("PARTITION", "GROUP", "CONSUMERS", "PENDING", "LAG")] + [
         (
             r.partition,
@@ -45,6 +46,7 @@ def groups_list(redis_url: str | None) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if not rows:
         click.echo("no consumer groups", err=True)
+    skip.finish()
 
 
 @groups.command("drop")
@@ -60,15 +62,18 @@ def groups_drop(redis_url: str | None, name: str, yes: bool) -> None:
     from ..worker.groups import drop_group, list_groups, live_workers
 
     settings = Settings.from_env(redis_url=redis_url)
+    skip = Skipped()
 
     async def survey(client: Any) -> tuple[list[Any], list[str]]:
-        rows = [r for r in await list_groups(client) if r.group == name]
+        rows = [r for r in await list_groups(client, skip) if r.group == name]
         return rows, await live_workers(client, name, settings.claim_idle_ms)
 
     rows, alive = admin_run(redis_url, survey)
     if not rows:
+        skipped = f" ({len(skip.keys)} key(s) skipped, see the warnings above)" if skip.keys else ""
         raise click.ClickException(
-            f"no consumer group {name!r} on any outbox (`oprc-redis-events groups list` shows them)"
+            f"no consumer group {name!r} on any outbox{skipped} (`oprc-redis-events groups "
+            "list` shows them)"
         )
     if alive:
         raise click.ClickException(
@@ -82,5 +87,6 @@ def groups_drop(redis_url: str | None, name: str, yes: bool) -> None:
             f"its {pending} undelivered or unacknowledged entries.",
             abort=True,
         )
-    dropped = admin_run(redis_url, lambda client: drop_group(client, name))
+    dropped = admin_run(redis_url, lambda client: drop_group(client, name, skip))
     click.echo(f"dropped consumer group {name} from {dropped} outbox(es)")
+    skip.finish()
