@@ -192,11 +192,16 @@ def _edit(
 def _check_options(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
+    seen: set[str] = set()
     for option in value:
-        if "=" not in option or not option.partition("=")[0]:
+        key = option.partition("=")[0]
+        if "=" not in option or not key:
             raise click.BadParameter(
                 f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
             )
+        if key in seen:
+            raise click.BadParameter(f"{key!r} is given twice; give each KEY once", ctx, param)
+        seen.add(key)
     return value
 
 
