@@ -8,14 +8,18 @@ use the ``OPRC_EVENTS_`` prefix.  CLI flags override the environment.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlparse
 
+import redis.asyncio.connection as async_connection
+import redis.connection as sync_connection
 from redis.connection import parse_url
 
 from .errors import ConfigError
@@ -84,11 +88,77 @@ def _redact_param(param: str) -> str:
     return f"{name}=***" if eq and _SECRET_PARAM.search(unquote(name)) else param
 
 
+#: the connection classes of each URL scheme: (sync, asyncio)
+_CONNECTION_CLASSES: dict[str, tuple[type, type]] = {
+    "redis": (sync_connection.Connection, async_connection.Connection),
+    "rediss": (sync_connection.SSLConnection, async_connection.SSLConnection),
+    "unix": (
+        sync_connection.UnixDomainSocketConnection,
+        async_connection.UnixDomainSocketConnection,
+    ),
+}
+#: parameters that take a Python object (a class, a Retry, a callback), never URL text
+_OBJECT_VALUED = re.compile(r"redis\.|[Tt]ype\[|Callable|Protocol|Mapping|enum")
+
+
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls.__init__`` and of its bases' (``**kwargs`` goes up)."""
+    found: dict[str, inspect.Parameter] = {}
+    for base in reversed(cls.__mro__):
+        init = base.__dict__.get("__init__")
+        if init is not None:
+            found.update(inspect.signature(init).parameters)
+    return {
+        n: p
+        for n, p in found.items()
+        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+
+
+@functools.cache
+def url_parameters(scheme: str) -> frozenset[str]:
+    """The query parameters a ``scheme://`` URL may carry: those redis-py's connection
+    classes for it (sync and asyncio alike) and its connection pool accept, except those
+    that take a Python object (``URL_QUERY_ARGUMENT_PARSERS`` converts the others)."""
+    sync_cls, async_cls = _CONNECTION_CLASSES[scheme]
+    sync_params, async_params = _init_parameters(sync_cls), _init_parameters(async_cls)
+    parsed = set(sync_connection.URL_QUERY_ARGUMENT_PARSERS)
+    names = {
+        name
+        for name in sync_params.keys() & async_params.keys()
+        if name in parsed or not _OBJECT_VALUED.search(str(async_params[name].annotation))
+    }
+    return frozenset(names | {"max_connections"})
+
+
+def _check_query(url: str) -> None:
+    parts = urlparse(url)
+    accepted = url_parameters(parts.scheme)
+    for name in parse_qs(parts.query, keep_blank_values=True):
+        if name in accepted:
+            continue
+        near = [a for a in sorted(accepted) if a.lower() == name.lower()]
+        if near:
+            hint = f"write {near[0]!r} (names are case-sensitive)"
+        elif name.startswith("ssl_") and parts.scheme != "rediss":
+            hint = "ssl_* parameters need a rediss:// URL (TLS)"
+        else:
+            hint = "remove it (redis-py's Redis.from_url lists the parameters it takes)"
+        raise ConfigError(
+            f"{redact_url(url)!r}: a {parts.scheme}:// URL cannot carry the query parameter "
+            f"{name!r}, which redis-py's connection does not take; {hint}"
+        )
+
+
 def check_redis_url(url: str) -> None:
-    """Raise :class:`ConfigError` unless redis-py can use ``url``."""
+    """Raise :class:`ConfigError` unless redis-py can use ``url``: its scheme, host, port
+    and query parameters (only those the connection class of its scheme accepts)."""
     try:
         parse_url(url)  # type: ignore[no-untyped-call]
+        _check_query(url)
     except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
         example = (
             redact_url(f"redis://{url}")
             if "://" not in url

@@ -103,3 +103,36 @@ def test_a_url_redis_cannot_use_is_refused_without_showing_the_password(
     with pytest.raises(ConfigError, match="is not a Redis URL") as info:
         Settings.from_env({}, redis_url=url)
     assert message in str(info.value) and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://h:1/0?foo=bar", "query parameter 'foo'"),
+        ("redis://h:1/0?ssl_password=s3cret", "ssl_* parameters need a rediss:// URL"),
+        ("redis://h:1/0?Password=s3cret", "write 'password' (names are case-sensitive)"),
+        ("unix:///tmp/r.sock?socket_keepalive=true", "query parameter 'socket_keepalive'"),
+        ("redis://h:1/0?retry=x", "query parameter 'retry'"),  # takes a Retry, not text
+    ],
+)
+def test_a_query_parameter_redis_py_does_not_take_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="cannot carry the query parameter") as info:
+        Settings.from_env({}, redis_url=url)
+    assert message in str(info.value) and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://h:1/0?socket_timeout=2&db=3&password=p&client_name=me&protocol=3",
+        "rediss://h:1/0?ssl_cert_reqs=none&ssl_password=p&ssl_check_hostname=false",
+        "unix:///tmp/r.sock?db=1&password=p&socket_timeout=1",
+    ],
+)
+def test_the_query_parameters_redis_py_takes_are_accepted_and_work(url: str) -> None:
+    import redis
+    import redis.asyncio
+
+    Settings.from_env({}, redis_url=url)
+    redis.Redis.from_url(url).connection_pool.make_connection()  # no TypeError
+    redis.asyncio.Redis.from_url(url).connection_pool.make_connection()

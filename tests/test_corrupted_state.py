@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from click.testing import CliRunner
 
 from oprc_redis_events import (
     AsyncObjectStore,
@@ -20,10 +21,11 @@ from oprc_redis_events import (
     Settings,
     TriggerTarget,
 )
+from oprc_redis_events.cli import main
 from oprc_redis_events.errors import CorruptedStateError
 from oprc_redis_events.lua.loader import register
 
-from .helpers import watch_all
+from .helpers import outbox, watch_all
 
 OBJ, META = "oprc:{orders:0}:obj:1", "oprc:{orders:0}:meta:1"
 OUTBOX, SHADOW, FLAG = (
@@ -78,6 +80,10 @@ CORRUPTIONS: dict[str, tuple[Callable[[redis.Redis], Any], str]] = {
         "field v \\(the version\\) of oprc:{orders:0}:meta:1 is 'abc', not a non-negative",
     ),
     "fractional version": (lambda c: c.hset(META, "v", "1.5"), "is '1.5', not a non-negative"),
+    "version at its largest": (
+        lambda c: c.hset(META, "v", "999999999999999"),
+        "is 999999999999999, the largest version there is, and this write would take it past",
+    ),
     "object is a string": (
         lambda c: (c.delete(OBJ), c.set(OBJ, "x")),
         "oprc:{orders:0}:obj:1 is a string, not a hash",
@@ -118,6 +124,13 @@ def test_a_write_on_corrupted_state_is_refused_whole(
     before = snapshot(client)
     if "largest" in message and write in NO_EVENTS:  # no entry to add: the write is fine
         WRITES[write](store)
+        return
+    if corruption == "version at its largest" and write in {*NO_EVENTS, "function result"}:
+        WRITES[write](store)  # it does not raise the version
+        return
+    if "version" in corruption and write == "delete":  # delete works whatever the version
+        assert WRITES[write](store) is True
+        assert client.exists(OBJ, META) == 0
         return
     with pytest.raises(CorruptedStateError, match=message):
         WRITES[write](store)
@@ -258,3 +271,39 @@ def test_async_get_of_corrupted_triggers(redis_url: str, client: redis.Redis) ->
                 await store.add_trigger("orders", 0, 1, "on_update", 1, TARGET)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("version", ["abc", "999999999999999", "-3"])
+def test_delete_of_an_object_whatever_its_version_emits_its_deletes(
+    store: ObjectStore, client: redis.Redis, redis_url: str, version: str
+) -> None:
+    """The advice of a bad version ("... or delete the object") can be followed: through
+    the store, the wrapper's DEL and the CLI."""
+    for how in ("store", "wrapper", "cli"):
+        store.create("orders", 0, 1, {1: b"a"}, event=config())
+        client.hset(META, "v", version)
+        start = client.xrevrange(OUTBOX, count=1)[0][0].decode()
+        if how == "store":
+            assert store.delete("orders", 0, 1) is True
+        elif how == "wrapper":
+            assert EventedRedis(client).delete(OBJ) == 1
+        else:
+            out = CliRunner().invoke(main, ["delete", "orders", "0", "1", "--redis-url", redis_url])
+            assert out.exit_code == 0 and "deleted" in out.output, out.output
+        assert client.exists(OBJ, META) == 0
+        (entry,) = outbox(client, after=start)
+        expected = int(version) + 1 if version.isdigit() else 0
+        assert [e.event_type for e in entry.events] == [5] and entry.version == expected, how
+
+
+def test_a_version_at_its_largest_stays_readable(store: ObjectStore, client: redis.Redis) -> None:
+    store.create("orders", 0, 1, {1: b"a"}, event=config())
+    client.hset(META, "v", "999999999999998")
+    assert store.update("orders", 0, 1, {1: b"b"}).version == 999999999999999
+    with pytest.raises(CorruptedStateError, match="the largest version there is"):
+        store.update("orders", 0, 1, {1: b"c"})
+    with pytest.raises(redis.ResponseError, match=r"CORRUPT .*the largest version"):
+        EventedRedis(client).hincrby(OBJ, "2", 1)
+    record = store.get("orders", 0, 1)
+    assert record is not None and record.version == 999999999999999
+    assert record.entries == {1: b"b"}

@@ -133,3 +133,29 @@ def test_writes_that_name_no_object_key_and_reads_pass_through(client: redis.Red
     assert events(client) == []  # created without triggers
     assert wrapped.flushdb() is True  # names no key: the whole database, as documented
     assert client.dbsize() == 0
+
+
+SCRIPT_ARGV: dict[str, Callable[[Any], Any]] = {
+    "EVAL": lambda r: r.eval("return redis.call('HSET', ARGV[1], '1', 'x')", 0, K),
+    "EVALSHA": lambda r: r.evalsha(SHA, 1, "a", META),
+    "FCALL": lambda r: r.fcall("f", 0, "x", SHADOW),
+}
+
+
+@pytest.mark.parametrize("command", sorted(SCRIPT_ARGV))
+def test_a_script_given_an_object_key_as_an_argument_is_refused(
+    client: redis.Redis, store: ObjectStore, command: str
+) -> None:
+    store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
+    wrapped = EventedRedis(client)
+    with pytest.raises(UnsupportedCommandError, match=f"^{command} on object") as info:
+        SCRIPT_ARGV[command](wrapped)
+    assert "EVAL_RO" in str(info.value) or "not supported" in str(info.value)
+    assert client.hgetall(K) == {b"1": b"a"}
+
+
+def test_read_only_scripts_may_name_object_keys_anywhere(client: redis.Redis) -> None:
+    wrapped = EventedRedis(client)
+    wrapped.hset(K, "1", "a")
+    assert wrapped.eval_ro("return redis.call('HGET', ARGV[1], '1')", 0, K) == b"a"
+    assert wrapped.eval("return ARGV[1]", 0, "oprc:{orders:0}:outbox") == b"oprc:{orders:0}:outbox"

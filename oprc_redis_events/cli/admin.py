@@ -15,6 +15,7 @@ from ..protocol.codes import DATA_EVENTS, FUNC_EVENTS
 from ..protocol.diff import Change
 from ..protocol.keys import (
     FieldKey,
+    check_utf8,
     field_name,
     object_segment,
     parse_field_name,
@@ -67,6 +68,8 @@ def parse_target(spec: str, options: Mapping[str, str] | None = None) -> Trigger
                 target.object_id_str = oid
     except InvalidIdError as err:
         raise InvalidTriggerError(f"target {spec!r}: {err}; {TARGET_FORMS}") from None
+    for key, value in (options or {}).items():
+        check_utf8("--option", f"{key}={value}", InvalidTriggerError)
     target.req_options.update(options or {})
     return target
 

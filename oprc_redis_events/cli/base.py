@@ -152,8 +152,8 @@ class UserErrorGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click's main exits quietly (status 1) when stdout's reader went away
         except Exception as err:
             message = user_message(err)
             if message is None:

@@ -12,7 +12,7 @@ from ..connect.redis_client import async_redis_client
 from ..protocol.keys import PartitionKeys
 from .base import redis_settings, redis_url_option
 
-__all__ = ["admin_run", "dlq", "trim"]
+__all__ = ["Skipped", "admin_run", "dlq", "trim"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,33 @@ def admin_run(
     return asyncio.run(main())
 
 
+class Skipped:
+    """The keys an admin command skipped (``worker.inventory``): one warning line each as it
+    happens, the rest is served, and :meth:`finish` exits non-zero when there were any."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def __call__(self, key: str, why: str) -> None:
+        if key not in self.keys:
+            self.keys[key] = why
+            click.echo(f"warning: skipping {key}: {why}", err=True)
+
+    def finish(self) -> None:
+        if self.keys:
+            raise click.ClickException(
+                f"{len(self.keys)} key(s) were skipped (see the warnings above); the rest was "
+                "done: fix or delete those keys, then run the command again"
+            )
+
+
+def _guard(key: str, skip: Skipped) -> Any:
+    """``worker.inventory.skipping``: a refusal of Redis about ``key`` goes to ``skip``."""
+    from ..worker.inventory import skipping
+
+    return skipping(key, skip)
+
+
 def _one_partition(cls_id: str | None, partition: int | None, ids: tuple[str, ...]) -> None:
     if (cls_id is None) != (partition is None):
         raise click.UsageError("--cls and --partition go together")
@@ -50,12 +77,14 @@ def _one_partition(cls_id: str | None, partition: int | None, ids: tuple[str, ..
         )
 
 
-async def _partitions(client: Any, cls_id: str | None, partition: int | None) -> list[Any]:
+async def _partitions(
+    client: Any, cls_id: str | None, partition: int | None, skip: Skipped
+) -> list[Any]:
     from ..worker.deadletters import partitions_with_dlq
 
     if cls_id is not None:
         return [PartitionKeys.of(cls_id, partition)]
-    return await partitions_with_dlq(client)
+    return await partitions_with_dlq(client, skip)
 
 
 async def _check_exist(client: Any, keys: PartitionKeys, ids: tuple[str, ...]) -> None:
@@ -93,23 +122,30 @@ def dlq_list(
     from ..worker.deadletters import list_dead_letters
 
     _one_partition(cls_id, partition, ())
+    skip = Skipped()
 
     async def run(client: Any) -> int:
         total = 0
-        for keys in await _partitions(client, cls_id, partition):
-            for letter in await list_dead_letters(client, keys, count):
-                if group is not None and letter.group != group:
-                    continue
-                total += 1
-                click.echo(
-                    f"{keys.member} {letter.id} source={letter.source_id} "
-                    f"group={letter.group or '?'} attempts={letter.attempts} "
-                    f"reason={letter.reason!r}"
-                    + (f" error={letter.error!r}" if letter.error else "")
-                )
+        for keys in await _partitions(client, cls_id, partition, skip):
+            letters: list[Any] = []
+            async with _guard(keys.dead_letters, skip):
+                letters = await list_dead_letters(client, keys, count)
+            for letter in letters:
+                if group is None or letter.group == group:
+                    total += 1
+                    click.echo(_letter_line(keys, letter))
         return total
 
     click.echo(f"{admin_run(redis_url, cluster, run)} dead letter(s)", err=True)
+    skip.finish()
+
+
+def _letter_line(keys: PartitionKeys, letter: Any) -> str:
+    return (
+        f"{keys.member} {letter.id} source={letter.source_id} group={letter.group or '?'} "
+        f"attempts={letter.attempts} reason={letter.reason!r}"
+        + (f" error={letter.error!r}" if letter.error else "")
+    )
 
 
 @dlq.command("replay")
@@ -133,16 +169,19 @@ def dlq_replay(
     from ..worker.deadletters import replay
 
     _one_partition(cls_id, partition, ids)
+    skip = Skipped()
 
     async def run(client: Any) -> int:
         done = 0
-        for keys in await _partitions(client, cls_id, partition):
+        for keys in await _partitions(client, cls_id, partition, skip):
             if ids:
                 await _check_exist(client, keys, ids)
-            done += await replay(client, keys, list(ids) or None, group=group)
+            async with _guard(keys.dead_letters, skip):
+                done += await replay(client, keys, list(ids) or None, group=group)
         return done
 
     click.echo(f"replayed {admin_run(redis_url, cluster, run)} dead letter(s)")
+    skip.finish()
 
 
 @dlq.command("purge")
@@ -164,16 +203,18 @@ def dlq_purge(
     from ..worker.deadletters import last_id, purge
 
     _one_partition(cls_id, partition, ids)
+    skip = Skipped()
 
     async def survey(client: Any) -> dict[PartitionKeys, tuple[str, int]]:
         """partition -> (its newest letter, how many it has): what the question counts."""
         found: dict[PartitionKeys, tuple[str, int]] = {}
-        for keys in await _partitions(client, cls_id, partition):
+        for keys in await _partitions(client, cls_id, partition, skip):
             if ids:
                 await _check_exist(client, keys, ids)
-            newest = await last_id(client, keys)
-            if newest is not None:
-                found[keys] = (newest, int(await client.xlen(keys.dead_letters)))
+            async with _guard(keys.dead_letters, skip):
+                newest = await last_id(client, keys)
+                if newest is not None:
+                    found[keys] = (newest, int(await client.xlen(keys.dead_letters)))
         return found
 
     found = admin_run(redis_url, cluster, survey)
@@ -188,6 +229,7 @@ def dlq_purge(
         return done
 
     click.echo(f"purged {admin_run(redis_url, cluster, run) if total else 0} dead letter(s)")
+    skip.finish()
 
 
 @click.command()
@@ -203,10 +245,15 @@ def trim(redis_url: str | None, cluster: bool | None, maxlen: int | None) -> Non
     from ..protocol.keys import PREFIX
     from ..worker.retention import trim_outbox
 
+    skip = Skipped()
+
     async def run(client: Any) -> int:
         removed = 0
         async for key in client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-            removed += await trim_outbox(client, key.decode(), maxlen=maxlen)
+            name = key.decode("utf-8", "backslashreplace")
+            async with _guard(name, skip):
+                removed += await trim_outbox(client, key, maxlen=maxlen)
         return removed
 
     click.echo(f"removed {admin_run(redis_url, cluster, run)} acknowledged entries")
+    skip.finish()

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .base import redis_settings, redis_url_option
-from .dlq import admin_run
+from .dlq import Skipped, admin_run
 
 __all__ = ["groups"]
 
@@ -28,7 +28,8 @@ def groups_list(redis_url: str | None, cluster: bool | None) -> None:
     acknowledged) and lag (not delivered yet; ? when Redis cannot tell)."""
     from ..worker.groups import list_groups
 
-    rows = admin_run(redis_url, cluster, list_groups)
+    skip = Skipped()
+    rows = admin_run(redis_url, cluster, lambda client: list_groups(client, skip))
     table = [("PARTITION", "GROUP", "CONSUMERS", "PENDING", "LAG")] + [
         (
             r.partition,
@@ -44,6 +45,7 @@ def groups_list(redis_url: str | None, cluster: bool | None) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if not rows:
         click.echo("no consumer groups", err=True)
+    skip.finish()
 
 
 @groups.command("drop")
@@ -59,15 +61,18 @@ def groups_drop(redis_url: str | None, cluster: bool | None, name: str, yes: boo
     from ..worker.groups import drop_group, list_groups, live_workers
 
     settings = redis_settings(redis_url, cluster)
+    skip = Skipped()
 
     async def survey(client: Any) -> tuple[list[Any], list[str]]:
-        rows = [r for r in await list_groups(client) if r.group == name]
+        rows = [r for r in await list_groups(client, skip) if r.group == name]
         return rows, await live_workers(client, name, settings.claim_idle_ms)
 
     rows, alive = admin_run(redis_url, cluster, survey)
     if not rows:
+        skipped = f" ({len(skip.keys)} key(s) skipped, see the warnings above)" if skip.keys else ""
         raise click.ClickException(
-            f"no consumer group {name!r} on any outbox (`oprc-redis-events groups list` shows them)"
+            f"no consumer group {name!r} on any outbox{skipped} (`oprc-redis-events groups "
+            "list` shows them)"
         )
     if alive:
         raise click.ClickException(
@@ -81,5 +86,6 @@ def groups_drop(redis_url: str | None, cluster: bool | None, name: str, yes: boo
             f"its {pending} undelivered or unacknowledged entries.",
             abort=True,
         )
-    dropped = admin_run(redis_url, cluster, lambda client: drop_group(client, name))
+    dropped = admin_run(redis_url, cluster, lambda client: drop_group(client, name, skip))
     click.echo(f"dropped consumer group {name} from {dropped} outbox(es)")
+    skip.finish()

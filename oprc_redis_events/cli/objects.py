@@ -9,7 +9,7 @@ import click
 
 from ..errors import ObjectExistsError
 from ..protocol.diff import field_changes
-from ..protocol.keys import FieldKey, parse_field_name, parse_object_segment
+from ..protocol.keys import FieldKey, field_name, parse_field_name, parse_object_segment
 from . import admin
 from .base import json_bytes, redis_settings, redis_url_option
 
@@ -28,13 +28,21 @@ def _oid(text: str) -> int | str:
     return parse_object_segment(text)
 
 
+def _field(text: str) -> FieldKey:
+    """A FIELD of the command line as a field key, refused as the store refuses it
+    (``"042"``: all digits but not a canonical number) so that every command agrees."""
+    key = parse_field_name(text)
+    field_name(key)  # raises InvalidIdError naming the field
+    return key
+
+
 def _assignments(pairs: tuple[str, ...]) -> dict[FieldKey, bytes]:
     out: dict[FieldKey, bytes] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="FIELD=VALUE")
-        out[parse_field_name(key)] = value.encode()
+        out[_field(key)] = value.encode()
     return out
 
 
@@ -142,7 +150,7 @@ def delete(
     with _store(redis_url, cluster) as store:
         if fields:
             result = store.delete_fields(
-                cls_id, partition, _oid(object_id), [parse_field_name(f) for f in fields]
+                cls_id, partition, _oid(object_id), [_field(f) for f in fields]
             )
             click.echo(f"version {result.version}: {result.events} event(s) queued")
         elif store.delete(cls_id, partition, _oid(object_id)):
@@ -190,7 +198,7 @@ def _edit(
     """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): 1 when it
     changed the configuration, 0 when there was nothing to do."""
     spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
-    field: FieldKey = key if event in admin.FUNC_SLOTS else parse_field_name(key)
+    field: FieldKey = key if event in admin.FUNC_SLOTS else _field(key)
     with _store(redis_url, cluster) as store:
         edit = store.add_trigger if add else store.remove_trigger
         return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
@@ -199,11 +207,16 @@ def _edit(
 def _check_options(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
+    seen: set[str] = set()
     for option in value:
-        if "=" not in option or not option.partition("=")[0]:
+        key = option.partition("=")[0]
+        if "=" not in option or not key:
             raise click.BadParameter(
                 f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
             )
+        if key in seen:
+            raise click.BadParameter(f"{key!r} is given twice; give each KEY once", ctx, param)
+        seen.add(key)
     return value
 
 
@@ -274,7 +287,9 @@ def triggers_remove(
 @click.argument("assignments", nargs=-1, metavar="[FIELD=VALUE...]")
 @click.option("--delete", "deletes", multiple=True, metavar="FIELD", help="A field to delete.")
 @click.option("--delete-object", is_flag=True, help="Explain deleting the whole object.")
-@click.option("--depth", type=int, default=0, show_default=True, help="Depth of the write.")
+@click.option(
+    "--depth", type=click.IntRange(min=0), default=0, show_default=True, help="Depth of the write."
+)
 def explain(
     redis_url: str | None,
     cluster: bool | None,
@@ -288,7 +303,7 @@ def explain(
 ) -> None:
     """Dry run: which triggers a change would fire, and why. Nothing is written."""
     sets = _assignments(assignments)
-    removed = [parse_field_name(d) for d in deletes]
+    removed = [_field(d) for d in deletes]
     both = [str(k) for k in removed if k in sets]
     if both:
         raise click.UsageError(

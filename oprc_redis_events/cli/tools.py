@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def demo(
     if write_only:
         if not redis_url:
             raise click.UsageError("--write-only needs --redis-url")
+        signal.signal(signal.SIGTERM, _interrupt)  # compose stops it so: clean up as on Ctrl-C
         with contextlib.suppress(KeyboardInterrupt):
             run_writer(redis_url, interval=interval, count=events, echo=click.echo)
         return
@@ -96,6 +98,10 @@ def demo(
         click.echo("interrupted: everything started was stopped", err=True)
         sys.exit(130)
     sys.exit(0 if ok else 1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()

@@ -23,6 +23,7 @@ from ..protocol.keys import (
     FieldKey,
     PartitionKeys,
     as_text,
+    check_utf8,
     field_name,
     object_segment,
     validate_id,
@@ -116,7 +117,7 @@ def _encode_value(key: object, value: object) -> tuple[bytes, int]:
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value), 0
     if isinstance(value, str):
-        return value.encode("utf-8"), 0
+        return check_utf8(f"value of field {key!r}", value, InvalidValueError).encode(), 0
     raise InvalidValueError(
         f"value of field {key!r} must be bytes, str or ValData, got {type(value).__name__}"
     )

@@ -126,6 +126,8 @@ def plan_command(args: Sequence[Any], client: Any) -> Plan | None:
     router = _ROUTERS.get(command.name)
     if router is not None:
         return router(argv, client)
+    if command.name in SCRIPTS:
+        _refuse_script(command.name, argv)
     if command.writes:
         for i in key_indexes(command.specs, argv):
             found = parse_object_key(argv[i])
@@ -135,6 +137,23 @@ def plan_command(args: Sequence[Any], client: Any) -> Plan | None:
         for value in argv[1:]:
             _refuse_unknown(command.name, value)
     return None
+
+
+#: commands that run a script which may write any key it is given, as a key or an argument
+#: (their _RO variants may not write, by contract, and are sent)
+SCRIPTS = frozenset({"eval", "evalsha", "fcall"})
+
+
+def _refuse_script(name: str, argv: Sequence[Any]) -> None:
+    """Refuse a script given a key of an object anywhere (KEYS or ARGV): it could write it
+    with ``redis.call`` without its events."""
+    for value in argv[2:]:
+        try:
+            found = parse_object_key(value)
+        except InvalidIdError:
+            continue  # not a key of the layout: no object to protect
+        if found is not None:
+            raise refusal(name, value, found[0])
 
 
 def _refuse_unknown(name: str, value: Any) -> None:
@@ -171,6 +190,10 @@ def _encode(client: Any, name: Any, value: Any) -> bytes:
         return bytes(client.get_encoder().encode(value))
     except DataError as err:
         raise InvalidValueError(f"value of field {name!r}: {err}") from None
+    except UnicodeEncodeError:
+        raise InvalidValueError(
+            f"value of field {name!r} is not valid UTF-8 text (it holds a lone surrogate)"
+        ) from None
 
 
 def _arity(argv: Sequence[Any], ref: ObjectRef, low: int, high: int | None = None) -> None:

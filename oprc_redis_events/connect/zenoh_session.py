@@ -100,7 +100,13 @@ def open_session(settings: Settings, **kw: Any) -> Any:
     try:
         return zenoh.open(config)
     except zenoh.ZError as err:
-        raise ZenohUnavailableError(f"cannot open a Zenoh session: {zenoh_message(err)}") from err
+        text = zenoh_message(err)
+        if "listener" in text.lower():  # a listen endpoint that cannot be bound: not transient
+            raise ConfigError(
+                f"cannot listen on a Zenoh endpoint: {text}; give --zenoh-listen (or "
+                "OPRC_EVENTS_ZENOH_LISTEN) a free address, or stop what is using it"
+            ) from err
+        raise ZenohUnavailableError(f"cannot open a Zenoh session: {text}") from err
 
 
 def open_session_waiting(

@@ -11,6 +11,9 @@ zenoh_end_to_end   raw Zenoh put to a subscriber         write -> worker -> Zeno
 
 Everything runs on loopback against a private ``redis-server`` (or ``--redis-url``).
 ``python -m bench`` or ``oprc-redis-events bench``; ``--json PATH`` also writes the results.
+In a Redis it is given, the bench keeps to names of its own (:data:`CLASSES`, :data:`RAW`,
+consumer group :data:`GROUP`): it refuses to start when one of their keys exists, deletes
+exactly those keys at the end, and never flushes anything.
 """
 
 from __future__ import annotations
@@ -32,11 +35,30 @@ from ..config import Settings
 from ..connect.redis_client import redis_client
 from ..connect.zenoh_session import open_session
 from ..pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
+from ..protocol.keys import PartitionKeys
 from ..worker.loop import Worker
 from ..worker.publisher import MemoryPublisher, ZenohPublisher
+from .demo import DemoWorker
+from .demo_names import owned_keys
 from .servers import RedisServer, free_port
 
-__all__ = ["Result", "run_benchmarks"]
+__all__ = ["CLASSES", "GROUP", "RAW", "Result", "run_benchmarks"]
+
+#: the bench's classes (partition 0 of each), by benchmark
+CLASSES = {
+    "write": "oprc-bench-write",
+    "pipelined": "oprc-bench-pipelined",
+    "dispatch": "oprc-bench-dispatch",
+    "zenoh": "oprc-bench-zenoh",
+}
+#: the bench's plain keys (the baselines')
+RAW = {"write": "oprc-bench:plain:1", "pipelined": "oprc-bench:plain:2", "stream": "oprc-bench:raw"}
+GROUP = "oprc-bench"
+
+
+def _worker(settings: Settings, bench: str, publisher: Any) -> Worker:
+    """A burst worker of the bench's own group that reads the bench's own outbox only."""
+    return DemoWorker(settings.replace(group=GROUP), [CLASSES[bench]], publisher=publisher)
 
 
 @dataclass
@@ -66,18 +88,19 @@ def _config() -> ObjectEvent:
 
 
 def bench_write(client: redis.Redis, n: int) -> Result:
-    store = ObjectStore(client, Settings.from_env({}))
-    store.create("bench", 0, 1, {1: b"0"}, event=_config())
-    raw = _rate(n, lambda: [client.hset("plain:1", "1", str(i)) for i in range(n)] and None)
+    store, cls = ObjectStore(client, Settings.from_env({})), CLASSES["write"]
+    store.create(cls, 0, 1, {1: b"0"}, event=_config())
+    raw = _rate(n, lambda: [client.hset(RAW["write"], "1", str(i)) for i in range(n)] and None)
     ours = _rate(
-        n, lambda: [store.update("bench", 0, 1, {1: str(i).encode()}) for i in range(n)] and None
+        n, lambda: [store.update(cls, 0, 1, {1: str(i).encode()}) for i in range(n)] and None
     )
     return Result("write", "writes/s", raw, ours, "redis-py HSET", "store.update + event")
 
 
 def bench_write_pipelined(client: redis.Redis, batches: int) -> Result:
     wrapped = EventedRedis(client)
-    ObjectStore(client, Settings.from_env({})).create("bench", 0, 2, {1: b"0"}, event=_config())
+    cls = CLASSES["pipelined"]
+    ObjectStore(client, Settings.from_env({})).create(cls, 0, 2, {1: b"0"}, event=_config())
 
     def run(target: Any, key: str) -> None:
         for b in range(batches):
@@ -86,8 +109,8 @@ def bench_write_pipelined(client: redis.Redis, batches: int) -> Result:
                 pipe.hset(key, "1", f"{b}-{i}")
             pipe.execute()
 
-    raw = _rate(batches * 100, lambda: run(client, "plain:2"))
-    ours = _rate(batches * 100, lambda: run(wrapped, "oprc:{bench:0}:obj:2"))
+    raw = _rate(batches * 100, lambda: run(client, RAW["pipelined"]))
+    ours = _rate(batches * 100, lambda: run(wrapped, PartitionKeys.of(cls, 0).obj("2")))
     return Result(
         "write_pipelined",
         "writes/s",
@@ -108,27 +131,31 @@ def _fill(client: redis.Redis, stream: str, n: int, fields: dict[bytes, bytes]) 
 
 
 def bench_dispatch(client: redis.Redis, url: str, n: int) -> Result:
-    store = ObjectStore(client, Settings.from_env({}))
-    store.create("bench", 1, 1, {1: b"0"}, event=_config())
-    store.update("bench", 1, 1, {1: b"x" * 100})
-    first: Any = client.xrange("oprc:{bench:1}:outbox", count=1)
+    store, keys = (
+        ObjectStore(client, Settings.from_env({})),
+        PartitionKeys.of(CLASSES["dispatch"], 0),
+    )
+    store.create(keys.cls_id, 0, 1, {1: b"0"}, event=_config())
+    store.update(keys.cls_id, 0, 1, {1: b"x" * 100})
+    first: Any = client.xrange(keys.outbox, count=1)
     fields: dict[bytes, bytes] = first[0][1]
-    client.delete("oprc:{bench:1}:outbox", "raw:stream")
-    _fill(client, "raw:stream", n, fields)
-    client.xgroup_create("raw:stream", "g", id="0")
+    client.delete(keys.outbox)
+    stream = RAW["stream"]
+    _fill(client, stream, n, fields)
+    client.xgroup_create(stream, "g", id="0")
 
     def raw() -> None:
         while True:
-            reply: Any = client.xreadgroup("g", "c", {"raw:stream": ">"}, count=500)
+            reply: Any = client.xreadgroup("g", "c", {stream: ">"}, count=500)
             if not reply:
                 return
             ids = [i for _, entries in reply for i, _ in entries]
-            client.xack("raw:stream", "g", *ids)
+            client.xack(stream, "g", *ids)
 
     baseline = _rate(n, raw)
-    _fill(client, "oprc:{bench:1}:outbox", n, fields)
+    _fill(client, keys.outbox, n, fields)
     settings = Settings.from_env({}, redis_url=url, ack_delay_ms=0)
-    worker = Worker(settings, publisher=MemoryPublisher())
+    worker = _worker(settings, "dispatch", MemoryPublisher())
     ours = _rate(n, lambda: asyncio.run(worker.run_async(burst=True)))
     return Result(
         "dispatch",
@@ -175,12 +202,13 @@ def _worker_puts(
 ) -> float:
     """Queue ``n`` triggers, then time a burst worker delivering them."""
     store = ObjectStore(client, Settings.from_env({}))
-    store.create("bench", 2, 1, {1: b"0"}, event=_config())
+    keys = PartitionKeys.of(CLASSES["zenoh"], 0)
+    store.create(keys.cls_id, 0, 1, {1: b"0"}, event=_config())
     pipe = EventedRedis(client).pipeline(transaction=False)
     for i in range(n):
-        pipe.hset("oprc:{bench:2}:obj:1", "1", str(i + 1))
+        pipe.hset(keys.obj("1"), "1", str(i + 1))
     pipe.execute()
-    worker = Worker(base, publisher=ZenohPublisher(sender))
+    worker = _worker(base, "zenoh", ZenohPublisher(sender))
     arrivals.expect(n)
 
     def ours() -> None:
@@ -216,30 +244,27 @@ def bench_zenoh(client: redis.Redis, url: str, n: int) -> Result:
 
 
 def run_benchmarks(redis_url: str | None = None, *, quick: bool = False) -> list[Result]:
+    """Run every benchmark on a private ``redis-server``, or on ``redis_url`` keeping to the
+    bench's own keys (refused when one exists; deleted at the end)."""
+    if redis_url is None:
+        with RedisServer() as server:
+            return _run(server.url, quick)
+    with owned_keys(redis_url, list(CLASSES.values()), GROUP, list(RAW.values()), tool="bench"):
+        return _run(redis_url, quick)
+
+
+def _run(url: str, quick: bool) -> list[Result]:
     scale = 1 if quick else 5
-    with RedisServer() if redis_url is None else _External(redis_url) as server:
-        client = redis_client(server.url)
-        try:
-            client.flushdb()
-            return [
-                bench_write(client, 600 * scale),
-                bench_write_pipelined(client, 10 * scale),
-                bench_dispatch(client, server.url, 4000 * scale),
-                bench_zenoh(client, server.url, 4000 * scale),
-            ]
-        finally:
-            client.close()
-
-
-class _External:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def __enter__(self) -> _External:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+    client = redis_client(url)
+    try:
+        return [
+            bench_write(client, 600 * scale),
+            bench_write_pipelined(client, 10 * scale),
+            bench_dispatch(client, url, 4000 * scale),
+            bench_zenoh(client, url, 4000 * scale),
+        ]
+    finally:
+        client.close()
 
 
 def table(results: list[Result]) -> str:

@@ -31,7 +31,7 @@ from ..protocol.codes import by_number
 from ..protocol.keys import PartitionKeys
 from ..worker.loop import Worker
 from ..worker.publisher import ZenohPublisher
-from .demo_names import DEMO_GROUP, SHARED_PREFIX, DemoNames, owned_keys
+from .demo_names import DEMO_GROUP, SHARED_PREFIX, DemoNames, owned_keys, written_keys
 from .servers import RedisServer, free_port
 
 __all__ = ["run_demo", "run_writer"]
@@ -117,7 +117,7 @@ def _redis(url: str | None, echo: Echo) -> Iterator[tuple[str, DemoNames]]:
     demo keeps to names of its own and cleans up after itself)."""
     if url:
         names = DemoNames.prefixed(SHARED_PREFIX)
-        with owned_keys(url, names, DEMO_GROUP):
+        with owned_keys(url, names.classes(), DEMO_GROUP):
             echo(
                 f"Redis: using {redact_url(url)}, classes {', '.join(names.classes())} and "
                 f"consumer group {DEMO_GROUP} (their keys are deleted at exit)"
@@ -309,11 +309,12 @@ def run_writer(
     redis_url: str, *, interval: float, count: int | None = None, echo: Echo = print
 ) -> int:
     """Keep writing the status of the writer's own order, demo-orders/0/1001, whose
-    triggers target the demo's functions (for compose): one update per ``interval``."""
+    triggers target the demo's functions (for compose): one update per ``interval``.  When
+    interrupted (Ctrl-C) it deletes every key of its class (see ``written_keys``)."""
     statuses = [b"pending", b"paid", b"packed", b"shipped", b"delivered"]
     orders = DemoNames.prefixed(SHARED_PREFIX).orders
     made = 0
-    with ObjectStore.from_url(redis_url) as store:
+    with written_keys(redis_url, orders), ObjectStore.from_url(redis_url) as store:
         store.upsert(orders, 0, 1001, {42: statuses[0]})
         store.set_triggers(orders, 0, 1001, DemoNames().order_triggers())
         echo(f"writer: updating {orders}/0/1001 every {interval:g}s")

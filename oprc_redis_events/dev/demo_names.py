@@ -10,7 +10,7 @@ so an application's objects, outboxes and consumer groups are never touched.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import redis
@@ -20,7 +20,7 @@ from ..errors import OprcEventsError
 from ..pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
 
-__all__ = ["DEMO_GROUP", "SHARED_PREFIX", "DemoNames", "owned_keys"]
+__all__ = ["DEMO_GROUP", "SHARED_PREFIX", "DemoNames", "owned_keys", "written_keys"]
 
 DEMO_GROUP = "oprc-demo"
 SHARED_PREFIX = "demo-"
@@ -71,37 +71,60 @@ class DemoNames:
         return ev
 
 
-def _keys_of(client: redis.Redis, names: DemoNames) -> list[bytes]:
+def _keys_of(client: redis.Redis, classes: list[str]) -> list[bytes]:
     found: list[bytes] = []
-    for cls_id in names.classes():
+    for cls_id in classes:
         found += client.scan_iter(match=f"{PREFIX}:{PartitionKeys.of(cls_id, 0).tag}:*")
     return found
 
 
 @contextlib.contextmanager
-def owned_keys(url: str, names: DemoNames, group: str) -> Iterator[None]:
-    """Refuse to start when a key of the demo's classes or group exists; at the end delete
-    the keys of its classes and group, and its partitions' entries of the registry."""
+def owned_keys(
+    url: str, classes: list[str], group: str, extra: Sequence[str] = (), *, tool: str = "demo"
+) -> Iterator[None]:
+    """Refuse to start when a key of ``classes`` (partition 0), of ``group`` or one of the
+    ``extra`` keys exists; at the end delete exactly those keys, and the classes' entries of
+    the registry that were not there before."""
     client = redis_client(url)
     try:
-        taken = _keys_of(client, names)
-        if client.exists(workers_key(group)):
-            taken.append(workers_key(group).encode())
+        taken = _keys_of(client, classes)
+        taken += [k.encode() for k in (workers_key(group), *extra) if client.exists(k)]
         if taken:
             shown = ", ".join(k.decode(errors="replace") for k in sorted(taken)[:3])
             raise OprcEventsError(
-                f"this Redis already has keys of the demo's classes or consumer group ({shown}"
-                f"{', ...' if len(taken) > 3 else ''}) and the demo touches nothing it did not "
-                "create: delete them (e.g. with redis-cli) if they are a demo's leftovers"
+                f"this Redis already has keys of the {tool}'s classes, consumer group or own "
+                f"keys ({shown}{', ...' if len(taken) > 3 else ''}) and the {tool} touches "
+                f"nothing it did not create: delete them (e.g. with redis-cli) if they are a "
+                f"{tool}'s leftovers"
             )
-        members = [PartitionKeys.of(c, 0).member for c in names.classes()]
+        members = [PartitionKeys.of(c, 0).member for c in classes]
         registered = {m for m in members if client.sismember(PARTITIONS_KEY, m)}
         try:
             yield
         finally:
-            client.unlink(*_keys_of(client, names), workers_key(group))
+            client.unlink(*_keys_of(client, classes), workers_key(group), *extra)
             new = [m for m in members if m not in registered]
             if new:
                 client.srem(PARTITIONS_KEY, *new)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def written_keys(url: str, cls_id: str) -> Iterator[None]:
+    """The demo writer's keys: when it is interrupted (Ctrl-C, or SIGTERM made one) delete
+    every key of its own class ``cls_id`` (partition 0) and its entry in the registry, so
+    that the next demo finds none of them.  A writer that ends by itself (its count
+    reached) leaves them for a worker to deliver its entries."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        client = redis_client(url)
+        try:
+            keys = _keys_of(client, [cls_id])
+            if keys:
+                client.unlink(*keys)
+            client.srem(PARTITIONS_KEY, PartitionKeys.of(cls_id, 0).member)
+        finally:
+            client.close()
+        raise

@@ -39,6 +39,7 @@ from ..pb.oprc_invoke_pb2 import (
     ResponseStatus,
 )
 from ..protocol import zenoh_keys
+from ..protocol.context import valid_traceparent
 from ..protocol.decode import parse_trigger_payload
 from ..protocol.keys import ObjectId, parse_object_segment, validate_id, validate_partition
 
@@ -172,7 +173,7 @@ class FunctionHost:
             trigger = parse_trigger_payload(request.payload)
         context = dict(trigger.event_info.context) if trigger is not None else options
         depth = int(context.get("depth", options.get("depth", "0")))
-        traceparent = context.get("traceparent") or options.get("traceparent")
+        traceparent = valid_traceparent(context.get("traceparent") or options.get("traceparent"))
         ctx = InvocationContext(
             key=key,
             cls_id=parts.cls_id,

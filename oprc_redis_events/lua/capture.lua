@@ -91,6 +91,10 @@ if events and #changes > 0 then
     if bad then return bad end
   end
   local has_meta = redis.call("EXISTS", meta) == 1  -- a change counts as a write of the object
+  if has_meta then
+    bad = check_bump(meta, version)
+    if bad then return bad end
+  end
   local refused
   id, refused = append_events(outbox, batches, oid, has_meta and version + 1 or 0, "0", "")
   if refused then return refused end

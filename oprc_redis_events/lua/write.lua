@@ -29,7 +29,9 @@
 --   delete_fields, delete, set_triggers); 3 (mode "2") the configuration is neither the
 --   expected one nor already the new one.  Nothing is written unless status is 0.
 --   An error reply "CORRUPT ..." (lib/events.lua) refuses a write that could not be applied
---   whole: a key of the wrong type, a version that is not a number, a full outbox.
+--   whole: a key of the wrong type, a version that is not a number (except for delete,
+--   which then reports version 0) or that is at its largest (999999999999999) when the
+--   write would raise it, a full outbox.
 --
 -- Events: a field that appears is CREATE (3); one whose bytes or type change is UPDATE (4);
 -- one that disappears is DELETE (5); an unchanged value gives nothing.  Targets come from
@@ -61,7 +63,11 @@ local bad = check_type(obj, "hash") or check_type(meta, "hash")
   or (events and check_type(outbox, "stream")) or (capturing and check_type(shadow, "hash"))
 if bad then return bad end
 local version, bad_version = read_version(meta)
-if bad_version then return bad_version end
+if bad_version then
+  -- delete works whatever the version: it removes obj and meta, its DELETEs carry version 0
+  if mode ~= "delete" then return bad_version end
+  version = -1
+end
 
 local had_fields = redis.call("EXISTS", obj) == 1
 local exists = had_fields or redis.call("EXISTS", meta) == 1
@@ -176,6 +182,8 @@ if incrementing then
     bad = check_room(outbox, 1)
     if bad then return bad end
   end
+  bad = check_bump(meta, version)  -- checked before HINCRBY, the first write
+  if bad then return bad end
   local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
   newvalue = tostring(redis.call(cmd, obj, names[1], values[1]))
   if incr_old ~= newvalue then
@@ -190,6 +198,10 @@ if #batches > 1 then
 end
 
 local bumps = mode == "create" or mode == "delete" or (#changes > 0 and mode ~= "func")
+if bumps and mode ~= "delete" then
+  bad = check_bump(meta, version)
+  if bad then return bad end
+end
 local new_version = bumps and version + 1 or version
 local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
 if refused then return refused end

@@ -44,6 +44,7 @@ __all__ = [
     "ObjectId",
     "PartitionKeys",
     "as_text",
+    "check_utf8",
     "field_name",
     "object_segment",
     "parse_field_name",
@@ -80,10 +81,31 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 encoding (a str with lone surrogates, such as
+    ``"a\\udcff"``, has none)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_utf8(kind: str, text: str, error: type[Exception] = InvalidIdError) -> str:
+    """``text``, or ``error`` naming ``kind`` when it cannot be encoded as UTF-8."""
+    if not is_utf8(text):
+        raise error(
+            f"{kind} {text[:40]!r} is not valid UTF-8 text (it holds a lone surrogate); "
+            "pass text that encodes as UTF-8"
+        )
+    return text
+
+
 def validate_id(kind: str, value: object) -> str:
     """Return ``value`` when it can be used as a ``kind`` id, else raise :class:`InvalidIdError`."""
     if not isinstance(value, str):
         raise InvalidIdError(f"{kind} must be a string, got {type(value).__name__} {value!r}")
+    check_utf8(kind, value)
     if not value:
         raise InvalidIdError(f"{kind} must not be empty")
     if len(value) > MAX_ID_LENGTH:
@@ -244,7 +266,7 @@ OBJECT_KEY_KINDS: Final = ("obj", "meta", "shadow")
 def _key_text(name: object) -> tuple[str, bool] | None:
     """A key starting with ``oprc:{`` as text, and whether its bytes were valid UTF-8."""
     if isinstance(name, str):
-        return (name, True) if name.startswith(PREFIX + ":{") else None
+        return (name, is_utf8(name)) if name.startswith(PREFIX + ":{") else None
     if not isinstance(name, (bytes, bytearray, memoryview)):
         return None
     raw = bytes(name)

@@ -25,6 +25,7 @@ __all__ = [
     "TOPOLOGY_ERRORS",
     "BrokenKeyError",
     "BrokenPartitions",
+    "full_stream",
     "is_server_wide",
     "redis_unusable",
     "topology_changing",
@@ -84,6 +85,17 @@ def redis_unusable(err: BaseException) -> bool:
     return isinstance(err, redis.ResponseError) and is_server_wide(err)
 
 
+def full_stream(err: object) -> str:
+    """The reason, with its remedy, for Redis refusing a stream id: a stream whose ids ran
+    out (its last id is 18446744073709551615-18446744073709551615, written behind the
+    library's back) can take no entry and no id after its last."""
+    return (
+        f"{err} (its ids have probably reached the largest stream id, "
+        "18446744073709551615-18446744073709551615, so nothing can be added after it): "
+        "let the workers drain it, then trim it (`oprc-redis-events trim`) or delete it"
+    )
+
+
 class BrokenPartitions:
     """The partitions (outbox keys) and malformed names skipped at the moment."""
 
@@ -113,6 +125,10 @@ class BrokenPartitions:
             reason,
             self.retry_s,
         )
+
+    def is_unresolved(self, name: str) -> bool:
+        """Whether ``name`` failed and was not served since (its retries are not news)."""
+        return name in self._unresolved
 
     def skipped(self, name: str) -> bool:
         """Whether ``name`` is broken and not due for another try yet."""

@@ -22,7 +22,8 @@ import redis
 import redis.asyncio as aredis
 
 from ..errors import OprcEventsError
-from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
+from ..protocol.keys import PartitionKeys, as_text
+from .inventory import Skip, find_partitions, ignore
 
 __all__ = [
     "DeadLetter",
@@ -125,6 +126,11 @@ async def dead_letter(
                 continue  # the key changed under us: look again
 
 
+def _number(text: str) -> int:
+    """A count or time of a dead letter; 0 when it was written as something else."""
+    return int(text) if text.isascii() and text.isdigit() else 0
+
+
 def _decode(partition: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     def text(name: bytes) -> str:
         return fields.get(name, b"").decode(errors="replace")
@@ -135,23 +141,17 @@ def _decode(partition: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes
         source_id=text(b"dlq:source_id"),
         reason=text(b"dlq:reason"),
         error=text(b"dlq:error"),
-        attempts=int(text(b"dlq:attempts") or 0),
-        failed_at=int(text(b"dlq:failed_at") or 0),
+        attempts=_number(text(b"dlq:attempts")),
+        failed_at=_number(text(b"dlq:failed_at")),
         fields={k: v for k, v in fields.items() if not k.startswith(META_PREFIX)},
         group=text(b"dlq:group"),
     )
 
 
-async def partitions_with_dlq(client: aredis.Redis) -> list[PartitionKeys]:
-    """Every partition that has a dead-letter stream."""
-    found: set[PartitionKeys] = set()
-    async for key in client.scan_iter(match=f"{PREFIX}:{{*}}:dlq", _type="stream"):
-        found.add(PartitionKeys.from_key(as_text(key)))
-    for member in await client.smembers(PARTITIONS_KEY):
-        partition = PartitionKeys.from_member(as_text(member))
-        if await client.exists(partition.dead_letters):
-            found.add(partition)
-    return sorted(found)
+async def partitions_with_dlq(client: aredis.Redis, skip: Skip = ignore) -> list[PartitionKeys]:
+    """Every partition that has a dead-letter key; a member of ``oprc:partitions`` that does
+    not parse (or a registry of the wrong type) goes to ``skip``."""
+    return await find_partitions(client, "dlq", skip)
 
 
 async def list_dead_letters(

@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import InvalidIdError
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .acks import AckQueue
-from .broken import BrokenPartitions, is_server_wide
+from .broken import BrokenPartitions, full_stream, is_server_wide
 from .deadletters import DeadLetterStreamError
 
 __all__ = ["RESCAN_INTERVAL_S", "PartitionDiscovery", "PartitionState"]
@@ -174,6 +174,8 @@ class PartitionDiscovery:
 
     async def _key_problem(self, key: str, expected: str, err: Exception) -> str:
         """What is wrong with ``key``, for a log line: its type when that is the problem."""
+        if "Invalid stream ID" in str(err) or "last possible ID" in str(err):
+            return f"{key}: {full_stream(err)}"
         if "WRONGTYPE" not in str(err):
             return str(err)
         with contextlib.suppress(redis.RedisError):

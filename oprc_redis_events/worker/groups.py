@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from ..errors import InvalidIdError
-from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text, workers_key
+from ..protocol.keys import PREFIX, PartitionKeys, as_text, workers_key
+from .inventory import Skip, find_partitions, ignore, skipping
 
 __all__ = ["GroupInfo", "drop_group", "list_groups", "live_workers", "outboxes"]
 
@@ -32,19 +32,9 @@ class GroupInfo:
     lag: int | None  # entries not delivered yet (None: Redis cannot tell, e.g. before 7.0)
 
 
-async def outboxes(client: aredis.Redis) -> list[PartitionKeys]:
-    """Every partition whose outbox stream exists."""
-    found: set[PartitionKeys] = set()
-    async for key in client.scan_iter(match=f"{PREFIX}:{{*}}:outbox", _type="stream"):
-        found.add(PartitionKeys.from_key(as_text(key)))
-    for member in await client.smembers(PARTITIONS_KEY):
-        try:
-            partition = PartitionKeys.from_member(as_text(member))
-        except (InvalidIdError, ValueError):
-            continue  # not ours to judge here; the worker logs it
-        if partition not in found and await client.exists(partition.outbox):
-            found.add(partition)
-    return sorted(found)
+async def outboxes(client: aredis.Redis, skip: Skip = ignore) -> list[PartitionKeys]:
+    """Every partition whose outbox key exists (a bad registry member goes to ``skip``)."""
+    return await find_partitions(client, "outbox", skip)
 
 
 def _info(partition: PartitionKeys, group: dict[Any, Any]) -> GroupInfo:
@@ -58,12 +48,14 @@ def _info(partition: PartitionKeys, group: dict[Any, Any]) -> GroupInfo:
     )
 
 
-async def list_groups(client: aredis.Redis) -> list[GroupInfo]:
-    """Every consumer group of every outbox, by partition then group."""
+async def list_groups(client: aredis.Redis, skip: Skip = ignore) -> list[GroupInfo]:
+    """Every consumer group of every outbox, by partition then group; an outbox Redis
+    cannot list (not a stream) goes to ``skip``."""
     rows: list[GroupInfo] = []
-    for partition in await outboxes(client):
-        groups: Any = await client.xinfo_groups(partition.outbox)
-        rows += sorted((_info(partition, g) for g in groups), key=lambda r: r.group)
+    for partition in await outboxes(client, skip):
+        async with skipping(partition.outbox, skip):
+            groups: Any = await client.xinfo_groups(partition.outbox)
+            rows += sorted((_info(partition, g) for g in groups), key=lambda r: r.group)
     return rows
 
 
@@ -78,16 +70,17 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([\\*?\[\]])", r"\\\1", text)
 
 
-async def drop_group(client: aredis.Redis, group: str) -> int:
+async def drop_group(client: aredis.Redis, group: str, skip: Skip = ignore) -> int:
     """Destroy ``group`` on every outbox and delete its leases and workers set; return on
-    how many outboxes it existed."""
+    how many outboxes it existed (an outbox that is not a stream goes to ``skip``)."""
     dropped = 0
-    for partition in await outboxes(client):
-        pipe = client.pipeline(transaction=True)  # one slot: the outbox and its lease
-        pipe.xgroup_destroy(partition.outbox, group)
-        pipe.delete(partition.lease(group))
-        destroyed, _ = await pipe.execute()
-        dropped += int(destroyed)
+    for partition in await outboxes(client, skip):
+        async with skipping(partition.outbox, skip):
+            pipe = client.pipeline(transaction=True)  # one slot: the outbox and its lease
+            pipe.xgroup_destroy(partition.outbox, group)
+            pipe.delete(partition.lease(group))
+            destroyed, _ = await pipe.execute()
+            dropped += int(destroyed)
     pattern = f"{PREFIX}:{{*}}:lease:{_glob_escape(group)}"
     async for key in client.scan_iter(match=pattern):  # leases of outboxes gone since
         await client.delete(key)

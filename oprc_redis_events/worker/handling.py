@@ -33,6 +33,9 @@ __all__ = ["EntryHandling"]
 
 log = logging.getLogger("oprc_redis_events.worker.loop")
 
+#: poison entries of one batch logged one line each; the rest of the batch in one line
+POISON_LINES = 10
+
 
 def _describe(err: Exception) -> str:
     if isinstance(err, OprcEventsError):
@@ -92,15 +95,35 @@ class EntryHandling(PartitionDiscovery):
                 self.stats.events_read += len(entry.events)
             except Exception as err:  # whatever it is, this entry must not stop the others
                 reason = f"cannot be dispatched: {_describe(err)}"
-                self.problems.error(
-                    ("poison", partition.member),
-                    "dead-lettering entry %s of %s: %s",
-                    entry_id,
-                    partition.member,
-                    reason,
-                )
                 dead.append((entry_id, fields, reason, "", 1))
+        self._log_poison(partition, dead)
         return plans, dead
+
+    def _log_poison(self, partition: PartitionKeys, dead: list[DeadLetterRecord]) -> None:
+        """One line per poison entry (an entry read again, its dead letter not written yet,
+        is not logged again at once), the entries beyond :data:`POISON_LINES` of one batch
+        in one line with their count and ids: every one is in the log."""
+        for entry_id, _, reason, _, _ in dead[:POISON_LINES]:
+            self.problems.error(
+                ("poison", partition.member, entry_id),
+                "dead-lettering entry %s of %s: %s",
+                entry_id,
+                partition.member,
+                reason,
+            )
+        rest = dead[POISON_LINES:]
+        if rest:
+            log.error(
+                "dead-lettering %d more entries of %s (ids %s .. %s) that cannot be "
+                "dispatched either; `oprc-redis-events dlq list --cls %s --partition %d` "
+                "shows each with its reason",
+                len(rest),
+                partition.member,
+                rest[0][0],
+                rest[-1][0],
+                partition.cls_id,
+                partition.partition_id,
+            )
 
     async def _handle(
         self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]

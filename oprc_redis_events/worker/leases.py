@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -37,6 +38,20 @@ class Leases:
         self.lease_ms = lease_ms
         self.owned: dict[str, PartitionKeys] = {}  # outbox stream -> partition
         self._script: Any = register(client, "lease")
+        #: a stream whose take and release are routine (broken and retried): DEBUG lines
+        self.quiet: Callable[[str], bool] = lambda stream: False
+        self._told: set[str] = set()  # quiet streams whose release was logged once
+
+    def _level(self, stream: str, taking: bool) -> int:
+        """INFO for a take or release, but for a broken stream's retries: its first release
+        only (the warning about it says it is retried), then DEBUG."""
+        if not self.quiet(stream):
+            self._told.discard(stream)
+            return logging.INFO
+        if taking or stream in self._told:
+            return logging.DEBUG
+        self._told.add(stream)
+        return logging.INFO
 
     async def heartbeat(self) -> int:
         """Record that we are alive; return how many workers of the group are (us included).
@@ -91,7 +106,8 @@ class Leases:
             ):
                 self.owned[stream] = partition
                 acquired.append(partition)
-                log.info(
+                log.log(
+                    self._level(stream, taking=True),
                     "took partition %s (now %d of %d partition(s); up to %d each for %d "
                     "live worker(s))",
                     partition.member,
@@ -128,7 +144,7 @@ class Leases:
             except redis.ResponseError as err:  # a lease key of the wrong type: not ours
                 if is_server_wide(err):
                     raise
-            log.info("released partition %s", partition.member)
+            log.log(self._level(stream, taking=False), "released partition %s", partition.member)
 
     async def release_all(self) -> None:
         """Give every lease back and leave the heartbeat set (graceful shutdown)."""

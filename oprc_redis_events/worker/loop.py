@@ -101,6 +101,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self._stop = asyncio.Event()
         self.problems = ThrottledLog(log)  # a recurring problem: once, then a count
         self.broken = BrokenPartitions(self.problems)
+        self.leases.quiet = self.broken.is_unresolved  # no take/release line per retry
         self.supervisor = Supervisor(self._stop, self.problems)
         self._last_scan = -RESCAN_INTERVAL_S
         self._scan_found: set[str] = set()

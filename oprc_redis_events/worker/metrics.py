@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..errors import ConfigError
+
 __all__ = ["LATENCY_BUCKETS", "MetricsServer", "WorkerCollector", "WorkerMetrics"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -154,7 +156,14 @@ class MetricsServer:
                 return [b"ok\n" if ok else b"not ok\n"]
             return prometheus(environ, start)  # type: ignore[no-any-return]
 
-        self.server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
+        try:
+            self.server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
+        except OSError as err:  # in use, or an address this host does not have
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {err.strerror or err}; choose another "
+                "--metrics-port / --metrics-host (OPRC_EVENTS_METRICS_PORT / _HOST), or stop "
+                "what is using it"
+            ) from err
         self.port = self.server.server_port
         self.on_failure = on_failure
         self.thread = threading.Thread(target=self._serve, daemon=True, name="oprc-metrics")

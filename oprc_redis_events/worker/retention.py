@@ -20,15 +20,26 @@ class OutboxBoundError(OprcEventsError):
     """A requested outbox bound would drop entries some group has not acknowledged."""
 
 
+#: the bound of a stream whose every entry was acknowledged up to its largest possible id
+_ALL = f"{2**64}-0"
+
+
 def _parse(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
 
 
-def _after(entry_id: bytes | str) -> str:
+#: the largest part of a stream id (2^64 - 1)
+_MAX_PART = 2**64 - 1
+
+
+def _after(entry_id: bytes | str) -> str | None:
+    """The id right after ``entry_id``; ``None`` after the largest id there is."""
     ms, seq = _parse(entry_id)
-    return f"{ms}-{seq + 1}"
+    if seq < _MAX_PART:
+        return f"{ms}-{seq + 1}"
+    return f"{ms + 1}-0" if ms < _MAX_PART else None
 
 
 async def acknowledged_bound(client: aredis.Redis, stream: str) -> str | None:
@@ -41,8 +52,8 @@ async def acknowledged_bound(client: aredis.Redis, stream: str) -> str | None:
             summary = await client.xpending(stream, group["name"])
             min_id = summary["min"]
             bounds.append(min_id.decode() if isinstance(min_id, bytes) else min_id)
-        else:
-            bounds.append(_after(group["last-delivered-id"]))
+        else:  # after the largest id there is: the group needs nothing that is stored
+            bounds.append(_after(group["last-delivered-id"]) or _ALL)
     return min(bounds, key=_parse) if bounds else None
 
 
@@ -56,7 +67,9 @@ async def trim_outbox(client: aredis.Redis, stream: str, *, maxlen: int | None =
         return 0
     bound = await acknowledged_bound(client, stream)
     removed = 0
-    if bound is not None:
+    if bound == _ALL:
+        removed = int(await client.xtrim(stream, maxlen=0, approximate=False))
+    elif bound is not None:
         removed = int(await client.xtrim(stream, minid=bound, approximate=False))
     if maxlen is not None:
         left = int(await client.xlen(stream))

@@ -24,9 +24,11 @@ from ...errors import ObjectNotFoundError
 from ...lua.loader import register
 from ...pb.oprc_data_pb2 import ObjectEvent
 from ...pb.oprc_invoke_pb2 import InvocationResponse
+from ...protocol.context import check_depth, check_traceparent
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from .. import core as ops
 from .. import invoke as functions
+from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
 from ..redis_errors import redis_errors, write_errors
 from .trigger_edits import TriggerEdits
@@ -53,8 +55,8 @@ class ObjectStore(TriggerEdits):
     ) -> None:
         self.client = client
         self.settings = settings or Settings.from_env()
-        self.depth = depth
-        self.traceparent = traceparent
+        self.depth = check_depth(depth)
+        self.traceparent = check_traceparent(traceparent)
         self.zenoh_session = zenoh_session
         self._owns_session = False
         self._write = register(client, "write")
@@ -80,10 +82,13 @@ class ObjectStore(TriggerEdits):
         return cls(redis_client(config), config, zenoh_session=zenoh_session)
 
     def __repr__(self) -> str:
-        return f"ObjectStore({redact_url(self.settings.redis_url)!r}, depth={self.depth})"
+        where = client_address(self.client) or redact_url(self.settings.redis_url)
+        return f"ObjectStore({where!r}, depth={self.depth})"
 
     def with_context(self, *, depth: int, traceparent: str | None = None) -> ObjectStore:
-        """A store on the same client whose writes carry ``depth`` and ``traceparent``."""
+        """A store on the same client whose writes carry ``depth`` (an int, 0 <= depth <
+        2**63) and ``traceparent`` (a W3C traceparent or ``None``); anything else raises
+        :class:`InvalidValueError`."""
         bound = ObjectStore(
             self.client,
             self.settings,

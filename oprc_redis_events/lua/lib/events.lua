@@ -45,6 +45,18 @@ local function version_text(n)
   return string.format("%d", n)  -- tostring() would print 1e+15
 end
 
+-- The largest version read_version() accepts: a write that would go past it is refused, so
+-- that `v` never becomes a value no write or read can use.
+local MAX_VERSION = 999999999999999
+
+-- nil when the object's version may go up by one, else the error reply refusing the write.
+local function check_bump(meta, version)
+  if version < MAX_VERSION then return nil end
+  return corrupt("field v (the version) of " .. meta .. " is " .. version_text(version) ..
+    ", the largest version there is, and this write would take it past: delete the object, " ..
+    "or set a lower version (HSET " .. meta .. " v <version>)")
+end
+
 -- Whether `needed` more entries fit in the outbox: XADD fails once the last generated id is
 -- 2^64-1 - 2^64-1.  (Only ids whose time part is 2^64-1 come close.)
 local function check_room(outbox, needed)
