@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -40,11 +40,15 @@ Echo = Callable[[str], None]
 
 
 class DemoWorker(Worker):
-    """A worker that serves the demo's partitions only, never another application's."""
+    """A worker that serves the demo's partitions only (``partitions`` of each class, 0
+    unless told), never another application's."""
 
-    def __init__(self, settings: Settings, classes: list[str], **kw: Any) -> None:
+    def __init__(
+        self, settings: Settings, classes: list[str], *, partitions: Sequence[int] = (0,), **kw: Any
+    ) -> None:
         super().__init__(settings, **kw)
-        self.own = {PartitionKeys.of(c, 0).outbox: PartitionKeys.of(c, 0) for c in classes}
+        own = [PartitionKeys.of(c, p) for c in classes for p in partitions]
+        self.own = {keys.outbox: keys for keys in own}
 
     async def discover(self) -> None:
         for stream in self.own.keys() - self.partitions.keys():
