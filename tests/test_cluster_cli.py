@@ -5,6 +5,8 @@ that takes ``--redis-url`` must be taught here, or this test fails."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +19,11 @@ from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.deadletters import dead_letter_fields
 
 from .helpers import watch_all
+from .test_cli import children
 from .test_cli_errors import COMMANDS, options
+from .test_dev_tools_keys import cluster_dump
+
+CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
 
 #: command -> (arguments, text its output must hold), run in this order
 RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
@@ -36,7 +42,7 @@ RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
     (("delete",), ["orders", "P0", "1", "1"], "event(s) queued"),
 ]
 DAEMONS = {("worker",), ("serve",)}  # long-running: their --cluster is checked by parsing
-NOT_YET = {("demo",), ("bench",)}  # they refuse --cluster with a usage error
+ELSEWHERE = {("bench",), ("demo",)}  # bench: test_cli and test_dev_tools_keys; demo: below
 
 
 def one_partition_per_primary(cluster: RedisCluster) -> list[int]:
@@ -73,7 +79,7 @@ def test_every_command_that_takes_redis_url_takes_cluster() -> None:
     for path, command in COMMANDS.items():
         if "--redis-url" in options(command):
             assert "--cluster" in options(command), " ".join(path)
-    taught = {path for path, _, _ in RUNS} | DAEMONS | NOT_YET
+    taught = {path for path, _, _ in RUNS} | DAEMONS | ELSEWHERE
     untaught = {p for p, c in COMMANDS.items() if "--redis-url" in options(c)} - taught
     assert not untaught, f"teach test_cluster_cli these commands: {sorted(untaught)}"
 
@@ -106,7 +112,40 @@ def test_the_daemons_pass_cluster_into_their_settings(path: tuple[str, ...]) -> 
     assert command.make_context(path[-1], args).params["cluster"] is None  # env decides
 
 
-@pytest.mark.parametrize("path", sorted(NOT_YET), ids=" ".join)
-def test_demo_and_bench_refuse_cluster(path: tuple[str, ...]) -> None:
-    out = CliRunner().invoke(main, [*path, "--cluster"])
-    assert out.exit_code == 2 and "does not run on a Redis Cluster yet" in out.output
+def test_headless_demo_on_a_private_cluster_delivers_everything_and_stops_it() -> None:
+    before = children()
+    out = subprocess.run(
+        [*CLI, "demo", "--cluster", "--events", "30"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Redis Cluster: started 3 primaries" in out.stdout
+    assert "summary: 30/30 invocations arrived" in out.stdout and "all arrived" in out.stdout
+    assert children() == before  # the cluster's nodes, the router, the worker: all stopped
+
+
+def test_demo_on_a_users_cluster_touches_only_what_it_made(
+    cluster_url: str, redis_cluster_server: RedisCluster
+) -> None:
+    with ObjectStore.from_url(cluster_url, cluster=True) as store:
+        for pid in range(6):  # the user's partitions, on every primary
+            store.create("orders", pid, 1001, {42: b"pending"}, event=watch_all([42]))
+            store.update("orders", pid, 1001, {42: b"paid"})  # waiting for the real worker
+    before = cluster_dump(redis_cluster_server)
+    out = subprocess.run(
+        [*CLI, "demo", "--cluster", "--events", "20", "--redis-url", cluster_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "summary: 20/20 invocations arrived" in out.stdout and "demo-orders" in out.stdout
+    assert cluster_dump(redis_cluster_server) == before
+
+
+def test_the_demo_writer_on_a_cluster(cluster_url: str) -> None:
+    argv = ["demo", "--write-only", "--cluster", "--redis-url", cluster_url]
+    out = CliRunner().invoke(main, [*argv, "--events", "2", "--interval", "0"])
+    assert out.exit_code == 0 and out.output.count("writer: status = ") == 2, out.output
+    with ObjectStore.from_url(cluster_url, cluster=True) as store:
+        written = store.get("demo-orders", 0, 1001)
+        assert written is not None and written.version == 3  # upsert, then two updates

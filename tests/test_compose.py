@@ -57,7 +57,8 @@ def test_each_service_runs_a_real_cli_command(name: str, command: list[str]) -> 
 def test_compose_services_and_health_checks() -> None:
     doc = yaml.safe_load(COMPOSE.read_text())
     services = doc["services"]
-    assert set(services) == {"redis", "zenoh", "worker", "functions", "writer"}
+    default = {name for name, svc in services.items() if "profiles" not in svc}
+    assert default == {"redis", "zenoh", "worker", "functions", "writer"}
     assert services["zenoh"]["image"].startswith("eclipse/zenoh:")
     redis_cmd = services["redis"]["command"]
     assert "--appendonly" in redis_cmd and "--notify-keyspace-events" in redis_cmd
@@ -65,3 +66,36 @@ def test_compose_services_and_health_checks() -> None:
         assert "healthcheck" in services[name], name
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["oprc-redis-events"]' in dockerfile
+
+
+CLUSTER_SERVICES = {
+    "redis-node-1",
+    "redis-node-2",
+    "redis-node-3",
+    "cluster-init",
+    "worker-cluster",
+    "writer-cluster",
+}
+
+
+def test_the_cluster_profile() -> None:
+    """Three cluster-enabled Redis 7 nodes, a one-shot ``redis-cli --cluster create`` (a
+    shell script that parses), and a worker and a writer with --cluster."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    profiled = {name for name, svc in services.items() if "profiles" in svc}
+    assert profiled == CLUSTER_SERVICES
+    assert all(services[name]["profiles"] == ["cluster"] for name in profiled)
+    for node in ("redis-node-1", "redis-node-2", "redis-node-3"):
+        command = " ".join(services[node]["command"])
+        assert services[node]["image"] == "redis:7" and "--cluster-enabled yes" in command
+        assert "--notify-keyspace-events Khgxe" in command  # keyspace capture on every primary
+    init = services["cluster-init"]
+    script = init["command"][2].replace("$$", "$")  # compose's escape of a literal $
+    assert init["command"][:2] == ["sh", "-c"] and "--cluster create" in script
+    assert all(f"getent hosts redis-node-{i}" in script for i in (1, 2, 3))
+    assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
+    assert set(init["depends_on"]) == {"redis-node-1", "redis-node-2", "redis-node-3"}
+    worker = services["worker-cluster"]
+    assert worker["depends_on"]["cluster-init"] == {"condition": "service_completed_successfully"}
+    for name in ("worker-cluster", "writer-cluster"):
+        assert "--cluster" in services[name]["command"], name

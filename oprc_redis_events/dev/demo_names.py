@@ -80,12 +80,19 @@ def _keys_of(client: redis.Redis, classes: list[str]) -> list[bytes]:
 
 @contextlib.contextmanager
 def owned_keys(
-    url: str, classes: list[str], group: str, extra: Sequence[str] = (), *, tool: str = "demo"
+    url: str,
+    classes: list[str],
+    group: str,
+    extra: Sequence[str] = (),
+    *,
+    tool: str = "demo",
+    cluster: bool = False,
 ) -> Iterator[None]:
     """Refuse to start when a key of ``classes`` (partition 0), of ``group`` or one of the
     ``extra`` keys exists; at the end delete exactly those keys, and the classes' entries of
-    the registry that were not there before."""
-    client = redis_client(url)
+    the registry that were not there before.  With ``cluster`` the URL is a seed node of a
+    Redis Cluster (the SCAN covers every primary)."""
+    client = redis_client(url, cluster=cluster)
     try:
         taken = _keys_of(client, classes)
         taken += [k.encode() for k in (workers_key(group), *extra) if client.exists(k)]
@@ -111,7 +118,7 @@ def owned_keys(
 
 
 @contextlib.contextmanager
-def written_keys(url: str, cls_id: str) -> Iterator[None]:
+def written_keys(url: str, cls_id: str, *, cluster: bool = False) -> Iterator[None]:
     """The demo writer's keys: when it is interrupted (Ctrl-C, or SIGTERM made one) delete
     every key of its own class ``cls_id`` (partition 0) and its entry in the registry, so
     that the next demo finds none of them.  A writer that ends by itself (its count
@@ -119,7 +126,7 @@ def written_keys(url: str, cls_id: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        client = redis_client(url)
+        client = redis_client(url, cluster=cluster)
         try:
             keys = _keys_of(client, [cls_id])
             if keys:
