@@ -5,14 +5,15 @@ platform's default.  A user mistake or an unreachable server is one ``Error:`` l
 non-zero exit status, never a traceback (:class:`~.base.UserErrorGroup`).
 
 The commands live beside this module: ``worker`` (worker, serve), ``tools`` (demo, bench),
-``objects`` (get, put, delete, triggers, explain), ``tail`` (tail), ``dlq`` (dlq, trim) and
-``groups`` (groups).
+``objects`` (get, put, delete, triggers, explain), ``tail`` (tail), ``dlq`` (dlq, trim),
+``groups`` (groups) and ``acl`` (acl).
 """
 
 from __future__ import annotations
 
 import click
 
+from . import acl as cli_acl
 from . import dlq as cli_dlq
 from . import groups as cli_groups
 from . import objects as cli_objects
@@ -44,6 +45,7 @@ for _command in (
     cli_objects.triggers,
     cli_objects.explain,
     cli_tail.tail,
+    cli_acl.acl,
 ):
     main.add_command(_command)
 

@@ -1,0 +1,130 @@
+"""Redis ACL rules of each role (writer, worker, capture, admin), as pure data.
+
+Each role is the rules of one ``ACL SETUSER`` line after the user's name and password
+(Redis 7: ``%R~`` / ``%W~`` key permissions and selectors)::
+
+    ACL SETUSER <name> on >pw  <root rules> (<selector rules>)
+
+Redis checks ``EVALSHA`` as if it read and wrote every key it is given, then checks each
+command a script runs, on the keys it touches, like a command sent by the client.  So the
+root rules allow only the script commands (plus the connection's own) on the keys the
+scripts are given, and a selector holds what the role may really do: its commands, with
+read or write permission per key of the layout (:mod:`.keys`).  A command is allowed when
+the root rules or the selector allow it and all its keys, so the writer, whose script
+appends to the outbox, cannot run ``XRANGE``, ``XREADGROUP``, ``XACK`` or ``XTRIM`` on it,
+in a script or not.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
+
+__all__ = ["ROLES", "KeyPatterns", "rules"]
+
+_ANY: Final = PartitionKeys("*", 0)  # its tag is replaced by {*}: every partition
+
+
+def _every(key: str) -> str:
+    return key.replace(_ANY.tag, "{*}")
+
+
+class KeyPatterns:
+    """Glob patterns (as ``ACL`` and ``SCAN MATCH`` take them) of the layout's keys."""
+
+    obj: Final = _every(_ANY.obj("*"))
+    meta: Final = _every(_ANY.meta("*"))
+    shadow: Final = _every(_ANY.shadow("*"))
+    outbox: Final = _every(_ANY.outbox)
+    dead_letters: Final = _every(_ANY.dead_letters)
+    lease: Final = _every(_ANY.lease("*"))
+    capture_flag: Final = _every(_ANY.capture_flag)
+    partitions: Final = PARTITIONS_KEY
+    workers: Final = workers_key("*")
+    every: Final = f"{PREFIX}:*"
+
+
+K = KeyPatterns
+#: the keys write.lua is given (KEYS[1..5]); expire.lua takes three of them
+WRITE_SCRIPT_KEYS: Final = (K.obj, K.meta, K.outbox, K.shadow, K.capture_flag)
+#: what every client sends: the handshake, transactions, and the scripts (redis-py's
+#: Script runs EVALSHA and SCRIPT LOAD after NOSCRIPT; a pipeline asks SCRIPT EXISTS)
+BASE: Final = (
+    "resetkeys resetchannels clearselectors -@all",
+    "+hello +ping +select +client|setname +multi +exec +discard",
+    "+evalsha +script|load +script|exists",
+)
+#: the commands write.lua and expire.lua run (with lib/events.lua)
+WRITE_SCRIPT: Final = (
+    "+type +exists +hget +hmget +hkeys +hexists +hset +hdel +del +hincrby +hincrbyfloat",
+    "+time +xadd +expire +pexpire +expireat +pexpireat +persist",
+)
+#: the worker's own commands on the outboxes, dead letters, leases and its group's set
+WORKER: Final = (
+    "+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer",
+    "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
+    "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
+    "+zrangebyscore +smembers +sadd +type +exists +time",
+    # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
+    "+hget +hmget +hkeys +hexists +hset +hdel",
+)
+#: what keyspace capture adds: capture.lua, its flag, the notifications, CONFIG GET
+CAPTURE: Final = ("+hgetall +psubscribe +punsubscribe +config|get",)
+
+
+def _keys(*grants: tuple[str, str]) -> str:
+    """``%R~`` / ``%W~`` / ``~`` (both) rules for (permission, pattern) pairs."""
+    return " ".join(f"{'' if p == 'RW' else '%' + p}~{pattern}" for p, pattern in grants)
+
+
+def _channel(db: int) -> str:
+    # a PSUBSCRIBE pattern must equal an ACL channel pattern: the database is in it
+    return f"&__keyspace@{db}__:{K.obj}"
+
+
+def _writer(db: int) -> str:
+    own = _keys(
+        ("RW", K.obj), ("RW", K.meta), ("RW", K.shadow), ("R", K.capture_flag),
+        ("W", K.outbox), ("RW", K.partitions),
+    )  # fmt: skip
+    commands = " ".join((*WRITE_SCRIPT, "+hgetall +sadd +smembers"))
+    return f"({commands} {own})"
+
+
+def _worker(db: int) -> str:
+    own = _keys(
+        ("R", K.obj), ("R", K.meta), ("RW", K.shadow), ("R", K.capture_flag),
+        ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
+        ("RW", K.workers), ("RW", K.partitions),
+    )  # fmt: skip
+    return f"({' '.join(WORKER)} {own})"
+
+
+def _capture(db: int) -> str:
+    own = _keys(
+        ("R", K.obj), ("RW", K.meta), ("RW", K.shadow), ("RW", K.capture_flag),
+        ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
+        ("RW", K.workers), ("RW", K.partitions),
+    )  # fmt: skip
+    return f"({' '.join((*WORKER, *CAPTURE))} {own} {_channel(db)})"
+
+
+def _admin(db: int) -> str:
+    return f"(+@all -@dangerous +config|get +config|set ~{K.every} {_channel(db)})"
+
+
+#: role -> (what it is for, the keys its root rules give the scripts, its selector)
+ROLES: Final = {
+    "writer": ("the store and the evented client", WRITE_SCRIPT_KEYS, _writer),
+    "worker": ("the worker without capture", (*WRITE_SCRIPT_KEYS, K.lease), _worker),
+    "capture": ("the worker with --capture keyspace", (*WRITE_SCRIPT_KEYS, K.lease), _capture),
+    "admin": ("the operator's commands (dlq, trim, groups, put, ...)", (K.every,), _admin),
+}
+
+
+def rules(role: str, db: int = 0) -> str:
+    """The ``ACL SETUSER`` rules of ``role`` (a key of :data:`ROLES`) on database ``db``."""
+    _, script_keys, selector = ROLES[role]
+    keys = " ".join(f"~{k}" for k in script_keys)
+    return " ".join((*BASE, keys, selector(db)))

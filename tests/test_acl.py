@@ -1,0 +1,164 @@
+"""Least privilege: the store and the worker run as Redis ACL users with exactly the rules
+``oprc-redis-events acl --role ...`` prints, applied with redis-cli as the README shows."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from oprc_redis_events import EventedRedis, ObjectStore, Settings
+from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
+
+from .helpers import RunningWorker, events, watch_all
+
+Users = Callable[[str], str]
+
+
+@pytest.fixture
+def acl_user(redis_server: RedisServer, redis_url: str) -> Iterator[Users]:
+    """Creates user ``<role>-user`` (password ``pw-<role>``) with the printed rules, through
+    the shell line of the README; gives its URL."""
+    made: list[str] = []
+
+    def create(role: str) -> str:
+        cli = shutil.which("redis-cli")
+        assert cli is not None
+        line = (
+            f"{cli} -p {redis_server.port} ACL SETUSER {role}-user on '>pw-{role}' "
+            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role})'
+        )
+        out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "OK", out
+        made.append(f"{role}-user")
+        return f"redis://{role}-user:pw-{role}@127.0.0.1:{redis_server.port}/0"
+
+    yield create
+    with redis.Redis(port=redis_server.port) as admin:
+        for name in made:
+            admin.acl_deluser(name)
+
+
+def test_the_store_runs_as_the_writer(acl_user: Users, client: redis.Redis) -> None:
+    store = ObjectStore.from_url(acl_user("writer"))
+    try:
+        store.create("orders", 0, 1, {42: b"a", "n": b"x"}, event=watch_all([42, "n"]))
+        store.update("orders", 0, 1, {42: b"b"})
+        record = store.get("orders", 0, 1)
+        assert record is not None and record.entries[42] == b"b"
+        store.set_triggers("orders", 0, 1, watch_all([42]))
+        assert len(store.get_triggers("orders", 0, 1).data_trigger_str) == 0
+        assert store.delete("orders", 0, 1)
+        assert store.get("orders", 0, 1) is None
+    finally:
+        store.close()
+    assert [e[0] for e in events(client)] == ["CREATE", "CREATE", "UPDATE", "DELETE"]
+
+
+def test_an_increment_with_a_trigger_runs_as_the_writer(
+    acl_user: Users, client: redis.Redis
+) -> None:
+    """The write script's outbox check reads the stream, which the writer may not: skipped."""
+    url = acl_user("writer")
+    store = ObjectStore.from_url(url)
+    wrapped = EventedRedis(redis.Redis.from_url(url))
+    try:
+        store.create("orders", 0, 1, {42: b"1"}, event=watch_all([42]))
+        assert wrapped.hincrby(PartitionKeys.of("orders", 0).obj("1"), "42", 2) == 3
+    finally:
+        wrapped.close()
+        store.close()
+    assert events(client)[-1] == ("UPDATE", "42", b"3")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("XACK", "outbox", "oprc-events", "0-1"), ("XRANGE", "outbox", "-", "+"),
+     ("XTRIM", "outbox", "MAXLEN", "0"), ("XINFO", "STREAM", "outbox"),
+     ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "outbox", ">")],
+    ids=lambda c: c[0],
+)  # fmt: skip
+def test_the_writer_cannot_read_or_trim_the_outbox(
+    acl_user: Users, command: tuple[str, ...]
+) -> None:
+    outbox = PartitionKeys.of("orders", 0).outbox
+    with (
+        redis.Redis.from_url(acl_user("writer")) as writer,
+        pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"),
+    ):
+        writer.execute_command(*(outbox if a == "outbox" else a for a in command))
+
+
+def test_the_writer_cannot_read_the_outbox_from_a_script(acl_user: Users) -> None:
+    outbox = PartitionKeys.of("orders", 0).outbox
+    with redis.Redis.from_url(acl_user("writer")) as writer:
+        script = writer.register_script("return redis.call('XRANGE', KEYS[1], '-', '+')")
+        with pytest.raises(redis.exceptions.ResponseError, match=r"can\'t run this command"):
+            script(keys=[outbox])
+
+
+def test_the_worker_cannot_write_objects(acl_user: Users) -> None:
+    obj = PartitionKeys.of("orders", 0).obj("1")
+    with redis.Redis.from_url(acl_user("worker")) as worker:
+        for command in (("HSET", obj, "42", "x"), ("DEL", obj), ("HGETALL", obj)):
+            with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"):
+                worker.execute_command(*command)
+
+
+def test_the_worker_runs_as_the_worker(
+    acl_user: Users, redis_url: str, client: redis.Redis
+) -> None:
+    writer = ObjectStore.from_url(acl_user("writer"))
+    publisher = MemoryPublisher()
+    settings = Settings.from_env({}, redis_url=acl_user("worker"))
+    running = RunningWorker(
+        Worker(settings, publisher=publisher, block_ms=20, discover_interval=0.05)
+    )
+    try:
+        writer.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+        writer.update("orders", 0, 1, {42: b"b"})
+        deadline = time.monotonic() + 15
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(publisher.sent) == 2
+        outbox = PartitionKeys.of("orders", 0).outbox
+        deadline = time.monotonic() + 15
+        while client.xpending(outbox, "oprc-events")["pending"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.xpending(outbox, "oprc-events")["pending"] == 0
+    finally:
+        running.stop()
+        writer.close()
+
+
+def test_capture_runs_as_the_capture_role(acl_user: Users, client: redis.Redis) -> None:
+    """With notify-keyspace-events set beforehand (CONFIG SET is not in the role)."""
+    client.config_set("notify-keyspace-events", "KEA")
+    store = ObjectStore.from_url(acl_user("writer"))
+    store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    store.close()
+    publisher = MemoryPublisher()
+    settings = Settings.from_env({}, redis_url=acl_user("capture"), capture="keyspace")
+    worker = Worker(settings, publisher=publisher, block_ms=20, discover_interval=0.05)
+    running = RunningWorker(worker)
+    try:
+        deadline = time.monotonic() + 15
+        while (worker.capture is None or worker.capture.stats.reconciles == 0) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        client.hset(PartitionKeys.of("orders", 0).obj("1"), "42", "by-hand")
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(publisher.sent) == 2, client.acl_log()  # the CREATE and the UPDATE
+    finally:
+        running.stop()
+    assert events(client)[-1] == ("UPDATE", "42", b"by-hand")
