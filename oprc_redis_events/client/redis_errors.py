@@ -19,20 +19,17 @@ from ..errors import (
     RedisUnavailableError,
     WriteOutcomeUnknownError,
 )
-from ..lua.loader import locate
+from ..lua.loader import locate, refusal
 
-__all__ = ["REFUSAL_CODES", "redis_errors", "refused", "write_errors"]
-
-#: the error codes of the scripts' refusals of corrupted state (lua/lib/events.lua)
-REFUSAL_CODES = ("CORRUPT ", "WRONGTYPE ")
+__all__ = ["redis_errors", "refused", "write_errors"]
 
 
 def refused(what: str, err: redis.ResponseError) -> OprcEventsError:
     """The error for a command Redis refused: a script's refusal names the broken key."""
     text = str(err)
-    for code in REFUSAL_CODES:
-        if text.startswith(code):
-            return CorruptedStateError(f"{what} refused, nothing was changed: {text[len(code) :]}")
+    wrong = refusal(text)
+    if wrong is not None:
+        return CorruptedStateError(f"{what} refused, nothing was changed: {wrong}")
     return OprcEventsError(f"{what}: Redis refused the command ({locate(text)})")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..protocol.codes import lua_table
 
-__all__ = ["SCRIPT_NAMES", "locate", "register", "source"]
+__all__ = ["REFUSAL_CODES", "SCRIPT_NAMES", "locate", "refusal", "register", "source"]
 
 SCRIPT_NAMES = ("write", "lease", "capture", "expire")
 LIBRARY = "lib/events.lua"
@@ -80,6 +80,20 @@ def locate(message: str) -> str:
     if name is None:
         return message
     return _LINE.sub(lambda m: _place(name, int(m.group(1))), message)
+
+
+#: the error codes of the scripts' refusals of corrupted state (``lua/lib/events.lua``): a key
+#: of the wrong type, or a garbage version, a full outbox...; nothing was written
+REFUSAL_CODES = ("CORRUPT ", "WRONGTYPE ")
+
+
+def refusal(message: str) -> str | None:
+    """What a script's refusal says is wrong (it names the key), or ``None`` when
+    ``message`` is not one."""
+    for code in REFUSAL_CODES:
+        if message.startswith(code):
+            return message[len(code) :]
+    return None
 
 
 def register(client: Any, name: str) -> Any:

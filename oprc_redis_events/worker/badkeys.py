@@ -8,6 +8,8 @@ import logging
 
 import redis
 
+from ..lua.loader import refusal
+
 __all__ = ["BadKeys", "bad_key_reason", "display"]
 
 log = logging.getLogger("oprc_redis_events.worker.capture")
@@ -54,10 +56,4 @@ class BadKeys:
 def bad_key_reason(reply: object) -> str | None:
     """What is wrong with the key when capture.lua refused it (a key of the wrong type, or
     corrupted state such as a garbage version or a full outbox), else ``None``."""
-    if not isinstance(reply, redis.ResponseError):
-        return None
-    text = str(reply)
-    for marker in ("WRONGTYPE ", "CORRUPT "):
-        if text.startswith(marker):
-            return text.removeprefix(marker)
-    return None
+    return refusal(str(reply)) if isinstance(reply, redis.ResponseError) else None
