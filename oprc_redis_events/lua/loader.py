@@ -41,6 +41,7 @@ def _read(*parts: str) -> str:
 EVENT_TYPES_LINE = "local EVENT_TYPES = {}"
 
 
+@cache
 def _library() -> str:
     text = _read(LIBRARY)
     if EVENT_TYPES_LINE not in text:
@@ -50,7 +51,7 @@ def _library() -> str:
 
 def _library_lines() -> int:
     """How many lines come before a script's own first line (the library and a newline)."""
-    return (_read(LIBRARY) + "\n").count("\n")
+    return (_library() + "\n").count("\n")
 
 
 @cache
