@@ -88,12 +88,10 @@ def redis_url_option(help: str = "Redis to use.", *, env: bool = True) -> Callab
     """``--redis-url``, checked as the command line is read, and ``--cluster`` (the URL is
     a seed node of a Redis Cluster): unset, the settings read ``OPRC_EVENTS_REDIS_URL`` and
     ``OPRC_EVENTS_CLUSTER`` when ``env`` (checked as they are made)."""
-    hint = " [env: OPRC_EVENTS_REDIS_URL]" if env else ""
+    option = setting_option if env else lambda _setting, *decls, **kw: click.option(*decls, **kw)
     options = [
-        click.option("--redis-url", callback=_check_url, help=help + hint),
-        setting_option("cluster", "--cluster", is_flag=True, default=None, help=CLUSTER_HELP)
-        if env
-        else click.option("--cluster", is_flag=True, default=None, help=CLUSTER_HELP),
+        option("redis_url", "--redis-url", callback=_check_url, help=help),
+        option("cluster", "--cluster", is_flag=True, default=None, help=CLUSTER_HELP),
     ]
     return lambda fn: apply(options, fn)
 
