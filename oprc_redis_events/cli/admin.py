@@ -7,7 +7,6 @@ A target spec names a trigger target the way its Zenoh key does:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
@@ -16,9 +15,7 @@ from ..protocol.diff import Change
 from ..protocol.keys import (
     FieldKey,
     check_utf8,
-    field_name,
     object_segment,
-    parse_field_name,
     parse_object_segment,
     validate_id,
     validate_partition,
@@ -27,12 +24,10 @@ from ..protocol.keys import (
 __all__ = [
     "DATA_SLOTS",
     "FUNC_SLOTS",
-    "add_target",
     "describe_target",
     "explain",
     "list_triggers",
     "parse_target",
-    "remove_target",
 ]
 
 DATA_SLOTS = tuple(e.slot for e in DATA_EVENTS)
@@ -88,38 +83,6 @@ def _data_trigger(event: ObjectEvent, key: FieldKey, create: bool) -> DataTrigge
     if isinstance(key, int):
         return event.data_trigger[key] if create or key in event.data_trigger else None
     return event.data_trigger_str[key] if create or key in event.data_trigger_str else None
-
-
-def _slot(event: ObjectEvent, slot: str, key: str, create: bool) -> Any:
-    if slot in FUNC_SLOTS:
-        if not create and key not in event.func_trigger:
-            return None
-        return getattr(event.func_trigger[key], slot)
-    if slot not in DATA_SLOTS:
-        raise InvalidTriggerError(
-            f"event {slot!r} is not one of {', '.join(DATA_SLOTS + FUNC_SLOTS)}"
-        )
-    parsed = parse_field_name(key)
-    field_name(parsed)  # validates
-    holder = _data_trigger(event, parsed, create)
-    return getattr(holder, slot) if holder is not None else None
-
-
-def add_target(event: ObjectEvent, slot: str, key: str, target: TriggerTarget) -> None:
-    repeated = _slot(event, slot, key, create=True)
-    repeated.append(target)
-
-
-def remove_target(event: ObjectEvent, slot: str, key: str, target: TriggerTarget) -> int:
-    """Remove every target equal to ``target``; return how many."""
-    repeated = _slot(event, slot, key, create=False)
-    if repeated is None:
-        return 0
-    keep = [t for t in repeated if t != target]
-    removed = len(repeated) - len(keep)
-    del repeated[:]
-    repeated.extend(keep)
-    return removed
 
 
 def list_triggers(event: ObjectEvent) -> Iterator[tuple[str, str, str, TriggerTarget]]:
