@@ -16,7 +16,6 @@ from oprc_redis_events import ObjectStore
 from oprc_redis_events.connect.redis_client import async_redis_client, redis_client
 from oprc_redis_events.dev.cluster import RedisCluster
 from oprc_redis_events.dev.servers import RedisServer, free_port
-from oprc_redis_events.errors import OprcEventsError
 from oprc_redis_events.worker.capture import KeyspaceCapture
 
 from .helpers import events, watch_all
@@ -194,16 +193,6 @@ def test_a_slot_moved_to_a_primary_added_later_is_still_reported() -> None:
             client.close()
 
 
-def promote(cluster: RedisCluster, replica: int) -> None:
-    """CLUSTER FAILOVER, issued again when a busy machine let one time out unelected."""
-    for attempt in range(3):
-        try:
-            return cluster.failover(replica, timeout=10)
-        except OprcEventsError:
-            if attempt == 2:
-                raise
-
-
 def test_a_promoted_replica_is_listened_on() -> None:
     with RedisCluster(primaries=3, replicas=1) as cluster:
         client = redis_client(cluster.url, cluster=True)
@@ -217,7 +206,7 @@ def test_a_promoted_replica_is_listened_on() -> None:
             capture = running.capture
             assert capture is not None
             assert "K" not in cli(replica, "CONFIG", "GET", "notify-keyspace-events")
-            promote(cluster, replica)
+            cluster.failover(replica)
             wait(lambda: listening(capture, cluster, replica), "the promoted replica")
             assert f"127.0.0.1:{primary}" not in capture.nodes.nodes  # a replica now
             cli(replica, "HSET", key_of(pid), "1", "promoted")
