@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 
 import redis
 
@@ -59,3 +61,13 @@ class RunningWorker:
         self.thread.join(15)
         assert not self.thread.is_alive(), "the worker did not stop"
         self.loop.close()
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 30.0) -> bool:
+    """Whether ``text`` appears in the file at ``path`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False

@@ -17,6 +17,7 @@ import redis
 from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
 
 from .conftest import ZenohHub
+from .helpers import wait_for_text
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
 
@@ -291,7 +292,8 @@ def test_worker_waits_for_a_zenoh_router_that_starts_later(
     )
     hub = None
     try:
-        time.sleep(1.5)  # the worker is up, the router is not
+        # the worker is up, the router is not
+        assert wait_for_text(tmp_path / "worker.log", "Zenoh unavailable", timeout=60)
         hub = ZenohHub(endpoint)
         inbox = hub.subscribe()
         ev = ObjectEvent()

@@ -16,6 +16,7 @@ from oprc_redis_events import ObjectEvent, ObjectStore, TriggerTarget
 from oprc_redis_events.dev.servers import free_port
 
 from .conftest import ZenohHub
+from .helpers import wait_for_text
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
 ALONE = "no Zenoh endpoint"
@@ -37,15 +38,6 @@ def stop(proc: subprocess.Popen[str]) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     return proc.wait(20)
-
-
-def wait_for_text(path: Path, text: str, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def order_with_triggers(store: ObjectStore) -> None:
