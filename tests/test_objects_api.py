@@ -171,3 +171,36 @@ def test_rate_guard_and_size_limit(redis_url: str, settings: Settings, zenoh_hub
         loop.run(api.close())
         loop.run(store.close())
         loop.close()
+
+
+def test_several_servers_answer_a_query_once(
+    redis_url: str, zenoh_hub: ZenohHub, client: redis.Redis
+) -> None:
+    """Two processes serving one class: a set, sent as the SDK sends it (default target,
+    no consolidation), is applied and answered by one of them."""
+    import zenoh
+
+    loop = LoopThread()
+    stores = [AsyncObjectStore.from_url(redis_url) for _ in range(2)]
+    apis = [ObjectsApi(s, zenoh_hub.session(), ["acct"]) for s in stores]
+    try:
+        for api in apis:
+            loop.run(api.start())
+        time.sleep(0.3)
+        session = zenoh_hub.session()
+        body = obj_data({1: b"v"}).SerializeToString()
+        for _ in range(3):
+            replies = session.get(
+                "oprc/acct/0/objects/3/set",
+                payload=body,
+                consolidation=zenoh.ConsolidationMode.NONE,
+                timeout=5.0,
+            )
+            assert [r.ok is not None for r in replies] == [True]
+        assert sum(api.stats.requests.get("set", 0) for api in apis) == 3
+        assert client.xlen("oprc:{acct:0}:outbox") == 1  # one CREATE, nothing after
+    finally:
+        for api, store in zip(apis, stores, strict=True):
+            loop.run(api.close())
+            loop.run(store.close())
+        loop.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..config import ZENOH_MODES, Settings
+from ..config import ENV_VARS, ZENOH_MODES, Settings
 from ..protocol.objdata import (
     DEFAULT_MAX_OBJECT_BYTES,
     DEFAULT_MAX_WRITES_PER_S,
@@ -26,12 +26,14 @@ log = logging.getLogger("oprc_redis_events.worker.objects_api")
 
 
 @click.command("objects")
-@setting_option(
-    "serve_objects",
+@env_option(
+    ENV_VARS["serve_objects"],
     "--serve",
     "serve_objects",
     multiple=True,
+    required=True,
     metavar="CLS",
+    callback=lambda _ctx, _param, value: _classes(value),
     help="Class whose objects to serve, every partition (repeatable; env: comma-separated).",
 )
 @click.option(
@@ -81,18 +83,28 @@ def objects(
     configure_logging(log_level)
     settings = settings_from_flags(**flags)
     if not settings.serve_objects:
-        raise click.UsageError("give at least one --serve CLS (or OPRC_EVENTS_SERVE_OBJECTS)")
+        raise click.UsageError(f"give at least one --serve CLS (or {ENV_VARS['serve_objects']})")
     for cls_id in settings.serve_objects:
         served_expressions(cls_id)  # an invalid class id: an Error line before connecting
     asyncio.run(_serve(settings, partitions or None, max_writes_per_s))
 
 
+def _classes(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``--serve`` values, an environment value split at commas."""
+    return tuple(c.strip() for v in value for c in v.split(",") if c.strip())
+
+
 async def _serve(settings: Settings, partitions: tuple[int, ...] | None, max_writes: int) -> None:
     from ..client.aio.store import AsyncObjectStore
     from ..connect.redis_client import async_redis_client
-    from ..connect.zenoh_session import open_session_retrying
+    from ..connect.zenoh_session import is_isolated, open_session_retrying
     from ..worker.objects_api import ObjectsApi
 
+    if is_isolated(settings):
+        log.warning(
+            "no Zenoh endpoint: a peer with no --zenoh-connect, no --zenoh-listen and "
+            "multicast scouting off, which no function can reach"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -92,8 +92,11 @@ class ObjectsApi:
         """Declare the queryables and subscribers; requests run on the running loop."""
         self._loop = asyncio.get_running_loop()
         for objects, sets in self.expressions():
-            self._declared.append(self.session.declare_queryable(objects, self._on_query))
-            self._declared.append(self.session.declare_queryable(sets, self._on_query))
+            # complete: a GET with Zenoh's default target (BEST_MATCHING, as the SDK's)
+            # reaches one serving process, however many serve the class
+            for expr in (objects, sets):
+                queryable = self.session.declare_queryable(expr, self._on_query, complete=True)
+                self._declared.append(queryable)
             self._declared.append(self.session.declare_subscriber(objects, self._on_sample))
         log.info(
             "serving the ODGM data API of %s (%s)",
