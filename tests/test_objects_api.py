@@ -21,6 +21,7 @@ from oprc_redis_events.client.aio.store import AsyncObjectStore
 from oprc_redis_events.pb.oprc_data_pb2 import ObjMeta
 from oprc_redis_events.protocol.objdata import WriteRateGuard
 from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.metrics import WorkerCollector
 from oprc_redis_events.worker.objects_api import ObjectsApi
 from oprc_redis_events.worker.publisher import ZenohPublisher
 
@@ -121,6 +122,8 @@ def test_bad_requests_get_an_error_naming_the_problem(
         assert not ok and named in text.decode(), (key, text)
     assert client.hgetall("oprc:{acct:0}:obj:7") == before  # nothing written
     assert serving.objects_api.stats.errors == len(cases)
+    metrics = {m.name: m for m in WorkerCollector(serving).collect()}
+    assert metrics["oprc_events_objects_errors"].samples[0].value == len(cases)
     [(ok, body)] = zget(session, "oprc/acct/0/objects/7")  # still serving
     assert ok and ObjData.FromString(body).entries[1].data == b"kept"
 
