@@ -186,13 +186,16 @@ class Worker(OutboxReading, PartitionMaintenance):
         """The ODGM data API of ``settings.serve_objects``, on the publisher's session."""
         if not self.settings.serve_objects:
             return
+        from .inflight import InFlight, TrackingPublisher
         from .objects_api import ObjectsApi
 
-        store = AsyncObjectStore(self.client, self.settings)
         session = getattr(self.publisher, "session", None)
         if session is None:
             raise OprcEventsError("serve_objects needs a Zenoh publisher (a ZenohPublisher)")
-        api = ObjectsApi(store, session, self.settings.serve_objects)
+        inflight = InFlight()  # writes by the functions we invoke get their depth + 1
+        self.publisher = TrackingPublisher(self.publisher, inflight)
+        store = AsyncObjectStore(self.client, self.settings)
+        api = ObjectsApi(store, session, self.settings.serve_objects, inflight=inflight)
         self.objects_api = await resources.enter_async_context(api)
 
     def _close_publisher(self) -> None:

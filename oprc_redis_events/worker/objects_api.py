@@ -33,6 +33,7 @@ from ..client.redis_errors import write_errors
 from ..errors import OprcEventsError
 from ..protocol import objdata
 from ..protocol.keys import validate_id, validate_partition
+from .inflight import InFlight
 from .logonce import ThrottledLog
 
 __all__ = ["ObjectsApi", "ObjectsApiStats"]
@@ -57,7 +58,9 @@ class ObjectsApi:
 
     ``partitions``: serve only these partitions of each class (default: all).
     ``max_writes_per_s``: writes per object per second before the guard refuses them
-    (0: no guard); ``max_object_bytes``: the largest ``ObjData`` a set may carry."""
+    (0: no guard); ``max_object_bytes``: the largest ``ObjData`` a set may carry;
+    ``inflight``: the invocations this process has running, whose depth + 1 a write to
+    their object takes (:mod:`.inflight`; otherwise writes are depth 0)."""
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class ObjectsApi:
         partitions: Iterable[int] | None = None,
         max_writes_per_s: int = objdata.DEFAULT_MAX_WRITES_PER_S,
         max_object_bytes: int = objdata.DEFAULT_MAX_OBJECT_BYTES,
+        inflight: InFlight | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -77,6 +81,7 @@ class ObjectsApi:
         )
         self.guard = objdata.WriteRateGuard(max_writes_per_s)
         self.max_object_bytes = max_object_bytes
+        self.inflight = inflight
         self.stats = ObjectsApiStats()
         self.problems = ThrottledLog(log)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,6 +130,7 @@ class ObjectsApi:
     # -- from Zenoh's threads to the loop -----------------------------------------------
 
     def _on_query(self, query: Any) -> None:
+        log.debug("query on %s", query.key_expr)
         self._submit(self._serve_query(query))
 
     def _on_sample(self, sample: Any) -> None:
@@ -158,6 +164,7 @@ class ObjectsApi:
             else:
                 reply = await self._get(address)
             query.reply(key, reply)
+            log.debug("replied on %s (%d bytes)", key, len(reply))
         except Exception as err:
             self._reply_error(query, key, err)
         finally:
@@ -201,7 +208,8 @@ class ObjectsApi:
         self.stats.count(kind)
         data = objdata.decode_obj_data(body, self.max_object_bytes)
         ref = ObjectRef.of(address.cls_id, address.partition_id, address.object_id)
-        call = self.store.build(
+        store = self._store_for(ref)
+        call = store.build(
             ref,
             "replace",
             entries=objdata.entries_of(data),
@@ -210,13 +218,24 @@ class ObjectsApi:
         )  # everything is validated before the guard counts the write
         self._check_rate(address)
         with write_errors(f"set {ref.describe()}"):
-            parse_write(call, await self.store.call(call))
+            parse_write(call, await store.call(call))
 
     async def _delete(self, address: objdata.ObjectAddress) -> None:
         self.stats.count("delete")
-        ObjectRef.of(address.cls_id, address.partition_id, address.object_id)
+        store = self._store_for(
+            ObjectRef.of(address.cls_id, address.partition_id, address.object_id)
+        )
         self._check_rate(address)
-        await self.store.delete(address.cls_id, address.partition_id, address.object_id)
+        await store.delete(address.cls_id, address.partition_id, address.object_id)
+
+    def _store_for(self, ref: ObjectRef) -> AsyncObjectStore:
+        """The store to write ``ref`` with: at the depth of an invocation running on it."""
+        cause = None
+        if self.inflight is not None:
+            cause = self.inflight.cause(ref.keys.cls_id, ref.keys.partition_id, ref.segment)
+        if cause is None:
+            return self.store
+        return self.store.with_context(depth=cause.depth + 1, traceparent=cause.traceparent)
 
     def _check_rate(self, address: objdata.ObjectAddress) -> None:
         if self.guard.allow((address.cls_id, address.partition_id, address.object_id)):

@@ -37,18 +37,18 @@ def _shown(obj):
 
 async def roundtrip(cls_id):
     data = oprc_py.OaasEngine().data_manager
-    out = {"absent": _shown(await data.get_obj_async(cls_id, 0, 11))}
+    out = {"absent": _shown(data.get_obj(cls_id, 0, 11))}
     meta = oprc_py.ObjectMetadata(cls_id, 0, 11)
     first = oprc_py.ObjectData(meta, {1: b"pending", 2: b"x"}, _notify_event())
-    await data.set_obj_async(first)
-    got = await data.get_obj_async(cls_id, 0, 11)
+    data.set_obj(first)
+    got = data.get_obj(cls_id, 0, 11)
     out["after_set"] = _shown(got)
     got.entries = {1: list(b"paid")}
-    await data.set_obj_async(got)
-    out["after_update"] = _shown(await data.get_obj_async(cls_id, 0, 11))
-    await data.del_obj_async(cls_id, 0, 11)
+    data.set_obj(got)
+    out["after_update"] = _shown(data.get_obj(cls_id, 0, 11))
+    data.del_obj(cls_id, 0, 11)
     await asyncio.sleep(0.5)
-    out["after_delete"] = _shown(await data.get_obj_async(cls_id, 0, 11))
+    out["after_delete"] = _shown(data.get_obj(cls_id, 0, 11))
     print(json.dumps(out), flush=True)
 
 
@@ -60,12 +60,12 @@ class Counter:
         return InvocationResponse(payload=b"stateless", status=0)
 
     async def invoke_obj(self, req):
-        obj = await self.data.get_obj_async(req.cls_id, req.partition_id, req.object_id)
+        obj = self.data.get_obj(req.cls_id, req.partition_id, req.object_id)
         count = int(bytes(obj.entries.get(1, b"0")).decode()) + 1
         entries = dict(obj.entries)
         entries[1] = list(str(count).encode())
         obj.entries = entries
-        await self.data.set_obj_async(obj)
+        self.data.set_obj(obj)
         return InvocationResponse(payload=str(count).encode(), status=0)
 
 
