@@ -97,3 +97,22 @@ def test_rate_guard_stays_bounded() -> None:
     for i in range(10, 30):
         assert guard.allow(i)
     assert len(guard._windows) <= 10
+
+
+def test_in_flight_invocations_give_their_depth() -> None:
+    from oprc_redis_events.pb.oprc_invoke_pb2 import ObjectInvocationRequest
+    from oprc_redis_events.worker.inflight import Cause, InFlight
+
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    body = ObjectInvocationRequest(options={"depth": "2", "traceparent": tp}).SerializeToString()
+    shallow = ObjectInvocationRequest(options={"depth": "1"}).SerializeToString()
+    inflight = InFlight()
+    key = "oprc/svc/0/objects/5/invokes/bump"
+    with inflight.invoking(key, body), inflight.invoking(key, shallow):
+        assert inflight.cause("svc", 0, "5") == Cause(2, tp)  # the deepest
+        assert inflight.cause("svc", 0, "6") is None
+    assert inflight.cause("svc", 0, "5") is None  # over: writes are depth 0 again
+    with inflight.invoking("oprc/svc/0/invokes/f", body):  # stateless: no object
+        assert inflight._calls == {}
+    with inflight.invoking(key, b"\xff\xff"):  # not a request: nothing recorded
+        assert inflight._calls == {}

@@ -138,3 +138,31 @@ def test_chain_through_an_sdk_function_and_the_data_api(
     assert info.key == 1 and seen.payload.original_payload == b"1"
     record = store.get("svc", 0, 5)
     assert record is not None and record.entries[1] == b"1" and record.event == svc
+
+
+def test_a_loop_through_an_sdk_function_stops_at_the_depth_limit(
+    sdk_counter: subprocess.Popen[str],
+    zenoh_hub: ZenohHub,
+    settings: Settings,
+    store: ObjectStore,
+) -> None:
+    """svc.1 updated -> svc.bump on svc/0/5 -> it sets svc.1 + 1 through the data API ->
+    svc.1 updated -> ...: the data API carries no depth, but the write comes while our
+    GET of bump on that object is in flight, so it takes that invocation's depth + 1."""
+    loop = ObjectEvent()
+    loop.data_trigger[1].on_update.append(
+        TriggerTarget(cls_id="svc", partition_id=0, object_id=5, fn_id="bump")
+    )
+    store.create("svc", 0, 5, {1: b"0"}, event=loop)
+    running = _worker(settings.replace(max_trigger_depth=3), zenoh_hub, "svc", "invoke")
+    try:
+        store.update("svc", 0, 5, {1: b"1"})  # depth 0
+        deadline = time.monotonic() + 20
+        while store.get("svc", 0, 5).entries[1] != b"4" and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        time.sleep(1.0)  # a loop would go on
+        stops = running.worker.stats.depth_stops
+    finally:
+        running.stop()
+    assert store.get("svc", 0, 5).entries[1] == b"4"  # type: ignore[union-attr]
+    assert stops == 1  # the event at depth 3 was not dispatched
