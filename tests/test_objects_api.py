@@ -207,3 +207,23 @@ def test_several_servers_answer_a_query_once(
             loop.run(api.close())
             loop.run(store.close())
         loop.close()
+
+
+def test_put_samples_set_and_bad_ones_are_counted(
+    serving: Worker, zenoh_hub: ZenohHub, store: ObjectStore
+) -> None:
+    """A Zenoh PUT of an ObjData on the object key is a set, as ODGM takes it; a bad one
+    has no reply to carry its error: it is logged and counted."""
+    session = zenoh_hub.session()
+    session.put("oprc/acct/0/objects/8", obj_data({1: b"put"}).SerializeToString())
+    session.put("oprc/acct/0/objects/9", b"\xff\xff\xff")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (
+        serving.objects_api.stats.errors and store.get("acct", 0, 8) is not None
+    ):
+        time.sleep(0.02)
+    record = store.get("acct", 0, 8)
+    assert record is not None and record.entries == {1: b"put"} and record.event is not None
+    assert store.get("acct", 0, 9) is None
+    assert serving.objects_api.stats.requests["put"] == 2
+    assert serving.objects_api.stats.errors == 1
