@@ -227,3 +227,25 @@ def test_put_samples_set_and_bad_ones_are_counted(
     assert store.get("acct", 0, 9) is None
     assert serving.objects_api.stats.requests["put"] == 2
     assert serving.objects_api.stats.errors == 1
+
+
+def test_served_from_a_redis_cluster(cluster_url: str, zenoh_hub: ZenohHub) -> None:
+    """On Redis Cluster a set is one script call in its object's slot, like any write."""
+    loop = LoopThread()
+    store = AsyncObjectStore.from_url(cluster_url, cluster=True)
+    api = ObjectsApi(store, zenoh_hub.session(), ["acct"])
+    try:
+        loop.run(api.start())
+        time.sleep(0.3)
+        session = zenoh_hub.session()
+        for pid in range(4):  # partitions in different slots
+            key = f"oprc/acct/{pid}/objects/7"
+            assert zget(session, key + "/set", obj_data({1: b"v"}).SerializeToString()) == [
+                (True, b"")
+            ]
+            [(ok, body)] = zget(session, key)
+            assert ok and ObjData.FromString(body).metadata.partition_id == pid
+    finally:
+        loop.run(api.close())
+        loop.run(store.close())
+        loop.close()
