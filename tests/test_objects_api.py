@@ -126,6 +126,11 @@ def test_bad_requests_get_an_error_naming_the_problem(
     assert metrics["oprc_events_objects_errors"].samples[0].value == len(cases)
     [(ok, body)] = zget(session, "oprc/acct/0/objects/7")  # still serving
     assert ok and ObjData.FromString(body).entries[1].data == b"kept"
+    named = obj_data({"name": b"str"}).SerializeToString()  # a string object id
+    assert zget(session, "oprc/acct/0/objects/order-a/set", named) == [(True, b"")]
+    [(ok, body)] = zget(session, "oprc/acct/0/objects/order-a")
+    meta = ObjData.FromString(body).metadata
+    assert ok and (meta.object_id, meta.object_id_str) == (0, "order-a")
 
 
 class LoopThread:
