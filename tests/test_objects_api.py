@@ -254,3 +254,33 @@ def test_served_from_a_redis_cluster(cluster_url: str, zenoh_hub: ZenohHub) -> N
         loop.run(api.close())
         loop.run(store.close())
         loop.close()
+
+
+def test_the_objects_command_serves_until_sigterm(
+    redis_url: str, zenoh_hub: ZenohHub, store: ObjectStore
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "oprc_redis_events.cli", "objects", "--serve", "acct"),
+            *("--redis-url", redis_url, "--zenoh-connect", zenoh_hub.endpoint),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        while "serving the objects of acct" not in (line := proc.stderr.readline()):
+            assert line, "objects exited before serving"
+        time.sleep(0.3)
+        session = zenoh_hub.session()
+        body = obj_data({1: b"cli"}).SerializeToString()
+        assert zget(session, "oprc/acct/3/objects/7/set", body) == [(True, b"")]
+        assert store.get("acct", 3, 7).entries == {1: b"cli"}  # type: ignore[union-attr]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in rest, rest

@@ -116,3 +116,13 @@ def test_in_flight_invocations_give_their_depth() -> None:
         assert inflight._calls == {}
     with inflight.invoking(key, b"\xff\xff"):  # not a request: nothing recorded
         assert inflight._calls == {}
+
+
+def test_serve_objects_setting_reads_its_environment() -> None:
+    from oprc_redis_events import Settings
+    from oprc_redis_events.config import ENV_VARS
+
+    assert ENV_VARS["serve_objects"] == "OPRC_EVENTS_SERVE_OBJECTS"
+    assert Settings.from_env({}).serve_objects == ()
+    env = {"OPRC_EVENTS_SERVE_OBJECTS": "orders, counter"}
+    assert Settings.from_env(env).serve_objects == ("orders", "counter")
