@@ -249,6 +249,6 @@ class ObjectsApi:
             self.guard.limit,
         )
         raise objdata.RateLimitedError(
-            f"too many writes: {address.describe()} was written {self.guard.limit} times "
-            "in this second through the data API, the most allowed; nothing was changed"
+            f"too many writes: {address.describe()} had {self.guard.limit} write(s) through "
+            "the data API in this second, the most allowed per object; nothing was changed"
         )
