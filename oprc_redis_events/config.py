@@ -57,6 +57,7 @@ ENV_VARS: dict[str, str] = {
     "ack_delay_ms": "OPRC_EVENTS_ACK_DELAY_MS",
     "capture": "OPRC_EVENTS_CAPTURE",
     "from_now": "OPRC_EVENTS_FROM_NOW",
+    "serve_objects": "OPRC_EVENTS_SERVE_OBJECTS",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -196,6 +197,8 @@ class Settings:
     worker started (by default a new group reads the whole retained outbox).
     ``cluster``: ``redis_url`` is a seed node of a Redis Cluster (redis-py's cluster client
     finds the others and follows MOVED/ASK).
+    ``serve_objects``: classes whose ODGM data API (Zenoh GET/set/DELETE on
+    ``oprc/{cls}/*/objects/*``) the worker serves from Redis, every partition.
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -224,6 +227,7 @@ class Settings:
     ack_delay_ms: int = 200
     capture: str = "off"
     from_now: bool = False
+    serve_objects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)

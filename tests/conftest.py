@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+import venv
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +167,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         used = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
         if used:
             pytest.fail(f"a quick test may not use {', '.join(sorted(used))}")
+
+
+#: the platform's Python SDK, for the interop tests (tests/interop/)
+SDK = "oaas-sdk2-py==0.3.6"
+
+
+@pytest.fixture(scope="session")
+def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv of its own with the SDK installed (once per session); skipped, saying why,
+    where it cannot be installed."""
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the SDK's oprc-py wheel is built for CPython 3.11")
+    home = tmp_path_factory.mktemp("sdk-venv")
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    out = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", SDK],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if out.returncode != 0:
+        pytest.skip(f"cannot install {SDK}: {out.stderr.strip()[-300:]}")
+    return python

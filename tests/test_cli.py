@@ -31,7 +31,7 @@ WORKER_FLAGS = [
     "--payload-format", "--delivery", "--max-trigger-depth", "--group", "--from-now", "--consumer",
     "--batch-size", "--trigger-timeout-ms", "--max-deliveries", "--claim-idle-ms",
     "--hold", "--hold-max-age-ms", "--capture", "--log-level", "--log-format", "--metrics-port",
-    "--metrics-host",
+    "--metrics-host", "--serve-objects",
 ]  # fmt: skip
 
 

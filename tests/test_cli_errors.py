@@ -21,7 +21,7 @@ from oprc_redis_events.cli import main
 from oprc_redis_events.dev.servers import RedisServer, free_port
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
-DAEMONS = {("worker",), ("serve",)}  # they wait for their servers instead of failing
+DAEMONS = {("worker",), ("serve",), ("objects",)}  # they wait for their servers instead of failing
 OFFLINE = {("acl",)}  # they talk to no server
 #: a value for each argument or required option, by parameter name
 SAMPLES = {

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,25 +27,6 @@ from .conftest import ZenohHub
 from .helpers import RunningWorker, outbox
 
 AGENT = Path(__file__).resolve().parent / "interop" / "sdk_agent.py"
-SDK = "oaas-sdk2-py==0.3.6"
-
-
-@pytest.fixture(scope="session")
-def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the SDK's oprc-py wheel is built for CPython 3.11")
-    home = tmp_path_factory.mktemp("sdk-venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    out = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", SDK],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if out.returncode != 0:
-        pytest.skip(f"cannot install {SDK}: {out.stderr.strip()[-300:]}")
-    return python
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ platform's default.  A user mistake or an unreachable server is one ``Error:`` l
 non-zero exit status, never a traceback (:class:`~.base.UserErrorGroup`).
 
 The commands live beside this module: ``worker`` (worker, serve), ``tools`` (demo, bench),
-``objects`` (get, put, delete, triggers, explain), ``tail`` (tail), ``dlq`` (dlq, trim),
-``groups`` (groups) and ``acl`` (acl).
+``objects`` (get, put, delete, triggers, explain), ``objects_serve`` (objects: the ODGM data
+API), ``tail`` (tail), ``dlq`` (dlq, trim), ``groups`` (groups) and ``acl`` (acl).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from . import acl as cli_acl
 from . import dlq as cli_dlq
 from . import groups as cli_groups
 from . import objects as cli_objects
+from . import objects_serve as cli_objects_serve
 from . import tail as cli_tail
 from . import tools as cli_tools
 from . import worker as cli_worker
@@ -44,6 +45,7 @@ for _command in (
     cli_objects.delete,
     cli_objects.triggers,
     cli_objects.explain,
+    cli_objects_serve.objects,
     cli_tail.tail,
     cli_acl.acl,
 ):

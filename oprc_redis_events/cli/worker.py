@@ -46,7 +46,7 @@ WORKER_ALONE = (
 
 def settings_from_flags(**flags: Any) -> Settings:
     """Settings from the environment with the CLI flags that were given on top."""
-    for name in ("zenoh_connect", "zenoh_listen"):
+    for name in ("zenoh_connect", "zenoh_listen", "serve_objects"):
         if flags.get(name) == ():
             flags[name] = None
     return Settings.from_env(**flags)
@@ -150,6 +150,15 @@ _WORKER_OPTIONS = [
         type=click.Choice(CAPTURE_MODES),
         help="keyspace: also report writes that bypass the library (redis-cli, other apps), "
         "from keyspace notifications (default off).",
+    ),
+    setting_option(
+        "serve_objects",
+        "--serve-objects",
+        multiple=True,
+        metavar="CLS",
+        help="Also serve the ODGM data API (Zenoh GET, set, DELETE on "
+        "oprc/{cls}/*/objects/*) of this class from Redis, every partition (repeatable; "
+        "env: comma-separated).",
     ),
     env_option(
         "OPRC_EVENTS_METRICS_PORT",

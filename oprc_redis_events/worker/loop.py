@@ -108,6 +108,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self._scan_labels: set[str] = set()
         self.acks = AckQueue()
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
+        self.objects_api: Any = None  # an ObjectsApi when settings.serve_objects is set
         self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
         self.metrics = WorkerMetrics(self)
         self.metrics_server: MetricsServer | None = None
@@ -156,6 +157,7 @@ class Worker(OutboxReading, PartitionMaintenance):
             resources.push_async_callback(self._settle)
             resources.callback(self._stop.set)
             self._log_start()
+            await self._serve_objects(resources)
             self._start_metrics(resources)
             if burst:
                 await self._burst()
@@ -179,6 +181,22 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.publisher = ZenohPublisher(session, owned=True)
         resources.callback(self._close_publisher)
         return True
+
+    async def _serve_objects(self, resources: contextlib.AsyncExitStack) -> None:
+        """The ODGM data API of ``settings.serve_objects``, on the publisher's session."""
+        if not self.settings.serve_objects:
+            return
+        from .inflight import InFlight, TrackingPublisher
+        from .objects_api import ObjectsApi
+
+        session = getattr(self.publisher, "session", None)
+        if session is None:
+            raise OprcEventsError("serve_objects needs a Zenoh publisher (a ZenohPublisher)")
+        inflight = InFlight()  # writes by the functions we invoke get their depth + 1
+        self.publisher = TrackingPublisher(self.publisher, inflight)
+        store = AsyncObjectStore(self.client, self.settings)
+        api = ObjectsApi(store, session, self.settings.serve_objects, inflight=inflight)
+        self.objects_api = await resources.enter_async_context(api)
 
     def _close_publisher(self) -> None:
         if self.publisher is not None:

@@ -37,6 +37,7 @@ class WorkerCollector(Collector):
         yield from self._counters()
         yield from self._partitions()
         yield from self._capture()
+        yield from self._objects_api()
 
     def _counters(self) -> Iterator[Metric]:
         stats = self.worker.stats
@@ -105,6 +106,27 @@ class WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             f"{PREFIX}_capture_reconciles", "Full reconciles run", value=c.reconciles
+        )
+
+    def _objects_api(self) -> Iterator[Metric]:
+        api = getattr(self.worker, "objects_api", None)
+        if api is None:
+            return
+        requests = CounterMetricFamily(
+            f"{PREFIX}_objects_requests",
+            "Data API requests served (get, set, put, delete)",
+            labels=["kind"],
+        )
+        for kind, value in sorted(api.stats.requests.items()):
+            requests.add_metric([kind], value)
+        yield requests
+        yield CounterMetricFamily(
+            f"{PREFIX}_objects_errors", "Data API requests refused", value=api.stats.errors
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_objects_rate_limited",
+            "Data API writes refused: past the writes per object per second",
+            value=api.stats.rate_limited,
         )
 
 
