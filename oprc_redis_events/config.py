@@ -57,6 +57,20 @@ ENV_VARS: dict[str, str] = {
     "ack_delay_ms": "OPRC_EVENTS_ACK_DELAY_MS",
     "capture": "OPRC_EVENTS_CAPTURE",
     "from_now": "OPRC_EVENTS_FROM_NOW",
+    "check_permissions": "OPRC_EVENTS_CHECK_PERMISSIONS",
+    "max_value_bytes": "OPRC_EVENTS_MAX_VALUE_BYTES",
+    "max_fields_per_write": "OPRC_EVENTS_MAX_FIELDS_PER_WRITE",
+    "max_targets_per_trigger": "OPRC_EVENTS_MAX_TARGETS_PER_TRIGGER",
+    "max_config_bytes": "OPRC_EVENTS_MAX_CONFIG_BYTES",
+    "max_entry_bytes": "OPRC_EVENTS_MAX_ENTRY_BYTES",
+}
+#: the resource limits (README "Limits"): setting -> its default
+LIMITS: dict[str, int] = {
+    "max_value_bytes": 8 * 1024 * 1024,
+    "max_fields_per_write": 100_000,
+    "max_targets_per_trigger": 1024,
+    "max_config_bytes": 256 * 1024,
+    "max_entry_bytes": 64 * 1024 * 1024,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -196,6 +210,8 @@ class Settings:
     worker started (by default a new group reads the whole retained outbox).
     ``cluster``: ``redis_url`` is a seed node of a Redis Cluster (redis-py's cluster client
     finds the others and follows MOVED/ASK).
+    ``check_permissions``: the worker and the store check their Redis user's rights first.
+    ``max_*``: the resource limits of one writer (README "Limits").
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -224,6 +240,12 @@ class Settings:
     ack_delay_ms: int = 200
     capture: str = "off"
     from_now: bool = False
+    check_permissions: bool = True
+    max_value_bytes: int = LIMITS["max_value_bytes"]
+    max_fields_per_write: int = LIMITS["max_fields_per_write"]
+    max_targets_per_trigger: int = LIMITS["max_targets_per_trigger"]
+    max_config_bytes: int = LIMITS["max_config_bytes"]
+    max_entry_bytes: int = LIMITS["max_entry_bytes"]
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)
@@ -246,6 +268,9 @@ class Settings:
             raise ConfigError(
                 f"max_concurrent_triggers must be >= 1, got {self.max_concurrent_triggers}"
             )
+        for name in LIMITS:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.payload_format not in PAYLOAD_FORMATS:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from oprc_redis_events import EventedRedis, ObjectStore, Settings
+from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, Settings
 from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
@@ -29,12 +29,14 @@ def acl_user(redis_server: RedisServer, redis_url: str) -> Iterator[Users]:
     the shell line of the README; gives its URL."""
     made: list[str] = []
 
-    def create(role: str) -> str:
+    def create(role: str, drop: str = "") -> str:
+        """``drop``: a rule (``+xack``) taken out of the printed ones (``sed``)."""
         cli = shutil.which("redis-cli")
         assert cli is not None
+        edit = f" | sed 's/ {drop}\\b//g'" if drop else ""
         line = (
             f"{cli} -p {redis_server.port} ACL SETUSER {role}-user on '>pw-{role}' "
-            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role})'
+            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role}{edit})'
         )
         out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "OK", out
@@ -162,3 +164,49 @@ def test_capture_runs_as_the_capture_role(acl_user: Users, client: redis.Redis) 
     finally:
         running.stop()
     assert events(client)[-1] == ("UPDATE", "42", b"by-hand")
+
+
+def test_the_store_names_a_missing_permission_before_writing(
+    acl_user: Users, client: redis.Redis
+) -> None:
+    store = ObjectStore.from_url(acl_user("writer", drop="+xadd"))
+    try:
+        with pytest.raises(PermissionDeniedError) as info:
+            store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    finally:
+        store.close()
+    message = str(info.value)
+    assert "may not run XADD on oprc:{*}:outbox" in message, message
+    assert "$(oprc-redis-events acl --role writer)" in message and "writer-user" in message
+    assert "pw-writer" not in message
+    assert not client.keys("oprc:*")  # nothing was written
+
+
+def test_the_check_is_skipped_where_acl_dryrun_is_refused(acl_user: Users) -> None:
+    store = ObjectStore.from_url(acl_user("writer", drop="+acl|dryrun"))
+    try:
+        store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "drop", "named"),
+    [("worker", "+xack", "XACK on oprc:{*}:outbox"),
+     ("capture", "+psubscribe", "PSUBSCRIBE on __keyspace@0__:oprc:{*}:obj:*")],
+)  # fmt: skip
+def test_the_worker_exits_with_one_error_line_naming_what_is_missing(
+    acl_user: Users, role: str, drop: str, named: str
+) -> None:
+    url = acl_user(role, drop=drop)
+    capture = ["--capture", "keyspace"] if role == "capture" else []
+    out = subprocess.run(
+        [sys.executable, "-m", "oprc_redis_events.cli", "worker", "--redis-url", url, *capture],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert named in errors[0] and f"acl --role {role}" in errors[0], errors[0]
+    assert "Traceback" not in out.stderr and f"pw-{role}" not in out.stderr

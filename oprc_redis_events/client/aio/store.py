@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 
 from ...config import Settings, redact_url
+from ...connect import permissions
 from ...connect.redis_client import async_redis_client
 from ...errors import ObjectNotFoundError
 from ...lua.loader import register
@@ -61,6 +62,8 @@ class AsyncObjectStore(AsyncTriggerEdits):
         self._owns_session = False
         self._write = register(client, "write")
         self.known_partitions: set[str] = set()  # registered in oprc:partitions
+        #: whether the user's rights were checked (shared by the stores of this client)
+        self.access = {"checked": not self.settings.check_permissions}
 
     @classmethod
     def from_url(
@@ -97,6 +100,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
             zenoh_session=self.zenoh_session,
         )
         bound.known_partitions = self.known_partitions
+        bound.access = self.access
         return bound
 
     async def close(self) -> None:
@@ -126,7 +130,12 @@ class AsyncObjectStore(AsyncTriggerEdits):
 
     async def call(self, call: ops.ScriptCall) -> Any:
         """Run one write-script call and return its raw reply (redis-py errors propagate);
-        register the partition in ``oprc:partitions`` the first time it queues an entry."""
+        register the partition in ``oprc:partitions`` the first time it queues an entry.
+        The first write (not a function event) checks the writer's rights first."""
+        if not self.access["checked"] and call.mode != "func":  # ACL DRYRUN, once
+            with redis_errors("check the Redis user's permissions"):
+                await permissions.check_access_async(self.client, "writer")
+            self.access["checked"] = True
         reply = await self._write(keys=call.keys, args=call.args)
         member = call.target.keys.member
         if ops.parse_reply_entry(reply) and member not in self.known_partitions:
