@@ -27,12 +27,14 @@ from typing import Any
 import msgspec
 from google.protobuf.message import DecodeError
 
+from ..config import Limits
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "INDEX_PREFIX",
     "MAX_CONFIG_BYTES",
     "MAX_TARGETS",
@@ -53,8 +55,9 @@ INDEX_PREFIX = "t:"
 #: overrides the worker's choice for that target
 DELIVERY_MODES = ("put", "put-odgm", "invoke")
 DELIVERY_OPTION = "oprc.delivery"
-MAX_TARGETS = 1024
-MAX_CONFIG_BYTES = 256 * 1024
+DEFAULT_LIMITS = Limits()
+MAX_TARGETS = DEFAULT_LIMITS.max_targets_per_trigger  # the defaults (Settings: the limits)
+MAX_CONFIG_BYTES = DEFAULT_LIMITS.max_config_bytes
 
 #: the events a target can be added for (their slots): field events, then function events
 TRIGGER_EVENTS = tuple(e.slot for e in EVENTS)
@@ -166,14 +169,15 @@ def _check(
         )
 
 
-def coerce_event(event: object) -> ObjectEvent | None:
-    """Accept an ``ObjectEvent``, its serialized bytes or ``None``; validate it."""
+def coerce_event(event: object, limits: Limits = DEFAULT_LIMITS) -> ObjectEvent | None:
+    """Accept an ``ObjectEvent``, its serialized bytes or ``None``; validate it (and its
+    size and the targets of each trigger against ``limits``)."""
     if event is None:
         return None
     if isinstance(event, (bytes, bytearray, memoryview)):
-        if len(event) > MAX_CONFIG_BYTES:
+        if len(event) > limits.max_config_bytes:
             raise InvalidTriggerError(
-                f"trigger configuration is {len(event)} bytes; the limit is {MAX_CONFIG_BYTES}"
+                limits.exceeded(f"trigger configuration is {len(event)} bytes", "max_config_bytes")
             )
         parsed = ObjectEvent()
         try:
@@ -187,24 +191,26 @@ def coerce_event(event: object) -> ObjectEvent | None:
         raise InvalidTriggerError(
             f"event must be an ObjectEvent (or its serialized bytes), got {type(event).__name__}"
         )
-    _validate(event)
+    _validate(event, limits)
     return event
 
 
-def _validate(event: ObjectEvent) -> None:
+def _validate(event: ObjectEvent, limits: Limits) -> None:
     size = event.ByteSize()
-    if size > MAX_CONFIG_BYTES:
+    if size > limits.max_config_bytes:
         raise InvalidTriggerError(
-            f"trigger configuration is {size} bytes; the limit is {MAX_CONFIG_BYTES}"
+            limits.exceeded(f"trigger configuration is {size} bytes", "max_config_bytes")
         )
-    count = 0
+    counts: dict[str, int] = {}
     for where, target in _all_targets(event):
-        count += 1
+        trigger = where.rpartition("[")[0]  # data_trigger[42].on_update
+        counts[trigger] = counts.get(trigger, 0) + 1
         _validate_target(where, target)
-    if count > MAX_TARGETS:
-        raise InvalidTriggerError(
-            f"trigger configuration has {count} targets; the limit is {MAX_TARGETS}"
-        )
+    for trigger, count in counts.items():
+        if count > limits.max_targets_per_trigger:
+            raise InvalidTriggerError(
+                limits.exceeded(f"trigger {trigger} has {count} targets", "max_targets_per_trigger")
+            )
 
 
 def _all_targets(event: ObjectEvent) -> Iterator[tuple[str, TriggerTarget]]:

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 
 from ..client.aio.store import AsyncObjectStore
 from ..client.invoke import InvokeResult
-from ..config import Settings
+from ..config import Limits, Settings
 from ..errors import InvalidIdError, ObjectNotFoundError
 from ..pb.oprc_invoke_pb2 import InvocationResponse
 from ..protocol.encode import Dispatch
 from ..protocol.keys import parse_object_segment
-from ..protocol.outbox import OutboxEntry, OutboxEvent
+from ..protocol.outbox import OutboxEntry, OutboxEvent, PoisonEntryError
 from ..protocol.triggers import Target, check_target, only_targets
 from .deadletters import DeadLetterRecord
 from .metrics import WorkerMetrics
@@ -87,12 +87,28 @@ def _shown(target: Target) -> str:
     return repr(f"{target.cls_id}/{target.partition_id}/{target.fn_id}")[:80]
 
 
+def _check_size(entry: OutboxEntry, limits: Limits) -> None:
+    """Raise :class:`PoisonEntryError` when ``entry`` is beyond what the API lets a write
+    make: its events' keys and values, the targets of one event."""
+    size = 0
+    for event in entry.events:
+        size += len(event.key) + len(event.payload or b"")
+        if len(event.targets) > limits.max_targets_per_trigger:
+            what = f"event {event.index} has {len(event.targets)} targets"
+            raise PoisonEntryError(limits.exceeded(what, "max_targets_per_trigger"))
+    if size > limits.max_entry_bytes:
+        what = f"the entry holds {size} bytes of keys and values"
+        raise PoisonEntryError(limits.exceeded(what, "max_entry_bytes"))
+
+
 def screened(
-    entry: OutboxEntry, build: Callable[[OutboxEvent, int], Dispatch]
+    entry: OutboxEntry, build: Callable[[OutboxEvent, int], Dispatch], limits: Limits
 ) -> tuple[list[Dispatch], list[Forged]]:
     """The dispatches of ``entry``'s targets that pass the API's own rule
     (:func:`~oprc_redis_events.protocol.triggers.check_target`), and the others: a target
-    read back from Redis may have been forged by hand; it is skipped alone."""
+    read back from Redis may have been forged by hand; it is skipped alone.  An entry
+    beyond the limits is a poison entry (:class:`PoisonEntryError`)."""
+    _check_size(entry, limits)
     dispatches: list[Dispatch] = []
     forged: list[Forged] = []
     for event in entry.events:

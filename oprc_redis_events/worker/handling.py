@@ -74,6 +74,7 @@ class EntryHandling(PartitionDiscovery):
             lambda event, i: build_dispatch(
                 entry, event, i, payload_format=self.settings.payload_format, delivery=self.delivery
             ),
+            self.settings.limits,
         )
 
     def _plans(

@@ -125,6 +125,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
             depth=self.depth,
             traceparent=self.traceparent,
             events_enabled=self.settings.events_enabled,
+            limits=self.settings.limits,
             **kw,
         )
 

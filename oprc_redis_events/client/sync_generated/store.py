@@ -125,6 +125,7 @@ class ObjectStore(TriggerEdits):
             depth=self.depth,
             traceparent=self.traceparent,
             events_enabled=self.settings.events_enabled,
+            limits=self.settings.limits,
             **kw,
         )
 
