@@ -27,7 +27,6 @@ from .errors import ConfigError
 __all__ = [
     "ENV_VARS",
     "LIMITS",
-    "Limits",
     "PayloadFormat",
     "Settings",
     "check_redis_url",
@@ -80,26 +79,6 @@ LIMITS: dict[str, int] = {
     "max_config_bytes": 256 * 1024,
     "max_entry_bytes": 64 * 1024 * 1024,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one writer may ask of Redis and the worker (``Settings.limits``)."""
-
-    max_value_bytes: int = LIMITS["max_value_bytes"]
-    max_fields_per_write: int = LIMITS["max_fields_per_write"]
-    max_targets_per_trigger: int = LIMITS["max_targets_per_trigger"]
-    max_config_bytes: int = LIMITS["max_config_bytes"]
-    max_entry_bytes: int = LIMITS["max_entry_bytes"]
-
-    def exceeded(self, what: str, name: str) -> str:
-        """The message for ``what`` (``"value of field 42 is 9000000 bytes"``) over the
-        limit ``name``: the limit's value and how to raise it."""
-        return (
-            f"{what}; the limit is {getattr(self, name)} ({name}: raise it with "
-            f"the environment variable {ENV_VARS[name]} or Settings({name}=...), for writers "
-            "and workers alike)"
-        )
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -311,10 +290,6 @@ class Settings:
             raise ConfigError(
                 f"zenoh_mode must be one of {', '.join(ZENOH_MODES)}, got {self.zenoh_mode!r}"
             )
-
-    @functools.cached_property
-    def limits(self) -> Limits:
-        return Limits(**{name: getattr(self, name) for name in LIMITS})
 
     def __repr__(self) -> str:
         shown = ", ".join(

@@ -14,9 +14,9 @@ import redis
 import redis.asyncio
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.config import Limits
 from oprc_redis_events.errors import InvalidIdError, InvalidTriggerError
 from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.limits import Limits
 from oprc_redis_events.protocol.outbox import decode_entry
 from oprc_redis_events.protocol.triggers import (
     Target,

@@ -17,9 +17,10 @@ from oprc_redis_events import (
     TriggerTarget,
 )
 from oprc_redis_events.client.core import ObjectRef, build_write
-from oprc_redis_events.config import ENV_VARS, LIMITS, Limits
+from oprc_redis_events.config import ENV_VARS, LIMITS
 from oprc_redis_events.errors import ConfigError
 from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.limits import Limits, limits_of
 from oprc_redis_events.protocol.outbox import PoisonEntryError, decode_entry
 from oprc_redis_events.protocol.triggers import coerce_event, encode_targets, to_target
 from oprc_redis_events.worker.dispatch import screened
@@ -46,10 +47,10 @@ def _named(err: pytest.ExceptionInfo[Exception], name: str) -> None:
 
 @pytest.mark.quick
 def test_the_limits_are_settings_with_environment_variables() -> None:
-    assert Settings.from_env({}).limits == Limits()
+    assert limits_of(Settings.from_env({})) == Limits()
     assert set(LIMITS) <= set(ENV_VARS)
     env = {ENV_VARS[name]: "7" for name in LIMITS}
-    assert Settings.from_env(env).limits == Limits(**dict.fromkeys(LIMITS, 7))
+    assert limits_of(Settings.from_env(env)) == Limits(**dict.fromkeys(LIMITS, 7))
     with pytest.raises(ConfigError, match="max_value_bytes must be >= 1"):
         Settings.from_env({"OPRC_EVENTS_MAX_VALUE_BYTES": "0"})
 

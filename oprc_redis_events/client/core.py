@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..config import Limits
 from ..errors import (
     InvalidIdError,
     InvalidValueError,
@@ -29,7 +28,8 @@ from ..protocol.keys import (
     object_segment,
     validate_id,
 )
-from ..protocol.triggers import DEFAULT_LIMITS, TargetEdit, build_index, coerce_event
+from ..protocol.limits import DEFAULT_LIMITS, Limits
+from ..protocol.triggers import TargetEdit, build_index, coerce_event
 from .records import ObjectRecord, check_types, decode_event, parse_record
 
 __all__ = [

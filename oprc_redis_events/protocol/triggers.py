@@ -27,11 +27,11 @@ from typing import Any
 import msgspec
 from google.protobuf.message import DecodeError
 
-from ..config import Limits
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
+from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -55,7 +55,6 @@ INDEX_PREFIX = "t:"
 #: overrides the worker's choice for that target
 DELIVERY_MODES = ("put", "put-odgm", "invoke")
 DELIVERY_OPTION = "oprc.delivery"
-DEFAULT_LIMITS = Limits()
 MAX_TARGETS = DEFAULT_LIMITS.max_targets_per_trigger  # the defaults (Settings: the limits)
 MAX_CONFIG_BYTES = DEFAULT_LIMITS.max_config_bytes
 

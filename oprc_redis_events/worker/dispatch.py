@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 from ..client.aio.store import AsyncObjectStore
 from ..client.invoke import InvokeResult
-from ..config import Limits, Settings
+from ..config import Settings
 from ..errors import InvalidIdError, ObjectNotFoundError
 from ..pb.oprc_invoke_pb2 import InvocationResponse
 from ..protocol.encode import Dispatch
 from ..protocol.keys import parse_object_segment
+from ..protocol.limits import Limits
 from ..protocol.outbox import OutboxEntry, OutboxEvent, PoisonEntryError
 from ..protocol.triggers import Target, check_target, only_targets
 from .deadletters import DeadLetterRecord

@@ -18,6 +18,7 @@ import redis
 from ..errors import OprcEventsError
 from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
+from ..protocol.limits import limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
 from .broken import topology_changing
@@ -74,7 +75,7 @@ class EntryHandling(PartitionDiscovery):
             lambda event, i: build_dispatch(
                 entry, event, i, payload_format=self.settings.payload_format, delivery=self.delivery
             ),
-            self.settings.limits,
+            limits_of(self.settings),
         )
 
     def _plans(

@@ -27,6 +27,7 @@ from ...pb.oprc_data_pb2 import ObjectEvent
 from ...pb.oprc_invoke_pb2 import InvocationResponse
 from ...protocol.context import check_depth, check_traceparent
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
+from ...protocol.limits import limits_of
 from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
@@ -125,7 +126,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
             depth=self.depth,
             traceparent=self.traceparent,
             events_enabled=self.settings.events_enabled,
-            limits=self.settings.limits,
+            limits=limits_of(self.settings),
             **kw,
         )
 
