@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from click.testing import CliRunner
 
 from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, Settings
+from oprc_redis_events.cli.main import main
 from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
@@ -210,3 +213,60 @@ def test_the_worker_exits_with_one_error_line_naming_what_is_missing(
     assert out.returncode == 1 and len(errors) == 1, out.stderr
     assert named in errors[0] and f"acl --role {role}" in errors[0], errors[0]
     assert "Traceback" not in out.stderr and f"pw-{role}" not in out.stderr
+
+
+def _cli(url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*args[:2], "--redis-url", url, *args[2:]])
+    return result.exit_code, result.output
+
+
+def test_the_operator_commands_run_as_the_admin(acl_user: Users, client: redis.Redis) -> None:
+    """Every operator command as the admin user; dead letters made by a worker-role worker."""
+    admin = acl_user("admin")
+    steps = [
+        ("put", "orders", "0", "1", "42=a", "--create"),
+        ("triggers", "add", "orders", "0", "1", "on_update", "42", "svc/0/f"),
+        ("put", "orders", "0", "1", "42=b"),
+        ("get", "orders", "0", "1"),
+        ("explain", "orders", "0", "1", "42=c"),
+        ("triggers", "list", "orders", "0", "1"),
+    ]
+    for step in steps:
+        code, output = _cli(admin, *step)
+        assert code == 0, (step, output)
+    outbox = PartitionKeys.of("orders", 0).outbox
+    client.xadd(outbox, {"n": "x"})  # a poison entry
+    settings = Settings.from_env({}, redis_url=acl_user("worker"))
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and stats.triggers_sent == 1
+    for step in [
+        ("dlq", "list"),
+        ("dlq", "replay"),
+        ("groups", "list"),
+        ("trim",),
+        ("dlq", "purge", "--yes"),
+        ("groups", "drop", "oprc-events", "--yes"),
+        ("triggers", "remove", "orders", "0", "1", "on_update", "42", "svc/0/f"),
+        ("delete", "orders", "0", "1"),
+    ]:
+        code, output = _cli(admin, *step)
+        assert code == 0, (step, output)
+    assert not client.exists(PartitionKeys.of("orders", 0).obj("1"))
+    assert not client.xlen(PartitionKeys.of("orders", 0).dead_letters)
+
+
+def test_the_worker_role_dead_letters_and_replays(acl_user: Users, client: redis.Redis) -> None:
+    """Dead-lettering (a MULTI under WATCH) and ``dlq replay`` work as the worker role."""
+    keys = PartitionKeys.of("orders", 0)
+    store = ObjectStore.from_url(acl_user("writer"))
+    store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    store.close()
+    client.xadd(keys.outbox, {"n": "x"})  # a poison entry
+    worker = acl_user("worker")
+    settings = Settings.from_env({}, redis_url=worker)
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and client.xlen(keys.dead_letters) == 1
+    code, output = _cli(worker, "dlq", "replay")
+    assert code == 0 and client.xlen(keys.dead_letters) == 0, output
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and client.xlen(keys.dead_letters) == 1  # still poison

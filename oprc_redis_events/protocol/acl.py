@@ -68,6 +68,8 @@ WORKER: Final = (
     "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
     "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
     "+zrangebyscore +smembers +sadd +type +exists +time",
+    # dead-lettering and dlq replay check the dead-letter stream's type under WATCH
+    "+watch +unwatch",
     # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
     "+hget +hmget +hkeys +hexists +hset +hdel",
 )
@@ -163,6 +165,8 @@ _WORKER_CHECKS: Final[tuple[Check, ...]] = (
     ("XADD", K.outbox, "*", "n", "1"),
     ("XADD", K.dead_letters, "*", "n", "1"),
     ("XRANGE", K.dead_letters, "-", "+"),
+    ("WATCH", K.dead_letters),
+    ("XDEL", K.dead_letters, "0-1"),
     ("SET", K.lease, "c"),
     ("GET", K.lease),
     ("ZADD", K.workers, "1", "c"),
