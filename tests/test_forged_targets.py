@@ -15,6 +15,7 @@ import redis.asyncio
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.errors import InvalidIdError, InvalidTriggerError
+from oprc_redis_events.protocol.encode import build_dispatch
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.limits import Limits
 from oprc_redis_events.protocol.outbox import decode_entry
@@ -88,8 +89,12 @@ def test_only_forged_targets_are_dead_lettered_and_counted() -> None:
     fields |= {b"e1": b"4", b"k1": b"42", b"p1": b"x", b"t1": blob}
     fields |= {b"e2": b"4", b"k2": b"n", b"p2": b"y", b"t2": encode_targets([GOOD])}
     entry = decode_entry(keys, "5-0", fields)
-    dispatches, forged = screened(entry, lambda event, i: (event.index, i), Limits())  # type: ignore[arg-type,return-value]
-    assert dispatches == [(1, 0), (1, len(FORGED) + 2), (2, 0)]  # type: ignore[comparison-overlap]
+    dispatches, forged = screened(entry, lambda event, i: build_dispatch(entry, event, i), Limits())
+    assert [(d.event_id[-1], d.target) for d in dispatches] == [
+        ("1", GOOD),
+        ("1", GOOD),
+        ("2", GOOD),
+    ]
     assert [i for _, i, _ in forged] == list(range(1, len(FORGED) + 2))
     stats = WorkerStats()
     plan = Plan("5-0", fields, entry, [], forged)

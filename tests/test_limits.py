@@ -19,6 +19,7 @@ from oprc_redis_events import (
 from oprc_redis_events.client.core import ObjectRef, build_write
 from oprc_redis_events.config import ENV_VARS, LIMITS
 from oprc_redis_events.errors import ConfigError
+from oprc_redis_events.protocol.encode import build_dispatch
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.limits import Limits, limits_of
 from oprc_redis_events.protocol.outbox import PoisonEntryError, decode_entry
@@ -119,7 +120,7 @@ def test_the_worker_refuses_an_entry_over_the_limits(
         screened(entry, lambda event, i: None, SMALL)  # type: ignore[arg-type,return-value]
     _named(info, name)  # type: ignore[arg-type]
     small = decode_entry(PartitionKeys.of("orders", 0), "1-0", _entry(b"1234567", 2))
-    assert len(screened(small, lambda event, i: i, SMALL)[0]) == 2  # type: ignore[arg-type,return-value]
+    assert len(screened(small, lambda event, i: build_dispatch(small, event, i), SMALL)[0]) == 2
 
 
 def test_the_store_and_the_worker_enforce_the_settings(redis_url: str, client: redis.Redis) -> None:

@@ -35,7 +35,7 @@ from ..protocol.encode import Dispatch
 from ..protocol.keys import parse_object_segment
 from ..protocol.limits import Limits
 from ..protocol.outbox import OutboxEntry, OutboxEvent, PoisonEntryError
-from ..protocol.triggers import Target, check_target, only_targets
+from ..protocol.triggers import Target, only_targets
 from .deadletters import DeadLetterRecord
 from .metrics import WorkerMetrics
 from .publisher import Publisher
@@ -105,22 +105,21 @@ def _check_size(entry: OutboxEntry, limits: Limits) -> None:
 def screened(
     entry: OutboxEntry, build: Callable[[OutboxEvent, int], Dispatch], limits: Limits
 ) -> tuple[list[Dispatch], list[Forged]]:
-    """The dispatches of ``entry``'s targets that pass the API's own rule
-    (:func:`~oprc_redis_events.protocol.triggers.check_target`), and the others: a target
-    read back from Redis may have been forged by hand; it is skipped alone.  An entry
-    beyond the limits is a poison entry (:class:`PoisonEntryError`)."""
+    """The dispatches of ``entry``'s targets that ``build`` (``build_dispatch``) accepts,
+    and the others: a target read back from Redis may have been forged by hand, and fails
+    the API's own rule (:func:`~oprc_redis_events.protocol.triggers.check_target`, which
+    ``build_dispatch`` applies first); it is skipped alone.  An entry beyond the limits is
+    a poison entry (:class:`PoisonEntryError`)."""
     _check_size(entry, limits)
     dispatches: list[Dispatch] = []
     forged: list[Forged] = []
     for event in entry.events:
-        for i, target in enumerate(event.targets):
-            try:
-                check_target(target)
+        for i in range(len(event.targets)):
+            try:  # build_dispatch checks the target (check_target) first; the entry's own
+                dispatches.append(build(event, i))  # fields were checked when decoded
             except InvalidIdError as err:
-                forged.append((event.index, i, f"event {event.index} target {i} "
-                               f"{_shown(target)}: {err}"))  # fmt: skip
-                continue
-            dispatches.append(build(event, i))
+                where = f"event {event.index} target {i} {_shown(event.targets[i])}"
+                forged.append((event.index, i, f"{where}: {err}"))
     return dispatches, forged
 
 
