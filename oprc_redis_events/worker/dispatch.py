@@ -35,7 +35,7 @@ from ..protocol.encode import Dispatch
 from ..protocol.keys import parse_object_segment
 from ..protocol.limits import Limits
 from ..protocol.outbox import OutboxEntry, OutboxEvent, PoisonEntryError
-from ..protocol.triggers import Target, only_targets
+from ..protocol.triggers import Target, UnreadableTarget, only_targets
 from .deadletters import DeadLetterRecord
 from .metrics import WorkerMetrics
 from .publisher import Publisher
@@ -84,7 +84,13 @@ class Plan:
     forged: list[Forged] = field(default_factory=list)
 
 
+#: forged targets named one by one in a dead letter's reason; the rest are counted
+REASONS_SHOWN = 10
+
+
 def _shown(target: Target) -> str:
+    if isinstance(target, UnreadableTarget):
+        return "(undecodable)"
     return repr(f"{target.cls_id}/{target.partition_id}/{target.fn_id}")[:80]
 
 
@@ -143,7 +149,10 @@ def forged_letters(
             keep = [i for e, i, _ in plan.forged if e == event.index]
             name = b"t%d" % event.index
             fields[name] = only_targets(fields[name], keep)
-        reason = "cannot be dispatched: forged target: " + "; ".join(r for *_, r in plan.forged)
+        shown = [r for *_, r in plan.forged[:REASONS_SHOWN]]
+        more = len(plan.forged) - len(shown)
+        shown += [f"and {more} more (each in this letter's t<i>)"] if more else []
+        reason = "cannot be dispatched: forged target: " + "; ".join(shown)
         letters.append((plan.entry_id, fields, reason, "", 1))
     return sorted(letters, key=_stream_order) if len(letters) > len(dead) else dead
 
