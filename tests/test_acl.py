@@ -16,7 +16,9 @@ from click.testing import CliRunner
 
 from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, Settings
 from oprc_redis_events.cli.main import main
+from oprc_redis_events.connect.permissions import dryruns, verdict
 from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.protocol.acl import checks
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
@@ -270,3 +272,32 @@ def test_the_worker_role_dead_letters_and_replays(acl_user: Users, client: redis
     assert code == 0 and client.xlen(keys.dead_letters) == 0, output
     stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
     assert stats.dead_letters == 1 and client.xlen(keys.dead_letters) == 1  # still poison
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize(
+    "refusal",
+    [redis.ResponseError("ERR Unknown subcommand or wrong number of arguments for 'DRYRUN'"),
+     redis.exceptions.NoPermissionError("this user has no permissions to run the 'acl|dryrun' "
+                                        "command")],
+    ids=["redis-6.2", "not-allowed"],
+)  # fmt: skip
+def test_the_check_is_skipped_without_acl_dryrun(refusal: Exception) -> None:
+    replies = [refusal] * len(checks("writer"))
+    assert verdict("writer", "u", replies) is False
+
+
+@pytest.mark.quick
+def test_a_verdict_names_every_missing_command_and_key() -> None:
+    denied = "This user has no permissions to run the 'xack' command"
+    replies = [denied if c[0] in ("XACK", "XTRIM") else b"OK" for c in checks("capture", 2)]
+    with pytest.raises(PermissionDeniedError) as info:
+        verdict("capture", "cap", replies, 2)
+    message = str(info.value)
+    assert "XACK on oprc:{*}:outbox; XTRIM on oprc:{*}:outbox (ACL DRYRUN: " + denied in message
+    assert "$(oprc-redis-events acl --role capture --db 2)" in message
+    assert [c[-1] for c in checks("capture", 2) if c[0] == "PSUBSCRIBE"] == [
+        "__keyspace@2__:oprc:{*}:obj:*"
+    ]
+    assert dryruns("worker", "u")[0][:3] == ("ACL", "DRYRUN", "u")
+    assert "oprc:{x}:outbox" in dryruns("worker", "u")[3]
