@@ -24,7 +24,14 @@ from redis.connection import parse_url
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "check_redis_url", "redact_url"]
+__all__ = [
+    "ENV_VARS",
+    "LIMITS",
+    "PayloadFormat",
+    "Settings",
+    "check_redis_url",
+    "redact_url",
+]
 
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
@@ -58,7 +65,22 @@ ENV_VARS: dict[str, str] = {
     "capture": "OPRC_EVENTS_CAPTURE",
     "from_now": "OPRC_EVENTS_FROM_NOW",
     "serve_objects": "OPRC_EVENTS_SERVE_OBJECTS",
+    "check_permissions": "OPRC_EVENTS_CHECK_PERMISSIONS",
+    "max_value_bytes": "OPRC_EVENTS_MAX_VALUE_BYTES",
+    "max_fields_per_write": "OPRC_EVENTS_MAX_FIELDS_PER_WRITE",
+    "max_targets_per_trigger": "OPRC_EVENTS_MAX_TARGETS_PER_TRIGGER",
+    "max_config_bytes": "OPRC_EVENTS_MAX_CONFIG_BYTES",
+    "max_entry_bytes": "OPRC_EVENTS_MAX_ENTRY_BYTES",
 }
+#: the resource limits (README "Limits"): setting -> its default
+LIMITS: dict[str, int] = {
+    "max_value_bytes": 8 * 1024 * 1024,
+    "max_fields_per_write": 100_000,
+    "max_targets_per_trigger": 1024,
+    "max_config_bytes": 256 * 1024,
+    "max_entry_bytes": 64 * 1024 * 1024,
+}
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -199,6 +221,8 @@ class Settings:
     finds the others and follows MOVED/ASK).
     ``serve_objects``: classes whose ODGM data API (Zenoh GET/set/DELETE on
     ``oprc/{cls}/*/objects/*``) the worker serves from Redis, every partition.
+    ``check_permissions``: the worker and the store check their Redis user's rights first.
+    ``max_*``: the resource limits of one writer (README "Limits").
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -228,6 +252,12 @@ class Settings:
     capture: str = "off"
     from_now: bool = False
     serve_objects: tuple[str, ...] = ()
+    check_permissions: bool = True
+    max_value_bytes: int = LIMITS["max_value_bytes"]
+    max_fields_per_write: int = LIMITS["max_fields_per_write"]
+    max_targets_per_trigger: int = LIMITS["max_targets_per_trigger"]
+    max_config_bytes: int = LIMITS["max_config_bytes"]
+    max_entry_bytes: int = LIMITS["max_entry_bytes"]
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)
@@ -250,6 +280,9 @@ class Settings:
             raise ConfigError(
                 f"max_concurrent_triggers must be >= 1, got {self.max_concurrent_triggers}"
             )
+        for name in LIMITS:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.payload_format not in PAYLOAD_FORMATS:

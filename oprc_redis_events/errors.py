@@ -16,6 +16,7 @@ __all__ = [
     "ObjectExistsError",
     "ObjectNotFoundError",
     "OprcEventsError",
+    "PermissionDeniedError",
     "RedisUnavailableError",
     "UnsupportedCommandError",
     "WriteOutcomeUnknownError",
@@ -52,6 +53,11 @@ class ObjectNotFoundError(OprcEventsError, KeyError):
 
 class ConfigError(OprcEventsError, ValueError):
     """A setting has a value that cannot be used."""
+
+
+class PermissionDeniedError(OprcEventsError, PermissionError):
+    """The Redis user lacks a permission its role needs (found by ``ACL DRYRUN`` before
+    anything is done); the message names each command and key, and the rules to give."""
 
 
 class CaptureError(OprcEventsError):

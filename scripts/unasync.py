@@ -32,7 +32,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncEventedRedis\b", "EventedRedis"),
     (r"\bAsyncEventedPipeline\b", "EventedPipeline"),
     (r"\bAsyncEventedClusterPipeline\b", "EventedClusterPipeline"),
-    (r"\b(initialized|send_to_node|slot_of)_async\b", r"\1"),
+    (r"\b(initialized|send_to_node|slot_of|check_access)_async\b", r"\1"),
     (r"\bredis\.asyncio\.client\.Pipeline\b", "redis.client.Pipeline"),
     (r"\bredis\.asyncio\.Redis\b", "redis.Redis"),
     (r"^import redis\.asyncio\n", ""),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,9 +12,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from click.testing import CliRunner
 
-from oprc_redis_events import EventedRedis, ObjectStore, Settings
+from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, Settings
+from oprc_redis_events.cli.main import main
+from oprc_redis_events.connect.permissions import dryruns, verdict
 from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.protocol.acl import checks
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
@@ -29,12 +34,14 @@ def acl_user(redis_server: RedisServer, redis_url: str) -> Iterator[Users]:
     the shell line of the README; gives its URL."""
     made: list[str] = []
 
-    def create(role: str) -> str:
+    def create(role: str, drop: str = "") -> str:
+        """``drop``: a rule (``+xack``) taken out of the printed ones (``sed``)."""
         cli = shutil.which("redis-cli")
         assert cli is not None
+        edit = f" | sed 's/ {drop}\\b//g'" if drop else ""
         line = (
             f"{cli} -p {redis_server.port} ACL SETUSER {role}-user on '>pw-{role}' "
-            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role})'
+            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role}{edit})'
         )
         out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "OK", out
@@ -162,3 +169,135 @@ def test_capture_runs_as_the_capture_role(acl_user: Users, client: redis.Redis) 
     finally:
         running.stop()
     assert events(client)[-1] == ("UPDATE", "42", b"by-hand")
+
+
+def test_the_store_names_a_missing_permission_before_writing(
+    acl_user: Users, client: redis.Redis
+) -> None:
+    store = ObjectStore.from_url(acl_user("writer", drop="+xadd"))
+    try:
+        with pytest.raises(PermissionDeniedError) as info:
+            store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    finally:
+        store.close()
+    message = str(info.value)
+    assert "may not run XADD on oprc:{*}:outbox" in message, message
+    assert "$(oprc-redis-events acl --role writer)" in message and "writer-user" in message
+    assert "pw-writer" not in message
+    assert not client.keys("oprc:*")  # nothing was written
+
+
+def test_the_check_is_skipped_where_acl_dryrun_is_refused(acl_user: Users) -> None:
+    store = ObjectStore.from_url(acl_user("writer", drop="+acl|dryrun"))
+    try:
+        store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "drop", "named"),
+    [("worker", "+xack", "XACK on oprc:{*}:outbox"),
+     ("capture", "+psubscribe", "PSUBSCRIBE on __keyspace@0__:oprc:{*}:obj:*")],
+)  # fmt: skip
+def test_the_worker_exits_with_one_error_line_naming_what_is_missing(
+    acl_user: Users, role: str, drop: str, named: str
+) -> None:
+    url = acl_user(role, drop=drop)
+    capture = ["--capture", "keyspace"] if role == "capture" else []
+    out = subprocess.run(
+        [sys.executable, "-m", "oprc_redis_events.cli", "worker", "--redis-url", url, *capture],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert named in errors[0] and f"acl --role {role}" in errors[0], errors[0]
+    assert "Traceback" not in out.stderr and f"pw-{role}" not in out.stderr
+
+
+def _cli(url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*args[:2], "--redis-url", url, *args[2:]])
+    return result.exit_code, result.output
+
+
+def test_the_operator_commands_run_as_the_admin(acl_user: Users, client: redis.Redis) -> None:
+    """Every operator command as the admin user; dead letters made by a worker-role worker."""
+    admin = acl_user("admin")
+    steps = [
+        ("put", "orders", "0", "1", "42=a", "--create"),
+        ("triggers", "add", "orders", "0", "1", "on_update", "42", "svc/0/f"),
+        ("put", "orders", "0", "1", "42=b"),
+        ("get", "orders", "0", "1"),
+        ("explain", "orders", "0", "1", "42=c"),
+        ("triggers", "list", "orders", "0", "1"),
+    ]
+    for step in steps:
+        code, output = _cli(admin, *step)
+        assert code == 0, (step, output)
+    outbox = PartitionKeys.of("orders", 0).outbox
+    client.xadd(outbox, {"n": "x"})  # a poison entry
+    settings = Settings.from_env({}, redis_url=acl_user("worker"))
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and stats.triggers_sent == 1
+    for step in [
+        ("dlq", "list"),
+        ("dlq", "replay"),
+        ("groups", "list"),
+        ("trim",),
+        ("dlq", "purge", "--yes"),
+        ("groups", "drop", "oprc-events", "--yes"),
+        ("triggers", "remove", "orders", "0", "1", "on_update", "42", "svc/0/f"),
+        ("delete", "orders", "0", "1"),
+    ]:
+        code, output = _cli(admin, *step)
+        assert code == 0, (step, output)
+    assert not client.exists(PartitionKeys.of("orders", 0).obj("1"))
+    assert not client.xlen(PartitionKeys.of("orders", 0).dead_letters)
+
+
+def test_the_worker_role_dead_letters_and_replays(acl_user: Users, client: redis.Redis) -> None:
+    """Dead-lettering (a MULTI under WATCH) and ``dlq replay`` work as the worker role."""
+    keys = PartitionKeys.of("orders", 0)
+    store = ObjectStore.from_url(acl_user("writer"))
+    store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+    store.close()
+    client.xadd(keys.outbox, {"n": "x"})  # a poison entry
+    worker = acl_user("worker")
+    settings = Settings.from_env({}, redis_url=worker)
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and client.xlen(keys.dead_letters) == 1
+    code, output = _cli(worker, "dlq", "replay")
+    assert code == 0 and client.xlen(keys.dead_letters) == 0, output
+    stats = asyncio.run(Worker(settings, publisher=MemoryPublisher()).run_async(burst=True))
+    assert stats.dead_letters == 1 and client.xlen(keys.dead_letters) == 1  # still poison
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize(
+    "refusal",
+    [redis.ResponseError("ERR Unknown subcommand or wrong number of arguments for 'DRYRUN'"),
+     redis.exceptions.NoPermissionError("this user has no permissions to run the 'acl|dryrun' "
+                                        "command")],
+    ids=["redis-6.2", "not-allowed"],
+)  # fmt: skip
+def test_the_check_is_skipped_without_acl_dryrun(refusal: Exception) -> None:
+    replies = [refusal] * len(checks("writer"))
+    assert verdict("writer", "u", replies) is False
+
+
+@pytest.mark.quick
+def test_a_verdict_names_every_missing_command_and_key() -> None:
+    denied = "This user has no permissions to run the 'xack' command"
+    replies = [denied if c[0] in ("XACK", "XTRIM") else b"OK" for c in checks("capture", 2)]
+    with pytest.raises(PermissionDeniedError) as info:
+        verdict("capture", "cap", replies, 2)
+    message = str(info.value)
+    assert "XACK on oprc:{*}:outbox; XTRIM on oprc:{*}:outbox (ACL DRYRUN: " + denied in message
+    assert "$(oprc-redis-events acl --role capture --db 2)" in message
+    assert [c[-1] for c in checks("capture", 2) if c[0] == "PSUBSCRIBE"] == [
+        "__keyspace@2__:oprc:{*}:obj:*"
+    ]
+    assert dryruns("worker", "u")[0][:3] == ("ACL", "DRYRUN", "u")
+    assert "oprc:{x}:outbox" in dryruns("worker", "u")[3]

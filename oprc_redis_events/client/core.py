@@ -28,6 +28,7 @@ from ..protocol.keys import (
     object_segment,
     validate_id,
 )
+from ..protocol.limits import DEFAULT_LIMITS, Limits
 from ..protocol.triggers import TargetEdit, build_index, coerce_event
 from .records import ObjectRecord, check_types, decode_event, parse_record
 
@@ -49,7 +50,7 @@ __all__ = [
 
 SET_MODES: Final = ("create", "update", "upsert", "replace", "setnx")
 INCR_MODES: Final = ("incr", "incrfloat")
-MAX_FIELDS_PER_WRITE: Final = 100_000
+MAX_FIELDS_PER_WRITE: Final = DEFAULT_LIMITS.max_fields_per_write  # the default
 Value = bytes | bytearray | memoryview | str | ValData
 
 
@@ -123,22 +124,33 @@ def _encode_value(key: object, value: object) -> tuple[bytes, int]:
     )
 
 
-def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str]:
-    """Flatten ``{key: value}`` into ``name, value, type`` triples, validating each."""
+def encode_entries(
+    entries: Mapping[FieldKey, Value] | None, limits: Limits = DEFAULT_LIMITS
+) -> list[bytes | str]:
+    """Flatten ``{key: value}`` into ``name, value, type`` triples, validating each (and
+    the write against ``limits``)."""
     if entries is None:
         return []
     if not isinstance(entries, Mapping):
         raise InvalidValueError(
             f"entries must be a mapping of field key to value, got {type(entries).__name__}"
         )
-    if len(entries) > MAX_FIELDS_PER_WRITE:
-        raise InvalidValueError(
-            f"{len(entries)} fields in one write; the limit is {MAX_FIELDS_PER_WRITE}"
-        )
+    if len(entries) > limits.max_fields_per_write:
+        what = f"a write of {len(entries)} fields"
+        raise InvalidValueError(limits.exceeded(what, "max_fields_per_write"))
     flat: list[bytes | str] = []
+    total = 0
     for key, value in entries.items():
         data, vtype = _encode_value(key, value)
-        flat += [field_name(key), data, str(vtype)]
+        name = field_name(key)
+        if len(data) > limits.max_value_bytes:
+            what = f"the value of field {name} is {len(data)} bytes"
+            raise InvalidValueError(limits.exceeded(what, "max_value_bytes"))
+        total += len(name) + len(data)
+        flat += [name, data, str(vtype)]
+    if total > limits.max_entry_bytes:  # what its outbox entry may copy (names and values)
+        what = f"a write of {total} bytes of field names and values"
+        raise InvalidValueError(limits.exceeded(what, "max_entry_bytes"))
     return flat
 
 
@@ -153,14 +165,18 @@ def _items(
     entries: Mapping[FieldKey, Value] | None,
     delete_keys: Iterable[FieldKey] | None,
     func: tuple[str, str, bytes | None] | None,
+    limits: Limits,
 ) -> tuple[Sequence[bytes | str], int]:
     """The field items of a write and how many there are (``write.lua``: ARGV[6])."""
     if mode in SET_MODES:
-        items = encode_entries(entries)
+        items = encode_entries(entries, limits)
         return items, len(items) // 3
     if mode == "func":
         fn_id, code, output = func or ("", "", None)
         validate_id("fn_id", fn_id)
+        if output is not None and len(output) > limits.max_value_bytes:
+            what = f"the output of function {fn_id} is {len(output)} bytes"
+            raise InvalidValueError(limits.exceeded(what, "max_value_bytes"))
         if output is None:
             return [fn_id, b"", code + "0"], 1
         return [fn_id, output, code], 1
@@ -169,13 +185,16 @@ def _items(
         return [field_name(key), str(amount), "0"], 1
     if mode == "delete_fields":
         names = _field_names(delete_keys or ())
+        if len(names) > limits.max_fields_per_write:
+            what = f"a write of {len(names)} fields"
+            raise InvalidValueError(limits.exceeded(what, "max_fields_per_write"))
         return names, len(names)
     return [], 0
 
 
-def _trigger_args(event: object, expect: bytes | None) -> list[bytes | str | int]:
+def _trigger_args(event: object, expect: bytes | None, limits: Limits) -> list[bytes | str | int]:
     """The new trigger configuration and its index, checked against ``expect`` if given."""
-    parsed = coerce_event(event)
+    parsed = coerce_event(event, limits)
     index = build_index(parsed)
     serialized = parsed.SerializeToString(deterministic=True) if parsed is not None else b""
     args: list[bytes | str | int] = ["1" if expect is None else "2", serialized, len(index)]
@@ -197,14 +216,15 @@ def build_write(
     traceparent: str | None = None,
     events_enabled: bool = True,
     expect_triggers: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ScriptCall:
     """Validate a write and spell it as one call of ``write.lua`` (see its header).
 
     With ``expect_triggers`` (the serialized configuration read before), the configuration
     is replaced only if it is still that one: a compare-and-set, see :func:`edited_triggers`.
     """
-    items, count = _items(mode, entries, delete_keys, func)
-    triggers = _trigger_args(event, expect_triggers) if replace_triggers else ["0"]
+    items, count = _items(mode, entries, delete_keys, func, limits)
+    triggers = _trigger_args(event, expect_triggers, limits) if replace_triggers else ["0"]
     args: list[bytes | str | int] = [
         mode,
         target.segment,

@@ -21,7 +21,7 @@ from typing import Final
 
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
 
-__all__ = ["ROLES", "KeyPatterns", "rules"]
+__all__ = ["ROLES", "KeyPatterns", "checks", "rules", "sample_key"]
 
 _ANY: Final = PartitionKeys("*", 0)  # its tag is replaced by {*}: every partition
 
@@ -53,6 +53,8 @@ WRITE_SCRIPT_KEYS: Final = (K.obj, K.meta, K.outbox, K.shadow, K.capture_flag)
 BASE: Final = (
     "resetkeys resetchannels clearselectors -@all",
     "+hello +ping +select +client|setname +multi +exec +discard",
+    # the start-up check of its own rights (ACL DRYRUN <itself> ...): reveals rights, no data
+    "+acl|whoami +acl|dryrun",
     "+evalsha +script|load +script|exists",
 )
 #: the commands write.lua and expire.lua run (with lib/events.lua)
@@ -66,6 +68,8 @@ WORKER: Final = (
     "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
     "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
     "+zrangebyscore +smembers +sadd +type +exists +time",
+    # dead-lettering and dlq replay check the dead-letter stream's type under WATCH
+    "+watch +unwatch",
     # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
     "+hget +hmget +hkeys +hexists +hset +hdel",
 )
@@ -128,3 +132,71 @@ def rules(role: str, db: int = 0) -> str:
     _, script_keys, selector = ROLES[role]
     keys = " ".join(f"~{k}" for k in script_keys)
     return " ".join((*BASE, keys, selector(db)))
+
+
+#: a command a role runs, as ``ACL DRYRUN`` takes it; arguments that are key patterns of
+#: :class:`KeyPatterns` stand for any key they match (see :func:`sample_key`)
+Check = tuple[str, ...]
+_SHA = "0" * 40
+_WRITER_CHECKS: Final[tuple[Check, ...]] = (
+    ("EVALSHA", _SHA, str(len(WRITE_SCRIPT_KEYS)), *WRITE_SCRIPT_KEYS),
+    ("SCRIPT", "LOAD", "return 1"),
+    ("HGET", K.meta, "v"),
+    ("HSET", K.meta, "v", "1"),
+    ("HSET", K.obj, "f", "v"),
+    ("HDEL", K.obj, "f"),
+    ("DEL", K.obj),
+    ("HGETALL", K.obj),
+    ("EXISTS", K.capture_flag),
+    ("XADD", K.outbox, "*", "n", "1"),
+    ("SADD", K.partitions, "c:0"),
+)
+_WORKER_CHECKS: Final[tuple[Check, ...]] = (
+    ("EVALSHA", _SHA, str(len(WRITE_SCRIPT_KEYS)), *WRITE_SCRIPT_KEYS),
+    ("EVALSHA", _SHA, "1", K.lease),
+    ("SCRIPT", "LOAD", "return 1"),
+    ("XREADGROUP", "GROUP", "g", "c", "STREAMS", K.outbox, ">"),
+    ("XACK", K.outbox, "g", "0-1"),
+    ("XAUTOCLAIM", K.outbox, "g", "c", "0", "0-0"),
+    ("XPENDING", K.outbox, "g"),
+    ("XGROUP", "CREATE", K.outbox, "g", "0"),
+    ("XINFO", "GROUPS", K.outbox),
+    ("XTRIM", K.outbox, "MINID", "0"),
+    ("XADD", K.outbox, "*", "n", "1"),
+    ("XADD", K.dead_letters, "*", "n", "1"),
+    ("XRANGE", K.dead_letters, "-", "+"),
+    ("WATCH", K.dead_letters),
+    ("XDEL", K.dead_letters, "0-1"),
+    ("SET", K.lease, "c"),
+    ("GET", K.lease),
+    ("ZADD", K.workers, "1", "c"),
+    ("SMEMBERS", K.partitions),
+    ("SCAN", "0"),
+    ("HGET", K.meta, "ev"),
+    ("HSET", K.shadow, "f", "v"),
+)
+_CAPTURE_CHECKS: Final[tuple[Check, ...]] = (
+    ("HSET", K.meta, "v", "1"),
+    ("HDEL", K.meta, "t:u:f"),
+    ("SET", K.capture_flag, "1"),
+    ("HGETALL", K.obj),
+    ("CONFIG", "GET", "notify-keyspace-events"),
+)
+
+
+def checks(role: str, db: int = 0) -> tuple[Check, ...]:
+    """What ``role`` (writer, worker or capture) checks it may run at start-up."""
+    if role == "writer":
+        return _WRITER_CHECKS
+    if role == "worker":
+        return _WORKER_CHECKS
+    if role == "capture":
+        return (*_WORKER_CHECKS, *_CAPTURE_CHECKS, ("PSUBSCRIBE", _channel(db)[1:]))
+    raise ValueError(f"no start-up checks for role {role!r}")
+
+
+def sample_key(arg: str) -> str:
+    """A key that the pattern ``arg`` matches (``oprc:{x}:obj:x``); other arguments as is."""
+    if arg.startswith(f"{PREFIX}:") and "*" in arg:
+        return arg.replace("*", "x")
+    return arg

@@ -14,7 +14,6 @@ Pure functions: an outbox event and one of its targets in, Zenoh key and bytes o
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,14 +27,11 @@ from . import zenoh_keys
 from .codes import FUNC_NUMBERS
 from .keys import (
     PartitionKeys,
-    object_segment,
     parse_field_name,
     parse_object_segment,
-    validate_id,
-    validate_partition,
 )
 from .outbox import OutboxEntry, OutboxEvent
-from .triggers import DELIVERY_MODES, DELIVERY_OPTION, Target
+from .triggers import DELIVERY_MODES, DELIVERY_OPTION, Target, check_target
 
 __all__ = [
     "DELIVERY_MODES",
@@ -81,25 +77,6 @@ def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
         trace_id = hashlib.blake2b(event.encode(), digest_size=16).hexdigest()
     span_id = inv_id.replace("-", "")[:16]
     return f"00-{trace_id}-{span_id}-{flags}"
-
-
-def check_target(target: Target) -> None:
-    """Raise :class:`InvalidIdError` when a target cannot be addressed on Zenoh."""
-    _check(target.cls_id, target.fn_id, target.partition_id, target.object_id, target.object_id_str)
-
-
-@functools.lru_cache(maxsize=4096)
-def _check(
-    cls_id: str, fn_id: str, partition_id: int, object_id: int | None, object_id_str: str | None
-) -> None:
-    # Cached: a target is checked once, not per trigger (errors are not cached).
-    validate_id("target cls_id", cls_id)
-    validate_id("target fn_id", fn_id)
-    validate_partition(partition_id)
-    if object_id_str is not None:
-        object_segment(object_id_str)
-    elif object_id is not None:
-        object_segment(object_id)
 
 
 def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:

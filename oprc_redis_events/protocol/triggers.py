@@ -19,6 +19,7 @@ the whole configuration.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,19 +30,24 @@ from google.protobuf.message import DecodeError
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
-from .keys import FieldKey, field_name, object_segment, validate_id
+from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
+from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "INDEX_PREFIX",
     "MAX_CONFIG_BYTES",
     "MAX_TARGETS",
     "TRIGGER_EVENTS",
     "Target",
     "TargetEdit",
+    "UnreadableTarget",
     "build_index",
+    "check_target",
     "coerce_event",
     "decode_targets",
     "encode_targets",
+    "only_targets",
 ]
 
 INDEX_PREFIX = "t:"
@@ -49,8 +55,8 @@ INDEX_PREFIX = "t:"
 #: overrides the worker's choice for that target
 DELIVERY_MODES = ("put", "put-odgm", "invoke")
 DELIVERY_OPTION = "oprc.delivery"
-MAX_TARGETS = 1024
-MAX_CONFIG_BYTES = 256 * 1024
+MAX_TARGETS = DEFAULT_LIMITS.max_targets_per_trigger  # the defaults (Settings: the limits)
+MAX_CONFIG_BYTES = DEFAULT_LIMITS.max_config_bytes
 
 #: the events a target can be added for (their slots): field events, then function events
 TRIGGER_EVENTS = tuple(e.slot for e in EVENTS)
@@ -75,8 +81,17 @@ class Target(msgspec.Struct, array_like=True, frozen=True):
         return str(self.object_id) if self.object_id_str is None else self.object_id_str
 
 
+class UnreadableTarget(Target, frozen=True, array_like=True):
+    """A target of an index value or outbox entry that does not decode (not UTF-8, wrong
+    shape) while the others do: :func:`check_target` refuses it with ``reason``."""
+
+    reason: str = ""
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[Target])
+_raw_items = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_one = msgspec.msgpack.Decoder(Target)
 
 
 def encode_targets(targets: list[Target]) -> bytes:
@@ -84,18 +99,84 @@ def encode_targets(targets: list[Target]) -> bytes:
 
 
 def decode_targets(blob: bytes) -> list[Target]:
-    """Decode an index value; raises :class:`msgspec.DecodeError` on garbage."""
-    return _decoder.decode(blob)
+    """Decode an index value; raises :class:`msgspec.DecodeError` when it is not a list.
+
+    A list with some items that do not decode keeps its positions: each such item is an
+    :class:`UnreadableTarget` (refused by :func:`check_target`), so the others still go."""
+    try:
+        return _decoder.decode(blob)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: text not UTF-8
+        return [_decode_one(i, raw) for i, raw in enumerate(_raw_items.decode(blob))]
 
 
-def coerce_event(event: object) -> ObjectEvent | None:
-    """Accept an ``ObjectEvent``, its serialized bytes or ``None``; validate it."""
+def _decode_one(index: int, raw: msgspec.Raw) -> Target:
+    try:
+        return _one.decode(raw)
+    except UnicodeDecodeError:
+        reason = f"target {index} holds text that is not UTF-8"
+    except msgspec.DecodeError as err:
+        reason = f"target {index} cannot be decoded: {err}"
+    return UnreadableTarget("", 0, None, None, "", {}, reason=reason)
+
+
+def only_targets(blob: bytes, keep: Iterable[int]) -> bytes:
+    """``blob`` (encoded targets) with only the items at ``keep``, copied byte for byte."""
+    items = _raw_items.decode(blob)
+    return _encoder.encode([items[i] for i in keep])
+
+
+def check_target(target: Target) -> None:
+    """The one rule for a trigger target, applied by the API to a configuration and by the
+    worker to every target it reads back from Redis: raise :class:`InvalidIdError` naming
+    what is wrong (an id that cannot be part of a Zenoh key, a partition out of range, both
+    object ids, an unknown delivery mode)."""
+    if isinstance(target, UnreadableTarget):
+        raise InvalidIdError(target.reason)
+    mode = target.options.get(DELIVERY_OPTION)
+    _check(
+        target.cls_id,
+        target.fn_id,
+        target.partition_id,
+        target.object_id,
+        target.object_id_str,
+        mode,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _check(
+    cls_id: str,
+    fn_id: str,
+    partition_id: int,
+    object_id: int | None,
+    object_id_str: str | None,
+    mode: str | None,
+) -> None:
+    # Cached: a target is checked once, not per trigger (errors are not cached).
+    validate_id("cls_id", cls_id)
+    validate_id("fn_id", fn_id)
+    validate_partition(partition_id)
+    if object_id is not None and object_id_str is not None:
+        raise InvalidIdError("object_id and object_id_str are both set; set one")
+    if object_id_str is not None:
+        object_segment(object_id_str)
+    elif object_id is not None:
+        object_segment(object_id)
+    if mode is not None and mode not in DELIVERY_MODES:
+        raise InvalidIdError(
+            f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
+        )
+
+
+def coerce_event(event: object, limits: Limits = DEFAULT_LIMITS) -> ObjectEvent | None:
+    """Accept an ``ObjectEvent``, its serialized bytes or ``None``; validate it (and its
+    size and the targets of each trigger against ``limits``)."""
     if event is None:
         return None
     if isinstance(event, (bytes, bytearray, memoryview)):
-        if len(event) > MAX_CONFIG_BYTES:
+        if len(event) > limits.max_config_bytes:
             raise InvalidTriggerError(
-                f"trigger configuration is {len(event)} bytes; the limit is {MAX_CONFIG_BYTES}"
+                limits.exceeded(f"trigger configuration is {len(event)} bytes", "max_config_bytes")
             )
         parsed = ObjectEvent()
         try:
@@ -109,24 +190,26 @@ def coerce_event(event: object) -> ObjectEvent | None:
         raise InvalidTriggerError(
             f"event must be an ObjectEvent (or its serialized bytes), got {type(event).__name__}"
         )
-    _validate(event)
+    _validate(event, limits)
     return event
 
 
-def _validate(event: ObjectEvent) -> None:
+def _validate(event: ObjectEvent, limits: Limits) -> None:
     size = event.ByteSize()
-    if size > MAX_CONFIG_BYTES:
+    if size > limits.max_config_bytes:
         raise InvalidTriggerError(
-            f"trigger configuration is {size} bytes; the limit is {MAX_CONFIG_BYTES}"
+            limits.exceeded(f"trigger configuration is {size} bytes", "max_config_bytes")
         )
-    count = 0
+    counts: dict[str, int] = {}
     for where, target in _all_targets(event):
-        count += 1
+        trigger = where.rpartition("[")[0]  # data_trigger[42].on_update
+        counts[trigger] = counts.get(trigger, 0) + 1
         _validate_target(where, target)
-    if count > MAX_TARGETS:
-        raise InvalidTriggerError(
-            f"trigger configuration has {count} targets; the limit is {MAX_TARGETS}"
-        )
+    for trigger, count in counts.items():
+        if count > limits.max_targets_per_trigger:
+            raise InvalidTriggerError(
+                limits.exceeded(f"trigger {trigger} has {count} targets", "max_targets_per_trigger")
+            )
 
 
 def _all_targets(event: ObjectEvent) -> Iterator[tuple[str, TriggerTarget]]:
@@ -157,17 +240,7 @@ def _check_key(check: Callable[[str, str], object], kind: str, key: str) -> None
 
 def _validate_target(where: str, t: TriggerTarget) -> None:
     try:
-        validate_id("cls_id", t.cls_id)
-        validate_id("fn_id", t.fn_id)
-        mode = t.req_options.get(DELIVERY_OPTION)
-        if mode is not None and mode not in DELIVERY_MODES:
-            raise InvalidIdError(
-                f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
-            )
-        if t.HasField("object_id_str"):
-            if t.HasField("object_id"):
-                raise InvalidIdError("object_id and object_id_str are both set; set one")
-            object_segment(t.object_id_str)
+        check_target(to_target(t))  # the rule the worker applies to what it reads back
     except InvalidIdError as err:
         raise InvalidTriggerError(f"invalid trigger target {where}: {err}") from err
 

@@ -18,12 +18,13 @@ import redis
 from ..errors import OprcEventsError
 from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
+from ..protocol.limits import limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
 from .broken import topology_changing
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
-from .dispatch import Dispatcher, Outcome, Plan
+from .dispatch import Dispatcher, Forged, Outcome, Plan, forged_letters, screened
 from .logonce import ThrottledLog
 from .policy import Failure, after_failure
 from .publisher import Publisher
@@ -52,11 +53,11 @@ class EntryHandling(PartitionDiscovery):
     publisher: Publisher | None
     delivery: Delivery
 
-    def plan(self, entry: OutboxEntry) -> list[Dispatch]:
-        """The dispatches of one decoded entry ([] when its depth is at the limit, or when
-        it is a dead letter replayed for another consumer group)."""
+    def plan(self, entry: OutboxEntry) -> tuple[list[Dispatch], list[Forged]]:
+        """The dispatches of one decoded entry and its forged targets (none when its depth
+        is at the limit, or when it is a dead letter replayed for another consumer group)."""
         if entry.group not in (None, self.settings.group):
-            return []
+            return [], []
         if entry.depth >= self.settings.max_trigger_depth:
             stopped = sum(len(e.targets) for e in entry.events)
             self.stats.depth_stops += stopped
@@ -68,18 +69,14 @@ class EntryHandling(PartitionDiscovery):
                 self.settings.max_trigger_depth,
                 stopped,
             )
-            return []
-        return [
-            build_dispatch(
-                entry,
-                event,
-                i,
-                payload_format=self.settings.payload_format,
-                delivery=self.delivery,
-            )
-            for event in entry.events
-            for i in range(len(event.targets))
-        ]
+            return [], []
+        return screened(
+            entry,
+            lambda event, i: build_dispatch(
+                entry, event, i, payload_format=self.settings.payload_format, delivery=self.delivery
+            ),
+            limits_of(self.settings),
+        )
 
     def _plans(
         self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
@@ -91,7 +88,7 @@ class EntryHandling(PartitionDiscovery):
             self.stats.entries_read += 1
             try:
                 entry = decode_entry(partition, entry_id, fields)
-                plans.append(Plan(entry_id, fields, entry, self.plan(entry)))
+                plans.append(Plan(entry_id, fields, entry, *self.plan(entry)))
                 self.stats.events_read += len(entry.events)
             except Exception as err:  # whatever it is, this entry must not stop the others
                 reason = f"cannot be dispatched: {_describe(err)}"
@@ -132,6 +129,7 @@ class EntryHandling(PartitionDiscovery):
         plans, dead = self._plans(partition, entries)
         outcome = await self._publish(plans)
         acked = [p.entry_id for p in plans[: outcome.done]]
+        dead = forged_letters(dead, plans[: outcome.done], self.stats)  # the rest went out
         if outcome.done < len(plans):
             verdict = await self._after_failure(partition, plans[outcome.done], outcome)
             if verdict is not None:

@@ -40,6 +40,7 @@ import redis.asyncio as aredis
 
 from ..client.aio.store import AsyncObjectStore
 from ..config import Settings, redact_url
+from ..connect.permissions import check_worker_async
 from ..connect.redis_client import async_redis_client
 from ..errors import OprcEventsError
 from ..protocol.encode import DELIVERY_MODES, Delivery
@@ -150,6 +151,10 @@ class Worker(OutboxReading, PartitionMaintenance):
         worker stopped, as after :meth:`stop`)."""
         async with contextlib.AsyncExitStack() as resources:  # one failing close skips none
             resources.push_async_callback(self.client.aclose)
+            if self.settings.check_permissions:  # before anything: a missing right, named
+                await check_worker_async(
+                    self.client, "worker" if self.settings.capture == "off" else "capture"
+                )
             if self.publisher is None and not await self._open_publisher(resources):
                 return self.stats  # stopped before Zenoh could be reached
             resources.callback(lambda: log.info("worker stopped: %s", self.summary()))

@@ -54,6 +54,11 @@ class WorkerCollector(Collector):
             ("held", "Times an entry was held for want of a subscriber", stats.held),
             ("claimed", "Entries claimed from workers that stopped", stats.claimed),
             ("trimmed", "Acknowledged outbox entries trimmed", stats.trimmed),
+            (
+                "forged_targets",
+                "Targets read back from Redis that fail validation: dead-lettered, not sent",
+                stats.forged_targets,
+            ),
         ]
         for name, doc, value in simple:
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=value)

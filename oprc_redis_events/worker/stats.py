@@ -21,4 +21,5 @@ class WorkerStats:
     held: int = 0
     claimed: int = 0
     trimmed: int = 0
+    forged_targets: int = 0
     sent_by_target: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))

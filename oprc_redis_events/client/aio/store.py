@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 
 from ...config import Settings, redact_url
+from ...connect import permissions
 from ...connect.redis_client import async_redis_client
 from ...errors import ObjectNotFoundError
 from ...lua.loader import register
@@ -26,6 +27,7 @@ from ...pb.oprc_data_pb2 import ObjectEvent
 from ...pb.oprc_invoke_pb2 import InvocationResponse
 from ...protocol.context import check_depth, check_traceparent
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
+from ...protocol.limits import limits_of
 from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
@@ -61,6 +63,8 @@ class AsyncObjectStore(AsyncTriggerEdits):
         self._owns_session = False
         self._write = register(client, "write")
         self.known_partitions: set[str] = set()  # registered in oprc:partitions
+        #: whether the user's rights were checked (shared by the stores of this client)
+        self.access = {"checked": not self.settings.check_permissions}
 
     @classmethod
     def from_url(
@@ -97,6 +101,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
             zenoh_session=self.zenoh_session,
         )
         bound.known_partitions = self.known_partitions
+        bound.access = self.access
         return bound
 
     async def close(self) -> None:
@@ -121,12 +126,18 @@ class AsyncObjectStore(AsyncTriggerEdits):
             depth=self.depth,
             traceparent=self.traceparent,
             events_enabled=self.settings.events_enabled,
+            limits=limits_of(self.settings),
             **kw,
         )
 
     async def call(self, call: ops.ScriptCall) -> Any:
         """Run one write-script call and return its raw reply (redis-py errors propagate);
-        register the partition in ``oprc:partitions`` the first time it queues an entry."""
+        register the partition in ``oprc:partitions`` the first time it queues an entry.
+        The first write (not a function event) checks the writer's rights first."""
+        if not self.access["checked"] and call.mode != "func":  # ACL DRYRUN, once
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # see the write
+                await permissions.check_access_async(self.client, "writer")
+                self.access["checked"] = True
         reply = await self._write(keys=call.keys, args=call.args)
         member = call.target.keys.member
         if ops.parse_reply_entry(reply) and member not in self.known_partitions:
