@@ -24,7 +24,14 @@ from redis.connection import parse_url
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "PayloadFormat", "Settings", "check_redis_url", "redact_url"]
+__all__ = [
+    "ENV_VARS",
+    "PayloadFormat",
+    "Settings",
+    "check_redis_url",
+    "read_secret_file",
+    "redact_url",
+]
 
 PayloadFormat = Literal["json", "protobuf"]
 PAYLOAD_FORMATS: tuple[str, ...] = ("json", "protobuf")
@@ -39,6 +46,9 @@ ENV_VARS: dict[str, str] = {
     "max_concurrent_triggers": "OPRC_EVENTS_MAX_CONCURRENT_TRIGGERS",
     "payload_format": "OPRC_EVENTS_PAYLOAD_FORMAT",
     "redis_url": "OPRC_EVENTS_REDIS_URL",
+    "redis_username": "OPRC_EVENTS_REDIS_USERNAME",
+    "redis_password": "OPRC_EVENTS_REDIS_PASSWORD",
+    "redis_password_file": "OPRC_EVENTS_REDIS_PASSWORD_FILE",
     "cluster": "OPRC_EVENTS_CLUSTER",
     "zenoh_mode": "OPRC_EVENTS_ZENOH_MODE",
     "zenoh_connect": "OPRC_EVENTS_ZENOH_CONNECT",
@@ -170,6 +180,21 @@ def check_redis_url(url: str) -> None:
         ) from None
 
 
+def read_secret_file(path: str, what: str = "Redis password") -> str:
+    """The secret kept in the file at ``path`` (without the line end it may have); a
+    :class:`ConfigError` naming the file, never its contents, when it cannot be read or
+    is empty."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            secret = file.read().removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read the {what} file {path!r}: {reason}") from None
+    if not secret:
+        raise ConfigError(f"the {what} file {path!r} is empty")
+    return secret
+
+
 def _default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -196,6 +221,9 @@ class Settings:
     worker started (by default a new group reads the whole retained outbox).
     ``cluster``: ``redis_url`` is a seed node of a Redis Cluster (redis-py's cluster client
     finds the others and follows MOVED/ASK).
+    ``redis_username`` / ``redis_password`` / ``redis_password_file`` (a file holding the
+    password): credentials for a URL without them (the URL's own win); the password is in
+    no repr, log or message.
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -206,6 +234,9 @@ class Settings:
     max_concurrent_triggers: int = 256
     payload_format: PayloadFormat = "json"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_username: str | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    redis_password_file: str | None = None
     cluster: bool = False
     zenoh_mode: str | None = None
     zenoh_connect: tuple[str, ...] = ()
@@ -227,6 +258,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)
+        if self.redis_password_file:
+            read_secret_file(self.redis_password_file)
         for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -263,6 +296,15 @@ class Settings:
             f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
         )
         return f"Settings(redis_url={redact_url(self.redis_url)!r}, {shown})"
+
+    def redis_credentials(self) -> dict[str, str]:
+        """``username`` and ``password`` for redis-py from the settings (the password
+        file is read again each time, so a rotated password is picked up by new clients)."""
+        password = self.redis_password
+        if self.redis_password_file:
+            password = read_secret_file(self.redis_password_file)
+        found = {"username": self.redis_username, "password": password}
+        return {name: value for name, value in found.items() if value}
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI flags)."""
