@@ -102,8 +102,6 @@ def test_cli_commands_over_tls(tls_url: str) -> None:
     assert '"paid"' in got.stdout
     groups = run("groups", "list", "--redis-url", tls_url)
     assert groups.returncode == 0, groups.stderr
-    dead = run("dlq", "list", "--redis-url", tls_url)
-    assert dead.returncode == 0, dead.stderr
 
 
 def test_a_missing_client_certificate_is_one_error_line(tls_url: str) -> None:

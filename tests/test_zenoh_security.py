@@ -152,8 +152,14 @@ def test_user_password(password_router: tuple[Router, str], redis_url: str, tmp_
     router, endpoint = password_router
     output = worker_delivers(redis_url, endpoint, password_config(tmp_path, PASSWORD), router)
     assert PASSWORD not in output
-    message = worker_refused(redis_url, endpoint, password_config(tmp_path, "wrong-password"))
+    wrong = password_config(tmp_path, "wrong-password")
+    message = worker_refused(redis_url, endpoint, wrong)
     assert "transport/auth/usrpwd" in message and "wrong-password" not in message
+    tail = subprocess.run(
+        [*CLI, "tail", "--zenoh-connect", endpoint, "--zenoh-config", wrong, "--timeout", "5"],
+        capture_output=True, text=True, timeout=60, env=env(),
+    )  # fmt: skip
+    assert f"Zenoh at {endpoint} refused the session" in assert_one_error_line(tail)
 
 
 def test_a_bad_config_file_shows_no_value_of_it(redis_url: str, tmp_path: Path) -> None:

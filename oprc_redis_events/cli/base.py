@@ -72,16 +72,6 @@ def env_option(var: str, *decls: str, help: str, **kw: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=var, help=f"{help} [env: {var}]", **kw)
 
 
-def zenoh_endpoint_options(connect_help: str, listen_help: str) -> Callable[[F], F]:
-    """``--zenoh-connect`` and ``--zenoh-listen`` (repeatable), shared by every command
-    that opens a Zenoh session."""
-    options = [
-        setting_option("zenoh_connect", "--zenoh-connect", multiple=True, help=connect_help),
-        setting_option("zenoh_listen", "--zenoh-listen", multiple=True, help=listen_help),
-    ]
-    return lambda fn: apply(options, fn)
-
-
 def apply(options: Sequence[Callable[[F], F]], fn: F) -> F:
     """``fn`` decorated with ``options``, the first one outermost (as written above it)."""
     for decorator in reversed(options):
@@ -105,6 +95,31 @@ def _into_environment(setting: str) -> Callable[[click.Context, click.Parameter,
         )
 
     return callback
+
+
+def zenoh_endpoint_options(
+    connect_help: str, listen_help: str, *, config: bool = True
+) -> Callable[[F], F]:
+    """``--zenoh-connect`` and ``--zenoh-listen`` (repeatable), shared by every command
+    that opens a Zenoh session, and ``--zenoh-config`` (handed to the settings through
+    its environment variable) unless ``config`` is false (the command has its own)."""
+    options = [
+        setting_option("zenoh_connect", "--zenoh-connect", multiple=True, help=connect_help),
+        setting_option("zenoh_listen", "--zenoh-listen", multiple=True, help=listen_help),
+    ]
+    if config:
+        options.append(
+            setting_option(
+                "zenoh_config",
+                "--zenoh-config",
+                type=click.Path(exists=True, dir_okay=False),
+                expose_value=False,
+                callback=_into_environment("zenoh_config"),
+                help="Zenoh JSON5 config file (TLS, authentication, ...); the flags above "
+                "override it.",
+            )
+        )
+    return lambda fn: apply(options, fn)
 
 
 def credential_options() -> list[Callable[[F], F]]:
