@@ -90,9 +90,14 @@ def _into_environment(setting: str) -> Callable[[click.Context, click.Parameter,
             return
         before = os.environ.get(var)
         os.environ[var] = str(value)
-        ctx.call_on_close(
-            lambda: os.environ.update({var: before}) if before is not None else os.environ.pop(var)
-        )
+
+        def restore() -> None:
+            if before is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = before
+
+        ctx.call_on_close(restore)
 
     return callback
 
