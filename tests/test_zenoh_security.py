@@ -175,3 +175,20 @@ def test_a_bad_config_file_shows_no_value_of_it(redis_url: str, tmp_path: Path) 
         message = assert_one_error_line(out)
         assert "cannot read Zenoh config file" in message, message
         assert PASSWORD not in out.stdout + out.stderr
+
+
+@pytest.mark.quick
+def test_config_file_messages_quote_no_value() -> None:
+    from oprc_redis_events.connect.zenoh_session import config_file_message
+
+    typed = (
+        'JSON error: Message { msg: "invalid type: string \\"hunter2, x\\", expected a boolean", '
+        "location: Some(Location { line: 3, column: 9 }) } at /x/zenoh-config/src/lib.rs:1484."
+    )
+    assert config_file_message(Exception(typed)) == (
+        "invalid type: string, expected a boolean (line 3, column 9)"
+    )
+    syntax = (
+        ' --> 1:56\n  |\n1 | { password: "hunter2" } x\n  |   ^---\n  |\n  = expected identifier'
+    )
+    assert config_file_message(Exception(syntax)) == "--> 1:56 = expected identifier"
