@@ -53,16 +53,21 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture
-def mtls_router(certificates: Certificates) -> Iterator[tuple[Router, str]]:
+def tls_router(certificates: Certificates, *, mtls: bool) -> tuple[Router, str]:
     endpoint = f"tls/127.0.0.1:{free_port()}"
     tls = {
         "root_ca_certificate": str(certificates.ca),
         "listen_certificate": str(certificates.server_certificate),
         "listen_private_key": str(certificates.server_key),
-        "enable_mtls": True,
+        "enable_mtls": mtls,
     }
     router = Router({"listen": {"endpoints": [endpoint]}, "transport": {"link": {"tls": tls}}})
+    return router, endpoint
+
+
+@pytest.fixture
+def mtls_router(certificates: Certificates) -> Iterator[tuple[Router, str]]:
+    router, endpoint = tls_router(certificates, mtls=True)
     yield router, endpoint
     router.close()
 
@@ -146,6 +151,19 @@ def test_mutual_tls(
         redis_url, endpoint, tls_config(tmp_path, certificates, client_certificate=False)
     )
     assert "enable_mtls" in message and "connect_certificate" in message
+
+
+def test_server_side_tls(certificates: Certificates, redis_url: str, tmp_path: Path) -> None:
+    """The router's certificate checked against the CA of the config; without the CA (Zenoh
+    then trusts the public WebPKI roots only) the router is refused."""
+    router, endpoint = tls_router(certificates, mtls=False)
+    try:
+        config = tls_config(tmp_path, certificates, client_certificate=False)
+        worker_delivers(redis_url, endpoint, config, router)
+        no_ca = write_config(tmp_path / "no-ca.json5", "{}")
+        assert "root_ca_certificate" in worker_refused(redis_url, endpoint, no_ca)
+    finally:
+        router.close()
 
 
 def test_user_password(password_router: tuple[Router, str], redis_url: str, tmp_path: Path) -> None:
