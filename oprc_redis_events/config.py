@@ -8,21 +8,14 @@ use the ``OPRC_EVENTS_`` prefix.  CLI flags override the environment.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlparse
-
-import redis.asyncio.connection as async_connection
-import redis.connection as sync_connection
-from redis.connection import parse_url
 
 from .errors import ConfigError
+from .urls import check_redis_url, read_secret_file, redact_url
 
 __all__ = [
     "ENV_VARS",
@@ -30,6 +23,7 @@ __all__ = [
     "PayloadFormat",
     "Settings",
     "check_redis_url",
+    "read_secret_file",
     "redact_url",
 ]
 
@@ -46,6 +40,9 @@ ENV_VARS: dict[str, str] = {
     "max_concurrent_triggers": "OPRC_EVENTS_MAX_CONCURRENT_TRIGGERS",
     "payload_format": "OPRC_EVENTS_PAYLOAD_FORMAT",
     "redis_url": "OPRC_EVENTS_REDIS_URL",
+    "redis_username": "OPRC_EVENTS_REDIS_USERNAME",
+    "redis_password": "OPRC_EVENTS_REDIS_PASSWORD",
+    "redis_password_file": "OPRC_EVENTS_REDIS_PASSWORD_FILE",
     "cluster": "OPRC_EVENTS_CLUSTER",
     "zenoh_mode": "OPRC_EVENTS_ZENOH_MODE",
     "zenoh_connect": "OPRC_EVENTS_ZENOH_CONNECT",
@@ -86,113 +83,6 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-#: a query parameter of a Redis URL whose value is a secret (password=, ssl_password=)
-_SECRET_PARAM = re.compile(r"password", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with every password redis-py would read from it replaced by ``***``: the
-    userinfo's (``redis://user:pw@host``) and query parameters such as ``password=`` and
-    ``ssl_password=`` (for logs, reprs and error messages)."""
-    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
-    query_at = rest.find("?") if "?" in rest else len(rest)
-    at = rest.rfind("@", 0, query_at)  # a password may hold an unescaped '/' or '#'
-    if at >= 0 and ":" in rest[:at]:
-        rest = rest[: rest.index(":")] + ":***" + rest[at:]
-    head, question, query = rest.partition("?")
-    if question:
-        query, hash_, fragment = query.partition("#")
-        query = "&".join(_redact_param(p) for p in query.split("&")) + hash_ + fragment
-    return f"{scheme}{sep}{head}{question}{query}"
-
-
-def _redact_param(param: str) -> str:
-    name, eq, _ = param.partition("=")
-    return f"{name}=***" if eq and _SECRET_PARAM.search(unquote(name)) else param
-
-
-#: the connection classes of each URL scheme: (sync, asyncio)
-_CONNECTION_CLASSES: dict[str, tuple[type, type]] = {
-    "redis": (sync_connection.Connection, async_connection.Connection),
-    "rediss": (sync_connection.SSLConnection, async_connection.SSLConnection),
-    "unix": (
-        sync_connection.UnixDomainSocketConnection,
-        async_connection.UnixDomainSocketConnection,
-    ),
-}
-#: parameters that take a Python object (a class, a Retry, a callback), never URL text
-_OBJECT_VALUED = re.compile(r"redis\.|[Tt]ype\[|Callable|Protocol|Mapping|enum")
-
-
-def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of ``cls.__init__`` and of its bases' (``**kwargs`` goes up)."""
-    found: dict[str, inspect.Parameter] = {}
-    for base in reversed(cls.__mro__):
-        init = base.__dict__.get("__init__")
-        if init is not None:
-            found.update(inspect.signature(init).parameters)
-    return {
-        n: p
-        for n, p in found.items()
-        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    }
-
-
-@functools.cache
-def url_parameters(scheme: str) -> frozenset[str]:
-    """The query parameters a ``scheme://`` URL may carry: those redis-py's connection
-    classes for it (sync and asyncio alike) and its connection pool accept, except those
-    that take a Python object (``URL_QUERY_ARGUMENT_PARSERS`` converts the others)."""
-    sync_cls, async_cls = _CONNECTION_CLASSES[scheme]
-    sync_params, async_params = _init_parameters(sync_cls), _init_parameters(async_cls)
-    parsed = set(sync_connection.URL_QUERY_ARGUMENT_PARSERS)
-    names = {
-        name
-        for name in sync_params.keys() & async_params.keys()
-        if name in parsed or not _OBJECT_VALUED.search(str(async_params[name].annotation))
-    }
-    return frozenset(names | {"max_connections"})
-
-
-def _check_query(url: str) -> None:
-    parts = urlparse(url)
-    accepted = url_parameters(parts.scheme)
-    for name in parse_qs(parts.query, keep_blank_values=True):
-        if name in accepted:
-            continue
-        near = [a for a in sorted(accepted) if a.lower() == name.lower()]
-        if near:
-            hint = f"write {near[0]!r} (names are case-sensitive)"
-        elif name.startswith("ssl_") and parts.scheme != "rediss":
-            hint = "ssl_* parameters need a rediss:// URL (TLS)"
-        else:
-            hint = "remove it (redis-py's Redis.from_url lists the parameters it takes)"
-        raise ConfigError(
-            f"{redact_url(url)!r}: a {parts.scheme}:// URL cannot carry the query parameter "
-            f"{name!r}, which redis-py's connection does not take; {hint}"
-        )
-
-
-def check_redis_url(url: str) -> None:
-    """Raise :class:`ConfigError` unless redis-py can use ``url``: its scheme, host, port
-    and query parameters (only those the connection class of its scheme accepts)."""
-    try:
-        parse_url(url)  # type: ignore[no-untyped-call]
-        _check_query(url)
-    except ValueError as err:
-        if isinstance(err, ConfigError):
-            raise
-        example = (
-            redact_url(f"redis://{url}")
-            if "://" not in url
-            else "redis://[[USER]:PASSWORD@]HOST:PORT/DB (rediss:// for TLS, unix:///PATH)"
-        )
-        raise ConfigError(
-            f"{redact_url(url)!r} is not a Redis URL ({err.args[0] if err.args else err}); "
-            f"write {example}"
-        ) from None
-
-
 def _default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -223,6 +113,9 @@ class Settings:
     ``oprc/{cls}/*/objects/*``) the worker serves from Redis, every partition.
     ``check_permissions``: the worker and the store check their Redis user's rights first.
     ``max_*``: the resource limits of one writer (README "Limits").
+    ``redis_username`` / ``redis_password`` / ``redis_password_file`` (a file holding the
+    password): credentials for a URL without them (the URL's own win); the password is in
+    no repr, log or message.
     ``zenoh_mode``: ``None`` means client when there are connect endpoints (a Zenoh router
     relays between its clients, not between its peers) and peer otherwise.
     """
@@ -233,6 +126,9 @@ class Settings:
     max_concurrent_triggers: int = 256
     payload_format: PayloadFormat = "json"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_username: str | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    redis_password_file: str | None = None
     cluster: bool = False
     zenoh_mode: str | None = None
     zenoh_connect: tuple[str, ...] = ()
@@ -261,6 +157,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)
+        if self.redis_password_file:
+            read_secret_file(self.redis_password_file)
         for name in ("max_deliveries", "retry_base_ms", "retry_max_ms", "hold_max_age_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -300,6 +198,15 @@ class Settings:
             f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
         )
         return f"Settings(redis_url={redact_url(self.redis_url)!r}, {shown})"
+
+    def redis_credentials(self) -> dict[str, str]:
+        """``username`` and ``password`` for redis-py from the settings (the password
+        file is read again each time, so a rotated password is picked up by new clients)."""
+        password = self.redis_password
+        if self.redis_password_file:
+            password = read_secret_file(self.redis_password_file)
+        found = {"username": self.redis_username, "password": password}
+        return {name: value for name, value in found.items() if value}
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI flags)."""

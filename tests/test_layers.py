@@ -1,6 +1,6 @@
 """The package's sub-packages follow the flow; imports only run downwards.
 
-    errors, config, pb  <  protocol  <  lua  <  connect  <  client  <  functions, worker
+    errors, config, urls, pb  <  protocol  <  lua  <  connect  <  client  <  functions, worker
     <  dev  <  cli
 
 (``functions`` and ``worker`` are side by side: neither imports the other.)  Also the size
@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "oprc_redis_events"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "config": 0,
+    "urls": 0,
     "pb": 0,
     "protocol": 1,
     "lua": 2,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ from ..errors import ConfigError, OprcEventsError, RedisUnavailableError
 __all__ = [
     "UserErrorGroup",
     "configure_logging",
+    "credential_options",
     "json_bytes",
     "redis_settings",
     "redis_url_option",
@@ -33,9 +36,17 @@ __all__ = [
 
 REDIS_HINT = "is Redis running there? Point --redis-url (or OPRC_EVENTS_REDIS_URL) at it"
 AUTH_HINT = (
-    "give the right credentials in --redis-url, e.g. redis://:PASSWORD@HOST:PORT/0 "
-    "(or OPRC_EVENTS_REDIS_URL)"
+    "give the right credentials: --redis-username / --redis-password-file (or "
+    "OPRC_EVENTS_REDIS_USERNAME, OPRC_EVENTS_REDIS_PASSWORD, OPRC_EVENTS_REDIS_PASSWORD_FILE), "
+    "or in --redis-url, e.g. redis://USER:PASSWORD@HOST:PORT/0"
 )
+
+TLS_HINT = (
+    "the TLS handshake with Redis failed: check the rediss:// URL's ssl_ca_certs (the CA "
+    "that signed the server's certificate) and, when the server requires client "
+    "certificates (tls-auth-clients), its ssl_certfile and ssl_keyfile"
+)
+PLAIN_TO_TLS_HINT = "a Redis that accepts only TLS closes plain connections: use a rediss:// URL"
 
 
 def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -61,21 +72,82 @@ def env_option(var: str, *decls: str, help: str, **kw: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=var, help=f"{help} [env: {var}]", **kw)
 
 
-def zenoh_endpoint_options(connect_help: str, listen_help: str) -> Callable[[F], F]:
-    """``--zenoh-connect`` and ``--zenoh-listen`` (repeatable), shared by every command
-    that opens a Zenoh session."""
-    options = [
-        setting_option("zenoh_connect", "--zenoh-connect", multiple=True, help=connect_help),
-        setting_option("zenoh_listen", "--zenoh-listen", multiple=True, help=listen_help),
-    ]
-    return lambda fn: apply(options, fn)
-
-
 def apply(options: Sequence[Callable[[F], F]], fn: F) -> F:
     """``fn`` decorated with ``options``, the first one outermost (as written above it)."""
     for decorator in reversed(options):
         fn = decorator(fn)
     return fn
+
+
+def _into_environment(setting: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback that hands an option's value to the settings through its environment
+    variable (for this command only: restored when the command ends), so every path that
+    makes settings from the environment sees it."""
+    var = ENV_VARS[setting]
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None:
+            return
+        before = os.environ.get(var)
+        os.environ[var] = str(value)
+
+        def restore() -> None:
+            if before is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = before
+
+        ctx.call_on_close(restore)
+
+    return callback
+
+
+def zenoh_endpoint_options(
+    connect_help: str, listen_help: str, *, config: bool = True
+) -> Callable[[F], F]:
+    """``--zenoh-connect`` and ``--zenoh-listen`` (repeatable), shared by every command
+    that opens a Zenoh session, and ``--zenoh-config`` (handed to the settings through
+    its environment variable) unless ``config`` is false (the command has its own)."""
+    options = [
+        setting_option("zenoh_connect", "--zenoh-connect", multiple=True, help=connect_help),
+        setting_option("zenoh_listen", "--zenoh-listen", multiple=True, help=listen_help),
+    ]
+    if config:
+        options.append(
+            setting_option(
+                "zenoh_config",
+                "--zenoh-config",
+                type=click.Path(exists=True, dir_okay=False),
+                expose_value=False,
+                callback=_into_environment("zenoh_config"),
+                help="Zenoh JSON5 config file (TLS, authentication, ...); the flags above "
+                "override it.",
+            )
+        )
+    return lambda fn: apply(options, fn)
+
+
+def credential_options() -> list[Callable[[F], F]]:
+    """``--redis-username`` and ``--redis-password-file`` (never a password on the command
+    line, which ``ps`` shows to every user of the machine)."""
+    return [
+        setting_option(
+            "redis_username",
+            "--redis-username",
+            expose_value=False,
+            callback=_into_environment("redis_username"),
+            help="Redis ACL user name, when --redis-url names none.",
+        ),
+        setting_option(
+            "redis_password_file",
+            "--redis-password-file",
+            type=click.Path(exists=True, dir_okay=False),
+            expose_value=False,
+            callback=_into_environment("redis_password_file"),
+            help="File holding the Redis password (one line), when --redis-url has none; "
+            "or set OPRC_EVENTS_REDIS_PASSWORD.",
+        ),
+    ]
 
 
 CLUSTER_HELP = (
@@ -92,6 +164,7 @@ def redis_url_option(help: str = "Redis to use.", *, env: bool = True) -> Callab
     options = [
         option("redis_url", "--redis-url", callback=_check_url, help=help),
         option("cluster", "--cluster", is_flag=True, default=None, help=CLUSTER_HELP),
+        *(credential_options() if env else []),
     ]
     return lambda fn: apply(options, fn)
 
@@ -115,12 +188,30 @@ def _is_zenoh_error(err: BaseException) -> bool:
     return zenoh is not None and isinstance(err, zenoh.ZError)
 
 
+def _is_tls_error(err: BaseException | None) -> bool:
+    """Whether ``err`` or what caused it is a TLS (``ssl``) error."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, ssl.SSLError):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
+
+
+def _unreachable_hint(err: BaseException) -> str:
+    if _is_tls_error(err):
+        return TLS_HINT
+    if "Connection reset by peer" in str(err):
+        return f"{REDIS_HINT} ({PLAIN_TO_TLS_HINT})"
+    return REDIS_HINT
+
+
 def _redis_message(err: redis.RedisError) -> str:
     text = str(err).rstrip(".")
     if isinstance(err, redis.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
         return f"Redis refused the connection: {text}; {AUTH_HINT}"
     if isinstance(err, redis.ConnectionError | redis.TimeoutError):
-        return f"cannot reach Redis ({text}); {REDIS_HINT}"
+        return f"cannot reach Redis ({text}); {_unreachable_hint(err)}"
     return f"Redis answered with an error: {text}"
 
 
@@ -130,7 +221,7 @@ def user_message(err: BaseException) -> str | None:
         cause = err.__cause__
         if isinstance(cause, redis.AuthenticationError):
             return _redis_message(cause)
-        message = f"{err}; {REDIS_HINT}"
+        message = f"{err}; {_unreachable_hint(err)}"
     elif isinstance(err, OprcEventsError):
         message = zenoh_message(err)
     elif isinstance(err, redis.RedisError):

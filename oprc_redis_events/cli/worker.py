@@ -66,6 +66,7 @@ _WORKER_OPTIONS = [
     zenoh_endpoint_options(
         "Zenoh endpoint to connect to, e.g. tcp/127.0.0.1:7447 (repeatable).",
         "Zenoh endpoint to listen on, e.g. tcp/127.0.0.1:7447 (repeatable; none by default).",
+        config=False,
     ),
     setting_option(
         "zenoh_mode",

@@ -1,7 +1,15 @@
 """Opening Zenoh sessions from :class:`~oprc_redis_events.config.Settings`.
 
 Listen endpoints are always set explicitly (a peer otherwise listens on every
-interface) and multicast scouting is off unless asked for.
+interface) and multicast scouting is off unless asked for.  The config file passes through
+as Zenoh reads it (TLS and mutual TLS under ``transport/link/tls``, user-password
+authentication under ``transport/auth/usrpwd``, ``access_control``); it is never logged,
+and an error about it shows no value from it (it may hold a password).
+
+A router that accepts the TCP connection but refuses the session (wrong credentials, a
+certificate it does not trust or no client certificate, TLS against a plain endpoint)
+looks to Zenoh like an unreachable one; :func:`open_session` tells them apart by trying a
+plain TCP connection and raises :class:`ConfigError` (not retried) for a refusal.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from typing import Any
@@ -20,6 +29,7 @@ from ..errors import ConfigError, ZenohUnavailableError
 
 __all__ = [
     "build_config",
+    "config_file_message",
     "is_isolated",
     "open_session",
     "open_session_retrying",
@@ -29,6 +39,20 @@ __all__ = [
 
 _RUST_SOURCE = re.compile(r"\s+at\s+\S+\.rs:\d+(:\d+)?\.?")
 _JSON5_MESSAGE = re.compile(r'Json5Err\(Message \{ msg: "(.*?)", location: .*\}\)')
+_JSON_MESSAGE = re.compile(
+    r'JSON error: Message \{ msg: "(.*?)", location: Some\(Location \{ line: (\d+), '
+    r"column: (\d+) \}\) \}"
+)
+#: the value an "invalid type" message quotes (it may be a password), up to ", expected"
+_QUOTED_VALUE = re.compile(r"(invalid (?:type|value): [a-z ]+?) (?:`|\\?\").*?(, expected)")
+_SOURCE_LINE = re.compile(r"^\s*\d*\s*\|.*$", re.MULTILINE)  # a syntax error's quoted line
+_UNREACHABLE = "Unable to connect to any of"
+REFUSED_HINT = (
+    "check the credentials (transport/auth/usrpwd: user, password) and the TLS settings "
+    "(transport/link/tls: root_ca_certificate; for mutual TLS enable_mtls, "
+    "connect_certificate, connect_private_key) in --zenoh-config (OPRC_EVENTS_ZENOH_CONFIG), "
+    "and that the endpoint's protocol (tcp/ or tls/) is the one the router listens with"
+)
 
 
 def zenoh_message(err: BaseException) -> str:
@@ -36,6 +60,14 @@ def zenoh_message(err: BaseException) -> str:
     and a configuration error's message without its Rust debug wrapping."""
     text = _RUST_SOURCE.sub("", str(err)).strip()
     return _JSON5_MESSAGE.sub(r"\1", text)
+
+
+def config_file_message(err: BaseException) -> str:
+    """A Zenoh config file error without any value of the file: not the value an
+    "invalid type" message quotes, nor the source line of a syntax error."""
+    text = _QUOTED_VALUE.sub(r"\1\2", zenoh_message(err))
+    text = _JSON_MESSAGE.sub(r"\1 (line \2, column \3)", text)
+    return " ".join(_SOURCE_LINE.sub("", text).split())
 
 
 def build_config(
@@ -56,7 +88,7 @@ def build_config(
         )
     except (zenoh.ZError, OSError) as err:
         raise ConfigError(
-            f"cannot read Zenoh config file {settings.zenoh_config!r}: {zenoh_message(err)}"
+            f"cannot read Zenoh config file {settings.zenoh_config!r}: {config_file_message(err)}"
         ) from err
     endpoints = list(settings.zenoh_connect if connect is None else connect)
     values = {
@@ -92,21 +124,51 @@ def is_isolated(settings: Settings) -> bool:
     )
 
 
-def open_session(settings: Settings, **kw: Any) -> Any:
-    """Open a Zenoh session; errors become :class:`ZenohUnavailableError`."""
+def _accepts_tcp(endpoint: str, timeout: float = 1.0) -> bool:
+    """Whether a ``tcp/``, ``tls/`` or ``ws/`` endpoint accepts a TCP connection."""
+    proto, _, rest = endpoint.partition("/")
+    host, _, port = re.split(r"[?#]", rest, maxsplit=1)[0].rpartition(":")
+    if proto not in ("tcp", "tls", "ws") or not port.isdigit():
+        return False
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _refused(config: Any) -> list[str]:
+    """The connect endpoints of ``config`` that accept a TCP connection."""
+    endpoints = json.loads(config.get_json("connect/endpoints"))
+    return [e for e in endpoints if isinstance(e, str) and _accepts_tcp(e)]
+
+
+def open_session(settings: Settings, *, attempts: int = 3, **kw: Any) -> Any:
+    """Open a Zenoh session; errors become :class:`ZenohUnavailableError`, a refusal by a
+    reachable router (``attempts`` times, 0.5 s apart) a :class:`ConfigError`."""
     import zenoh
 
     config = build_config(settings, **kw)
-    try:
-        return zenoh.open(config)
-    except zenoh.ZError as err:
-        text = zenoh_message(err)
-        if "listener" in text.lower():  # a listen endpoint that cannot be bound: not transient
-            raise ConfigError(
-                f"cannot listen on a Zenoh endpoint: {text}; give --zenoh-listen (or "
-                "OPRC_EVENTS_ZENOH_LISTEN) a free address, or stop what is using it"
-            ) from err
-        raise ZenohUnavailableError(f"cannot open a Zenoh session: {text}") from err
+    for attempt in range(1, attempts + 1):
+        try:
+            return zenoh.open(config)
+        except zenoh.ZError as err:
+            text = zenoh_message(err)
+            if "listener" in text.lower():  # a listen endpoint that cannot be bound
+                raise ConfigError(
+                    f"cannot listen on a Zenoh endpoint: {text}; give --zenoh-listen (or "
+                    "OPRC_EVENTS_ZENOH_LISTEN) a free address, or stop what is using it"
+                ) from err
+            refused = _refused(config) if _UNREACHABLE in text else []
+            if not refused:
+                raise ZenohUnavailableError(f"cannot open a Zenoh session: {text}") from err
+            if attempt == attempts:
+                raise ConfigError(
+                    f"Zenoh at {', '.join(refused)} refused the session (the endpoint accepts "
+                    f"connections, but not this session's credentials or TLS); {REFUSED_HINT}"
+                ) from err
+            time.sleep(0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_session_waiting(

@@ -1,7 +1,8 @@
 """Private servers on loopback for the demo, the tests and the benchmarks.
 
 :class:`RedisServer` starts a ``redis-server`` on a free 127.0.0.1 port in a temporary
-directory and always stops it; :func:`free_port` finds a free loopback port.
+directory and always stops it (with ``tls=``, TLS only: see :mod:`.certs`);
+:func:`free_port` finds a free loopback port.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import TracebackType
 import redis
 
 from ..errors import OprcEventsError
+from .certs import Certificates
 
 __all__ = ["RedisServer", "free_port"]
 
@@ -61,6 +63,10 @@ class RedisServer:
     """A ``redis-server`` process on 127.0.0.1, for as long as the context lasts.
 
     ``extra`` are more ``redis-server`` arguments (e.g. ``["--appendonly", "yes"]``).
+    With ``tls`` it listens with TLS only (no plain port), on the certificates' server
+    certificate; ``tls_auth_clients`` makes it require a client certificate signed by their
+    CA.  :attr:`url` is then a ``rediss://`` URL with the CA (and the client certificate
+    when one is required).
     """
 
     def __init__(
@@ -69,6 +75,8 @@ class RedisServer:
         port: int | None = None,
         extra: list[str] | None = None,
         directory: str | None = None,
+        tls: Certificates | None = None,
+        tls_auth_clients: bool = False,
     ) -> None:
         self.binary, self.origin = find_redis_server()
         self.port = port or free_port()
@@ -76,10 +84,29 @@ class RedisServer:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.tls_auth_clients = tls_auth_clients
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"rediss://127.0.0.1:{self.port}/0?" + self.tls.url_query(
+            client_certificate=self.tls_auth_clients
+        )
+
+    def _port_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(self.port),
+            *self.tls.server_args(),
+            "--tls-auth-clients",
+            "yes" if self.tls_auth_clients else "no",
+        ]
 
     def start(self) -> RedisServer:
         if self.directory is None:
@@ -87,8 +114,7 @@ class RedisServer:
             self.directory = self._tmp.name
         args = [
             self.binary,
-            "--port",
-            str(self.port),
+            *self._port_args(),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -107,7 +133,7 @@ class RedisServer:
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_timeout=1)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
