@@ -41,7 +41,7 @@ RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
     (("trim",), [], "acknowledged entries"),
     (("delete",), ["orders", "P0", "1", "1"], "event(s) queued"),
 ]
-DAEMONS = {("worker",), ("serve",)}  # long-running: their --cluster is checked by parsing
+DAEMONS = {("worker",), ("serve",), ("objects",)}  # long-running: --cluster checked by parsing
 ELSEWHERE = {("bench",), ("demo",)}  # bench: test_cli and test_dev_tools_keys; demo: below
 
 
