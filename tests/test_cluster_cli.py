@@ -103,9 +103,10 @@ def test_the_daemons_pass_cluster_into_their_settings(path: tuple[str, ...]) -> 
     from oprc_redis_events.cli.worker import settings_from_flags
 
     command = COMMANDS[path]
-    args = (
-        ["MODULE:FUNC", "--cls", "c", "--partition", "0", "--fn", "f"] if path == ("serve",) else []
-    )
+    args = {
+        ("serve",): ["MODULE:FUNC", "--cls", "c", "--partition", "0", "--fn", "f"],
+        ("objects",): ["--serve", "c"],
+    }.get(path, [])
     ctx = command.make_context(path[-1], [*args, "--cluster"])
     assert ctx.params["cluster"] is True
     assert settings_from_flags(cluster=ctx.params["cluster"]).cluster is True

@@ -44,7 +44,9 @@ log = logging.getLogger("oprc_redis_events.worker.objects_api")
     help="Serve only this partition of each class (repeatable; default: every partition).",
 )
 @redis_url_option("Redis holding the objects.")
-@_zenoh_endpoints("Zenoh endpoint to connect to (repeatable).", "Zenoh endpoint to listen on.")
+@_zenoh_endpoints(
+    "Zenoh endpoint to connect to (repeatable).", "Zenoh endpoint to listen on.", config=False
+)
 @setting_option(
     "zenoh_mode",
     "--zenoh-mode",
