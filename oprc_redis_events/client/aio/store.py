@@ -31,6 +31,7 @@ from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
 from ..redis_errors import redis_errors, write_errors
+from .batch import AsyncWriteBatch
 from .trigger_edits import AsyncTriggerEdits
 
 __all__ = ["AsyncObjectStore"]
@@ -112,6 +113,11 @@ class AsyncObjectStore(AsyncTriggerEdits):
         await self.close()
 
     # -- writes -------------------------------------------------------------------------
+
+    def batch(self) -> AsyncWriteBatch:
+        """Queue writes and send them together, one script call per run of writes of one
+        partition (``async with store.batch() as b: b.update(...)``; see the README)."""
+        return AsyncWriteBatch(self)
 
     def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
         """The write-script call for ``mode`` with this store's context and settings."""

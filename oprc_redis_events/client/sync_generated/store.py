@@ -31,6 +31,7 @@ from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
 from ..redis_errors import redis_errors, write_errors
+from .batch import WriteBatch
 from .trigger_edits import TriggerEdits
 
 __all__ = ["ObjectStore"]
@@ -112,6 +113,11 @@ class ObjectStore(TriggerEdits):
         self.close()
 
     # -- writes -------------------------------------------------------------------------
+
+    def batch(self) -> WriteBatch:
+        """Queue writes and send them together, one script call per run of writes of one
+        partition (``with store.batch() as b: b.update(...)``; see the README)."""
+        return WriteBatch(self)
 
     def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
         """The write-script call for ``mode`` with this store's context and settings."""

@@ -31,9 +31,10 @@ local function check_type(key, wanted)
 end
 
 -- The version `v` of a meta hash (0 when absent), or nil and an error reply when it is not
--- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).
-local function read_version(meta)
-  local v = redis.call("HGET", meta, "v")
+-- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).  `v`,
+-- when given, is the field as the caller already read it (false: absent).
+local function read_version(meta, v)
+  if v == nil then v = redis.call("HGET", meta, "v") end
   if not v then return 0, nil end
   if (v == "0" or string.find(v, "^[1-9]%d*$")) and #v <= 15 then return tonumber(v), nil end
   local shown = string.gsub(string.sub(v, 1, 40), "[^%w%p ]", "?")
@@ -99,14 +100,20 @@ end
 
 -- The matched events of `changes`, grouped EVENTS_PER_ENTRY to an entry; the targets of a
 -- change are index[t:<code>:<key>] when an index (a new configuration, not written yet) is
--- given, else one HGET of that field of `meta`.  Returns (batches, number matched).
-local function match_events(meta, changes, index)
+-- given, else known[t:<code>:<key>] when the caller already read that field of `meta`
+-- (false: absent), else one HGET of that field.  Returns (batches, number matched).
+local function match_events(meta, changes, index, known)
   local batches, matched = {}, 0
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
     local field = "t:" .. ch[1] .. ":" .. ch[2]
     local targets
-    if index then targets = index[field] else targets = redis.call("HGET", meta, field) end
+    if index then
+      targets = index[field]
+    else
+      if known then targets = known[field] end
+      if targets == nil then targets = redis.call("HGET", meta, field) end
+    end
     if targets then
       if entry == nil or count == EVENTS_PER_ENTRY then
         entry, count = {}, 0
@@ -131,14 +138,24 @@ local function match_events(meta, changes, index)
   return batches, matched
 end
 
+-- Redis' clock in milliseconds, read once per script call (every write of a batch is one
+-- atomic step, so they share it).
+local clock = nil
+local function now_ms()
+  if clock == nil then
+    local now = redis.call("TIME")
+    clock = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  end
+  return clock
+end
+
 -- XADD one entry per batch.  Returns the last entry id ("" when there was none), or nil and
 -- the error reply of an XADD that failed.  Callers run it before their other writes and
 -- check_room() first when there is more than one batch, so only a first XADD can fail and
 -- a failure leaves nothing written.
 local function append_events(outbox, batches, oid, version, depth, traceparent)
   if #batches == 0 then return "", nil end
-  local now = redis.call("TIME")
-  local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  local ts = now_ms()
   local id = ""
   for _, entry in ipairs(batches) do
     local fields = {"o", oid, "v", version_text(version), "d", depth, "ts", ts}
@@ -150,7 +167,10 @@ local function append_events(outbox, batches, oid, version, depth, traceparent)
     fields[#fields + 1] = tostring(entry.n)
     for _, x in ipairs(entry) do fields[#fields + 1] = x end
     local reply = redis.pcall("XADD", outbox, "*", unpack(fields))
-    if type(reply) == "table" and reply.err then return nil, stream_refused(outbox, reply) end
+    if type(reply) == "table" and reply.err then
+      -- a write may leave the outbox's type to its XADD: report it as check_type() would
+      return nil, check_type(outbox, "stream") or stream_refused(outbox, reply)
+    end
     id = reply
   end
   return id, nil
