@@ -69,6 +69,12 @@ local function check_types(obj, meta, shadow, events)
     or (events and check_type(outbox, "stream")) or (capturing and check_type(shadow, "hash"))
 end
 
+-- A refusal or an early status, reported after the check a write deferred (the outbox's
+-- type, when `lazy`): a write is refused for the first thing wrong, in the order above.
+local function refuse(lazy, reply)
+  return (lazy and check_type(outbox, "stream")) or reply
+end
+
 -- One write of one object: A[o + 1] .. are its arguments, as ARGV of a single write.
 local function write(A, o, obj, meta, shadow)
   local mode, oid, depth, traceparent = A[o + 1], A[o + 2], A[o + 3], A[o + 4]
@@ -116,15 +122,11 @@ local function write(A, o, obj, meta, shadow)
   bad = (not old and check_type(obj, "hash"))
     or (events and not lazy_outbox and not capturing and check_type(outbox, "stream"))
   if bad then return bad end
-  -- a refusal or an early status is reported after the checks a write makes before any
-  local function refuse(reply)
-    return (lazy_outbox and check_type(outbox, "stream")) or reply
-  end
 
   local version, bad_version = read_version(meta, metas[1])
   if bad_version then
     -- delete works whatever the version: it removes obj and meta, its DELETEs carry version 0
-    if mode ~= "delete" then return refuse(bad_version) end
+    if mode ~= "delete" then return refuse(lazy_outbox, bad_version) end
     version = -1
   end
 
@@ -139,8 +141,12 @@ local function write(A, o, obj, meta, shadow)
     exists = exists or had_fields or redis.call("EXISTS", meta) == 1
   end
   local existed = exists and 1 or 0
-  if mode == "create" and exists then return refuse({1, 0, "", 0, 0, 0, "", 1}) end
-  if not exists and not CREATING[mode] then return refuse({2, 0, "", 0, 0, 0, "", 0}) end
+  if mode == "create" and exists then
+    return refuse(lazy_outbox, {1, 0, "", 0, 0, 0, "", 1})
+  end
+  if not exists and not CREATING[mode] then
+    return refuse(lazy_outbox, {2, 0, "", 0, 0, 0, "", 0})
+  end
 
   -- 2. The new trigger configuration, if any: written below, matched against from here on.
   local index, fresh = nil, {}
@@ -156,9 +162,11 @@ local function write(A, o, obj, meta, shadow)
     end
     if A[pos] == "2" then
       local current = redis.call("HGET", meta, "ev") or ""
-      if current == serialized then return refuse({0, version, "", 0, 0, 0, "", existed}) end
+      if current == serialized then
+        return refuse(lazy_outbox, {0, version, "", 0, 0, 0, "", existed})
+      end
       if current ~= A[pos + 3 + 2 * m] then
-        return refuse({3, version, "", 0, 0, 0, "", existed})
+        return refuse(lazy_outbox, {3, version, "", 0, 0, 0, "", existed})
       end
     end
   end
@@ -188,20 +196,21 @@ local function write(A, o, obj, meta, shadow)
   end
 
   if SET_MODES[mode] and n > 0 then
-    local oldtypes
+    local oldtypes, t = metas, 1  -- the type of field i is oldtypes[i + t]
     if prefetch then
-      oldtypes = {}
-      for i = 1, n do oldtypes[i] = metas[i + 1] end
       if #fields > n + 1 then
-        known = {}
-        for i = n + 2, #fields do known[fields[i]] = metas[i] end
+        known = {c = {}, u = {}}
+        for i = 1, n do
+          known.c[names[i]] = metas[n + 2 * i]
+          known.u[names[i]] = metas[n + 2 * i + 1]
+        end
       end
     else
       old = chunked("HMGET", obj, names)
-      oldtypes = chunked("HMGET", meta, typekeys(names))
+      oldtypes, t = chunked("HMGET", meta, typekeys(names)), 0
     end
     for i = 1, n do
-      local oldtype = oldtypes[i] or "0"
+      local oldtype = oldtypes[i + t] or "0"
       if not old[i] then
         created = created + 1
         changes[#changes + 1] = {"c", names[i], values[i]}
@@ -213,7 +222,7 @@ local function write(A, o, obj, meta, shadow)
       if types[i] ~= "0" then
         settypes[#settypes + 1] = "y:" .. names[i]
         settypes[#settypes + 1] = types[i]
-      elseif oldtypes[i] then
+      elseif oldtypes[i + t] then
         cleartypes[#cleartypes + 1] = "y:" .. names[i]
       end
     end
@@ -261,14 +270,14 @@ local function write(A, o, obj, meta, shadow)
     if bad then return bad end
     lazy_outbox = false
   elseif #batches > 1 then
-    bad = refuse(nil) or check_room(outbox, #batches)
+    bad = refuse(lazy_outbox, nil) or check_room(outbox, #batches)
     if bad then return bad end
   end
 
   local bumps = mode == "create" or mode == "delete" or (#changes > 0 and mode ~= "func")
   if bumps and mode ~= "delete" then
     bad = check_bump(meta, version)
-    if bad then return refuse(bad) end
+    if bad then return refuse(lazy_outbox, bad) end
   end
   local new_version = bumps and version + 1 or version
   local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
@@ -309,8 +318,10 @@ local function write(A, o, obj, meta, shadow)
   if mode == "delete" then
     redis.call("DEL", obj, meta)
   else
-    chunked("HDEL", obj, removed)
-    chunked("HDEL", meta, typekeys(removed))
+    if #removed > 0 then
+      chunked("HDEL", obj, removed)
+      chunked("HDEL", meta, typekeys(removed))
+    end
     if bumps then
       settypes[#settypes + 1] = "v"
       settypes[#settypes + 1] = version_text(new_version)

@@ -86,11 +86,15 @@ local function stream_refused(outbox, reply)
   return redis.error_reply(reply.err)
 end
 
--- Lua's unpack() is limited to a few thousand values: send long lists in chunks.
+-- Lua's unpack() is limited to a few thousand values: send long lists in chunks.  Returns
+-- the reply (of HMGET...), or for a list too long for one call the replies joined.
 local function chunked(cmd, key, list)
+  local count = #list
+  if count == 0 then return list end
+  if count <= 1000 then return redis.call(cmd, key, unpack(list)) end
   local out = {}
-  for i = 1, #list, 1000 do
-    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  for i = 1, count, 1000 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, count)))
     if type(r) == "table" then
       for _, x in ipairs(r) do out[#out + 1] = x end
     end
@@ -100,19 +104,19 @@ end
 
 -- The matched events of `changes`, grouped EVENTS_PER_ENTRY to an entry; the targets of a
 -- change are index[t:<code>:<key>] when an index (a new configuration, not written yet) is
--- given, else known[t:<code>:<key>] when the caller already read that field of `meta`
--- (false: absent), else one HGET of that field.  Returns (batches, number matched).
+-- given, else known[<code>][<key>] when the caller already read field t:<code>:<key> of
+-- `meta` (false: absent), else one HGET of that field.  Returns (batches, number matched).
 local function match_events(meta, changes, index, known)
   local batches, matched = {}, 0
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
-    local field = "t:" .. ch[1] .. ":" .. ch[2]
     local targets
     if index then
-      targets = index[field]
+      targets = index["t:" .. ch[1] .. ":" .. ch[2]]
     else
-      if known then targets = known[field] end
-      if targets == nil then targets = redis.call("HGET", meta, field) end
+      local seen = known and known[ch[1]]
+      if seen then targets = seen[ch[2]] end
+      if targets == nil then targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2]) end
     end
     if targets then
       if entry == nil or count == EVENTS_PER_ENTRY then
@@ -122,16 +126,16 @@ local function match_events(meta, changes, index, known)
       count = count + 1
       matched = matched + 1
       entry.n = count
-      local i = tostring(count)
-      entry[#entry + 1] = "e" .. i
+      local i = count == 1 and "1" or tostring(count)  -- the first event's names as constants
+      entry[#entry + 1] = count == 1 and "e1" or "e" .. i
       entry[#entry + 1] = EVENT_TYPES[ch[1]]
-      entry[#entry + 1] = "k" .. i
+      entry[#entry + 1] = count == 1 and "k1" or "k" .. i
       entry[#entry + 1] = ch[2]
       if ch[3] then
-        entry[#entry + 1] = "p" .. i
+        entry[#entry + 1] = count == 1 and "p1" or "p" .. i
         entry[#entry + 1] = ch[3]
       end
-      entry[#entry + 1] = "t" .. i
+      entry[#entry + 1] = count == 1 and "t1" or "t" .. i
       entry[#entry + 1] = targets
     end
   end
@@ -164,7 +168,7 @@ local function append_events(outbox, batches, oid, version, depth, traceparent)
       fields[#fields + 1] = traceparent
     end
     fields[#fields + 1] = "n"
-    fields[#fields + 1] = tostring(entry.n)
+    fields[#fields + 1] = entry.n == 1 and "1" or tostring(entry.n)
     for _, x in ipairs(entry) do fields[#fields + 1] = x end
     local reply = redis.pcall("XADD", outbox, "*", unpack(fields))
     if type(reply) == "table" and reply.err then
