@@ -103,11 +103,11 @@ def test_a_batch_raises_its_first_error_after_sending_every_write(
 ) -> None:
     store.create("orders", 0, 1, {1: b"a"}, event=watch_all([1]))
     client.set("oprc:{orders:0}:meta:2", "not a hash")
-    with pytest.raises(CorruptedStateError, match="meta:2 is a string, not a hash"):
-        with store.batch() as batch:
-            batch.update("orders", 0, 1, {1: b"b"})
-            batch.upsert("orders", 0, 2, {1: b"x"})  # refused, alone
-            batch.update("orders", 0, 1, {1: b"c"})
+    refused = pytest.raises(CorruptedStateError, match="meta:2 is a string, not a hash")
+    with refused, store.batch() as batch:
+        batch.update("orders", 0, 1, {1: b"b"})
+        batch.upsert("orders", 0, 2, {1: b"x"})  # refused, alone
+        batch.update("orders", 0, 1, {1: b"c"})
     assert store.get("orders", 0, 1).version == 3  # type: ignore[union-attr]
     assert client.get("oprc:{orders:0}:meta:2") == b"not a hash"
     assert client.xlen("oprc:{orders:0}:outbox") == 3  # the CREATE, two UPDATEs
