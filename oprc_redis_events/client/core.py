@@ -7,8 +7,9 @@ here to be turned into a result or an exception.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import (
@@ -55,29 +56,49 @@ Value = bytes | bytearray | memoryview | str | ValData
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
-    """Where one object lives: its partition keys and its id as spelled in keys."""
+    """Where one object lives: its partition keys and its id as spelled in keys.
+
+    ``script_keys`` are the write script's KEYS for it (``lua/write.lua``), spelled once.
+    """
 
     keys: PartitionKeys
     segment: str
+    script_keys: tuple[str, str, str, str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p, seg = self.keys, self.segment
+        spelled = (p.obj(seg), p.meta(seg), p.outbox, p.shadow(seg), p.capture_flag)
+        object.__setattr__(self, "script_keys", spelled)
 
     @classmethod
     def of(cls, cls_id: object, partition_id: object, object_id: object) -> ObjectRef:
-        return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+        # the same ids name the same object: refs are kept (ids of types that are equal
+        # across types, True and 1, are told apart by their types)
+        try:
+            kinds = (type(partition_id).__name__, type(object_id).__name__)
+            return _ref(cls_id, partition_id, object_id, kinds)
+        except TypeError:  # not hashable: an invalid id, which the uncached path names
+            return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
 
     @property
     def obj(self) -> str:
-        return self.keys.obj(self.segment)
+        return self.script_keys[0]
 
     @property
     def meta(self) -> str:
-        return self.keys.meta(self.segment)
+        return self.script_keys[1]
 
     @property
     def shadow(self) -> str:
-        return self.keys.shadow(self.segment)
+        return self.script_keys[3]
 
     def describe(self) -> str:
         return f"object {self.keys.cls_id}/{self.keys.partition_id}/{self.segment}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _ref(cls_id: object, partition_id: object, object_id: object, _kinds: object) -> ObjectRef:
+    return ObjectRef(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +236,7 @@ def build_write(
         *items,
         *triggers,
     ]
-    keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
-    return ScriptCall(target, mode, keys, args)
+    return ScriptCall(target, mode, list(target.script_keys), args)
 
 
 def parse_reply_entry(reply: Any) -> bool:

@@ -30,7 +30,7 @@ from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
-from ..redis_errors import redis_errors, write_errors
+from ..redis_errors import redis_errors, write_error
 from .batch import WriteBatch
 from .trigger_edits import TriggerEdits
 
@@ -142,8 +142,14 @@ class ObjectStore(TriggerEdits):
 
     def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        with write_errors(f"{mode} {ref.describe()}"):
-            return ops.parse_write(call, self.call(call))
+        try:
+            reply = self.call(call)
+        except redis.RedisError as err:  # named lazily: the common case needs no text
+            mapped = write_error(f"{mode} {ref.describe()}", err)
+            if mapped is err:
+                raise
+            raise mapped from err
+        return ops.parse_write(call, reply)
 
     def create(
         self,
