@@ -20,7 +20,7 @@ from ..protocol.keys import PARTITIONS_KEY
 from .batch_core import BATCH_MODES, MAX_WRITES_PER_CALL, batch_call, batch_replies
 from .wrapper_core import Plan, Step
 
-__all__ = ["Intercepted", "command_attribute", "first_error"]
+__all__ = ["Intercepted", "command_attribute"]
 
 #: redis-py's module namespaces (``r.json()``...): their commands go through the wrapper
 MODULES: Final = frozenset({"json", "ft", "ts", "bf", "cf", "cms", "topk", "tdigest", "vset"})
@@ -89,6 +89,7 @@ class Intercepted:
     slots: list[tuple[int, Callable[[list[Any]], list[Any]]]] = field(default_factory=list)
     pending: list[tuple[Plan, Any]] = field(default_factory=list)
     size: int = 0  # commands queued (each gives one result)
+    named: dict[int, tuple[str, str]] = field(default_factory=dict)  # grouped: name, key
 
     def plain(self) -> None:
         """Note a plain command the caller queued (after :meth:`flush`)."""
@@ -105,6 +106,7 @@ class Intercepted:
                 self.flush()
             self.pending.append((plan, call))
             self.size += 1
+            self.named[self.size] = (plan.name, call.target.obj)
             return
         self.flush()
         visible: list[int] = []
@@ -172,25 +174,34 @@ class Intercepted:
         self.pipe.scripts.add(script)
         self.pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
-    def results(self, replies: list[Any]) -> list[Any]:
+    def results(self, replies: list[Any], raise_on_error: bool = False) -> list[Any]:
+        """The results of the queued commands from the pipeline's ``replies``; with
+        ``raise_on_error`` the first error among them is raised (see :meth:`first_error`)."""
         out: list[Any] = []
         pos = 0
         for count, read in self.slots:
             out += read(replies[pos : pos + count])
             pos += count
+        error = self.first_error(out) if raise_on_error else None
         self.clear()
+        if error is not None:
+            raise error
         return out
 
     def clear(self) -> None:
         self.slots.clear()
         self.pending.clear()
+        self.named.clear()
         self.size = 0
 
-
-def first_error(results: list[Any]) -> Exception | None:
-    """The first error among a pipeline's results (a write of a batch call reports its own
-    refusal inside the call's reply, which redis-py does not raise)."""
-    for result in results:
-        if isinstance(result, Exception):
-            return result
-    return None
+    def first_error(self, results: list[Any]) -> Exception | None:
+        """The first error among a pipeline's ``results`` (a write of a batch call reports
+        its refusal inside the call's reply, which redis-py does not raise), annotated as
+        redis-py annotates a pipeline's error when ``pipe`` can."""
+        for number, result in enumerate(results, 1):
+            if isinstance(result, Exception):
+                annotate = getattr(self.pipe, "annotate_exception", None)
+                if annotate is not None and number in self.named:
+                    annotate(result, number, self.named[number])
+                return result
+        return None

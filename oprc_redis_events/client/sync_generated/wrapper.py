@@ -40,7 +40,7 @@ from ...errors import UnsupportedCommandError
 from ...lua.loader import register
 from ..cluster_batch import NodeScripts
 from ..wrapper_core import Plan, Step, plan_command
-from ..wrapper_proxy import Intercepted, command_attribute, first_error
+from ..wrapper_proxy import Intercepted, command_attribute
 from .cluster_pipeline import EventedClusterPipeline
 from .store import ObjectStore
 
@@ -177,8 +177,4 @@ class EventedPipeline:
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         self._queued.flush()
         replies = self.pipe.execute(raise_on_error=raise_on_error)
-        results = self._queued.results(replies)
-        error = first_error(results) if raise_on_error else None
-        if error is not None:
-            raise error
-        return results
+        return self._queued.results(replies, raise_on_error)
