@@ -80,6 +80,11 @@ class ObjectRef:
         except TypeError:  # not hashable: an invalid id, which the uncached path names
             return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
 
+    @classmethod
+    def of_parsed(cls, keys: PartitionKeys, segment: str) -> ObjectRef:
+        """The ref of an object whose partition and id spelling were parsed from a key."""
+        return _parsed_ref(keys, segment)
+
     @property
     def obj(self) -> str:
         return self.script_keys[0]
@@ -99,6 +104,11 @@ class ObjectRef:
 @functools.lru_cache(maxsize=4096)
 def _ref(cls_id: object, partition_id: object, object_id: object, _kinds: object) -> ObjectRef:
     return ObjectRef(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_ref(keys: PartitionKeys, segment: str) -> ObjectRef:
+    return ObjectRef(keys, segment)
 
 
 @dataclass(frozen=True, slots=True)

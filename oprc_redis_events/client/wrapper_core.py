@@ -14,6 +14,7 @@ Every command a wrapper sends passes :func:`plan_command` with its Redis argumen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,13 @@ from typing import Any
 from redis.exceptions import DataError
 
 from ..errors import InvalidIdError, InvalidValueError
-from ..protocol.keys import FieldKey, field_name, parse_field_name, parse_object_key
+from ..protocol.keys import (
+    FieldKey,
+    PartitionKeys,
+    field_name,
+    parse_field_name,
+    parse_object_key,
+)
 from .command_keys import argv_of, command_of, key_indexes
 from .core import ObjectRef
 from .wrapper_refusals import refusal, unknown_refusal
@@ -40,6 +47,13 @@ def object_ref(name: Any) -> ObjectRef | None:
 
 def field_key(value: Any) -> FieldKey:
     """A hash field name as redis-py takes it, as a field key: ``"42"`` is the field 42."""
+    if type(value) in (str, bytes):  # names come again and again: parsed once
+        return _field_key(value)
+    return _field_key.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_key(value: Any) -> FieldKey:
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             text = bytes(value).decode("utf-8")
@@ -166,12 +180,18 @@ def _refuse_unknown(name: str, value: Any) -> None:
 
 
 def _target(name: str, key: Any) -> ObjectRef | None:
-    found = parse_object_key(key)
+    # the same keys come again and again: parsed once
+    found = _parsed(key) if isinstance(key, (str, bytes)) else parse_object_key(key)
     if found is None:
         return None
     if found[0] != "obj":
         raise refusal(name.lower(), key, found[0])
-    return ObjectRef(found[1], found[2])
+    return ObjectRef.of_parsed(found[1], found[2])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(key: str | bytes) -> tuple[str, PartitionKeys, str] | None:
+    return parse_object_key(key)
 
 
 def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[FieldKey, Any]:
