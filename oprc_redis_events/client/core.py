@@ -168,9 +168,17 @@ def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str
         )
     flat: list[bytes | str] = []
     for key, value in entries.items():
+        if type(value) is bytes:  # the common case, as _encode_value spells it
+            flat += [_name(key) if type(key) in (int, str) else field_name(key), value, "0"]
+            continue
         data, vtype = _encode_value(key, value)
         flat += [field_name(key), data, str(vtype)]
     return flat
+
+
+@functools.lru_cache(maxsize=4096)
+def _name(key: FieldKey) -> str:
+    return field_name(key)  # only int and str keys: equal ones spell the same name
 
 
 def _field_names(keys: Iterable[FieldKey]) -> list[str]:

@@ -201,13 +201,16 @@ def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[Fiel
             f"got {len(pairs)} argument(s)"
         )
     items = zip(pairs[::2], pairs[1::2], strict=True)
-    return {field_key(f): _encode(client, f, v) for f, v in items}
+    encoder = client.get_encoder()
+    return {field_key(f): _encode(client, f, v, encoder) for f, v in items}
 
 
-def _encode(client: Any, name: Any, value: Any) -> bytes:
-    """``value`` as redis-py would send it."""
+def _encode(client: Any, name: Any, value: Any, encoder: Any = None) -> bytes:
+    """``value`` as redis-py would send it (by ``client``'s encoder, or ``encoder``)."""
+    if type(value) is bytes:  # what redis-py sends as it is
+        return value
     try:
-        return bytes(client.get_encoder().encode(value))
+        return bytes((encoder or client.get_encoder()).encode(value))
     except DataError as err:
         raise InvalidValueError(f"value of field {name!r}: {err}") from None
     except UnicodeEncodeError:
