@@ -15,6 +15,7 @@ Every command a wrapper sends passes :func:`plan_command` with its Redis argumen
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,7 @@ def _field_key(value: Any) -> FieldKey:
     return key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per command, where frozen init costs
 class Step:
     """One call made for a routed command: ``write.lua`` on ``ref`` (``mode``, ``kw``),
     ``expire.lua`` (``keys``, ``args``) or a plain command (``args``)."""
@@ -110,7 +111,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per command, where frozen init costs
 class Plan:
     """The calls that stand for one command on object keys, and how to answer it."""
 
@@ -201,8 +202,26 @@ def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[Fiel
             f"got {len(pairs)} argument(s)"
         )
     items = zip(pairs[::2], pairs[1::2], strict=True)
-    encoder = client.get_encoder()
+    encoder = _encoder(client)
     return {field_key(f): _encode(client, f, v, encoder) for f, v in items}
+
+
+_ENCODERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _encoder(client: Any) -> Any:
+    """``client.get_encoder()``, kept per connection pool (redis-py builds a new one on every
+    call, from the pool's settings)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return client.get_encoder()
+    try:
+        return _ENCODERS[pool]
+    except KeyError:
+        encoder = _ENCODERS[pool] = client.get_encoder()
+        return encoder
+    except TypeError:  # not weakly referable
+        return client.get_encoder()
 
 
 def _encode(client: Any, name: Any, value: Any, encoder: Any = None) -> bytes:
