@@ -111,7 +111,7 @@ def _parsed_ref(keys: PartitionKeys, segment: str) -> ObjectRef:
     return ObjectRef(keys, segment)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per write, where frozen init costs
 class ScriptCall:
     """One call of the write script: its keys and arguments, and what the reply means."""
 
@@ -158,7 +158,7 @@ def encode_entries(entries: Mapping[FieldKey, Value] | None) -> list[bytes | str
     """Flatten ``{key: value}`` into ``name, value, type`` triples, validating each."""
     if entries is None:
         return []
-    if not isinstance(entries, Mapping):
+    if type(entries) is not dict and not isinstance(entries, Mapping):
         raise InvalidValueError(
             f"entries must be a mapping of field key to value, got {type(entries).__name__}"
         )
