@@ -6,6 +6,8 @@
 -- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (keyspace capture's last seen state)
 -- KEYS[5]  capture flag    oprc:{cls:pid}:capture       (set while keyspace capture is on)
 --
+-- (ARGV[1] "batch": many writes of one partition in one call, see the end of this file.)
+--
 -- ARGV[1]  mode: create | update | upsert | replace | delete_fields | delete | set_triggers
 --          | setnx (HSETNX: set absent fields only) | incr | incrfloat (HINCRBY[FLOAT])
 --          | func (a function completed or failed: FUNC_COMPLETE / FUNC_ERROR, no field change)
