@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Literal
 
 import redis
 
@@ -21,7 +22,7 @@ from ..errors import (
 )
 from ..lua.loader import locate, refusal
 
-__all__ = ["redis_errors", "refused", "write_error", "write_errors"]
+__all__ = ["WriteErrors", "redis_errors", "refused", "write_error", "write_errors"]
 
 
 def refused(what: str, err: redis.ResponseError) -> OprcEventsError:
@@ -63,6 +64,27 @@ def write_error(what: str, err: redis.RedisError) -> Exception:
     if isinstance(err, redis.ResponseError):
         return refused(what, err)
     return err
+
+
+class WriteErrors:
+    """:func:`write_errors` for one write of ``mode`` on ``ref`` (an ``ObjectRef``), whose
+    text is spelled only when there is an error (the common case needs none)."""
+
+    __slots__ = ("mode", "ref")
+
+    def __init__(self, mode: str, ref: Any) -> None:
+        self.mode, self.ref = mode, ref
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, err: BaseException | None, tb: object) -> Literal[False]:
+        if not isinstance(err, redis.RedisError):
+            return False
+        mapped = write_error(f"{self.mode} {self.ref.describe()}", err)
+        if mapped is err:
+            return False
+        raise mapped from err
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
-from ..redis_errors import redis_errors, write_error
+from ..redis_errors import WriteErrors, redis_errors
 from .batch import WriteBatch
 from .trigger_edits import TriggerEdits
 
@@ -115,8 +115,7 @@ class ObjectStore(TriggerEdits):
     # -- writes -------------------------------------------------------------------------
 
     def batch(self) -> WriteBatch:
-        """Queue writes and send them together, one script call per run of writes of one
-        partition (``with store.batch() as b: b.update(...)``; see the README)."""
+        """Writes sent together, one script call per run of one partition (see README)."""
         return WriteBatch(self)
 
     def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
@@ -142,14 +141,8 @@ class ObjectStore(TriggerEdits):
 
     def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        try:
-            reply = self.call(call)
-        except redis.RedisError as err:  # named lazily: the common case needs no text
-            mapped = write_error(f"{mode} {ref.describe()}", err)
-            if mapped is err:
-                raise
-            raise mapped from err
-        return ops.parse_write(call, reply)
+        with WriteErrors(mode, ref):
+            return ops.parse_write(call, self.call(call))
 
     def create(
         self,
