@@ -23,10 +23,12 @@ FILES = [
     ("aio/wrapper.py", "sync_generated/wrapper.py"),
     ("aio/trigger_edits.py", "sync_generated/trigger_edits.py"),
     ("aio/cluster_pipeline.py", "sync_generated/cluster_pipeline.py"),
+    ("aio/batch.py", "sync_generated/batch.py"),
 ]
 
 RULES: list[tuple[str, str]] = [
     (r"\bAsyncTriggerEdits\b", "TriggerEdits"),
+    (r"\bAsyncWriteBatch\b", "WriteBatch"),
     (r"\bAsyncObjectStore\b", "ObjectStore"),
     (r"\basync_redis_client\b", "redis_client"),
     (r"\bAsyncEventedRedis\b", "EventedRedis"),

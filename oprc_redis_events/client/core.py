@@ -7,8 +7,9 @@ here to be turned into a result or an exception.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import (
@@ -56,32 +57,62 @@ Value = bytes | bytearray | memoryview | str | ValData
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
-    """Where one object lives: its partition keys and its id as spelled in keys."""
+    """Where one object lives: its partition keys and its id as spelled in keys.
+
+    ``script_keys`` are the write script's KEYS for it (``lua/write.lua``), spelled once.
+    """
 
     keys: PartitionKeys
     segment: str
+    script_keys: tuple[str, str, str, str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p, seg = self.keys, self.segment
+        spelled = (p.obj(seg), p.meta(seg), p.outbox, p.shadow(seg), p.capture_flag)
+        object.__setattr__(self, "script_keys", spelled)
 
     @classmethod
     def of(cls, cls_id: object, partition_id: object, object_id: object) -> ObjectRef:
-        return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+        # the same ids name the same object: refs are kept (ids of types that are equal
+        # across types, True and 1, are told apart by their types)
+        try:
+            kinds = (type(partition_id).__name__, type(object_id).__name__)
+            return _ref(cls_id, partition_id, object_id, kinds)
+        except TypeError:  # not hashable: an invalid id, which the uncached path names
+            return cls(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+
+    @classmethod
+    def of_parsed(cls, keys: PartitionKeys, segment: str) -> ObjectRef:
+        """The ref of an object whose partition and id spelling were parsed from a key."""
+        return _parsed_ref(keys, segment)
 
     @property
     def obj(self) -> str:
-        return self.keys.obj(self.segment)
+        return self.script_keys[0]
 
     @property
     def meta(self) -> str:
-        return self.keys.meta(self.segment)
+        return self.script_keys[1]
 
     @property
     def shadow(self) -> str:
-        return self.keys.shadow(self.segment)
+        return self.script_keys[3]
 
     def describe(self) -> str:
         return f"object {self.keys.cls_id}/{self.keys.partition_id}/{self.segment}"
 
 
-@dataclass(frozen=True, slots=True)
+@functools.lru_cache(maxsize=4096)
+def _ref(cls_id: object, partition_id: object, object_id: object, _kinds: object) -> ObjectRef:
+    return ObjectRef(PartitionKeys.of(cls_id, partition_id), object_segment(object_id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_ref(keys: PartitionKeys, segment: str) -> ObjectRef:
+    return ObjectRef(keys, segment)
+
+
+@dataclass(slots=True)  # not frozen: built per write, where frozen init costs
 class ScriptCall:
     """One call of the write script: its keys and arguments, and what the reply means."""
 
@@ -131,7 +162,7 @@ def encode_entries(
     the write against ``limits``)."""
     if entries is None:
         return []
-    if not isinstance(entries, Mapping):
+    if type(entries) is not dict and not isinstance(entries, Mapping):
         raise InvalidValueError(
             f"entries must be a mapping of field key to value, got {type(entries).__name__}"
         )
@@ -141,6 +172,9 @@ def encode_entries(
     flat: list[bytes | str] = []
     total = 0
     for key, value in entries.items():
+        if type(value) is bytes:  # the common case, as _encode_value spells it
+            flat += [_name(key) if type(key) in (int, str) else field_name(key), value, "0"]
+            continue
         data, vtype = _encode_value(key, value)
         name = field_name(key)
         if len(data) > limits.max_value_bytes:
@@ -152,6 +186,11 @@ def encode_entries(
         what = f"a write of {total} bytes of field names and values"
         raise InvalidValueError(limits.exceeded(what, "max_entry_bytes"))
     return flat
+
+
+@functools.lru_cache(maxsize=4096)
+def _name(key: FieldKey) -> str:
+    return field_name(key)  # only int and str keys: equal ones spell the same name
 
 
 def _field_names(keys: Iterable[FieldKey]) -> list[str]:
@@ -235,8 +274,7 @@ def build_write(
         *items,
         *triggers,
     ]
-    keys = [target.obj, target.meta, target.keys.outbox, target.shadow, target.keys.capture_flag]
-    return ScriptCall(target, mode, keys, args)
+    return ScriptCall(target, mode, list(target.script_keys), args)
 
 
 def parse_reply_entry(reply: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Literal
 
 import redis
 
@@ -21,7 +22,7 @@ from ..errors import (
 )
 from ..lua.loader import locate, refusal
 
-__all__ = ["redis_errors", "refused", "write_errors"]
+__all__ = ["WriteErrors", "redis_errors", "refused", "write_error", "write_errors"]
 
 
 def refused(what: str, err: redis.ResponseError) -> OprcEventsError:
@@ -50,17 +51,49 @@ def _not_sent(err: redis.RedisError) -> bool:
     return isinstance(err, redis.AuthenticationError) or "connecting to" in str(err)
 
 
-@contextmanager
-def write_errors(what: str) -> Iterator[None]:
-    """Like :func:`redis_errors`, for a write: no reply means the outcome is unknown."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as err:
+def write_error(what: str, err: redis.RedisError) -> Exception:
+    """The error a write raises for ``err`` (``err`` itself when it is none of ours): no
+    reply means the outcome is unknown."""
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError)):
         if _not_sent(err):
-            raise RedisUnavailableError(f"{what}: Redis is unavailable ({err})") from err
-        raise WriteOutcomeUnknownError(
+            return RedisUnavailableError(f"{what}: Redis is unavailable ({err})")
+        return WriteOutcomeUnknownError(
             f"{what}: no reply from Redis ({err}), so the write may or may not have been "
             "applied, with its triggers: read the object's version (get) before writing again"
-        ) from err
-    except redis.ResponseError as err:
-        raise refused(what, err) from err
+        )
+    if isinstance(err, redis.ResponseError):
+        return refused(what, err)
+    return err
+
+
+class WriteErrors:
+    """:func:`write_errors` for one write of ``mode`` on ``ref`` (an ``ObjectRef``), whose
+    text is spelled only when there is an error (the common case needs none)."""
+
+    __slots__ = ("mode", "ref")
+
+    def __init__(self, mode: str, ref: Any) -> None:
+        self.mode, self.ref = mode, ref
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, err: BaseException | None, tb: object) -> Literal[False]:
+        if not isinstance(err, redis.RedisError):
+            return False
+        mapped = write_error(f"{self.mode} {self.ref.describe()}", err)
+        if mapped is err:
+            return False
+        raise mapped from err
+
+
+@contextmanager
+def write_errors(what: str) -> Iterator[None]:
+    """Like :func:`redis_errors`, for a write (see :func:`write_error`)."""
+    try:
+        yield
+    except redis.RedisError as err:
+        mapped = write_error(what, err)
+        if mapped is err:
+            raise
+        raise mapped from err

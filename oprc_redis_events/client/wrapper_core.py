@@ -14,6 +14,8 @@ Every command a wrapper sends passes :func:`plan_command` with its Redis argumen
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,13 @@ from typing import Any
 from redis.exceptions import DataError
 
 from ..errors import InvalidIdError, InvalidValueError
-from ..protocol.keys import FieldKey, field_name, parse_field_name, parse_object_key
+from ..protocol.keys import (
+    FieldKey,
+    PartitionKeys,
+    field_name,
+    parse_field_name,
+    parse_object_key,
+)
 from .command_keys import argv_of, command_of, key_indexes
 from .core import ObjectRef
 from .wrapper_refusals import refusal, unknown_refusal
@@ -40,6 +48,13 @@ def object_ref(name: Any) -> ObjectRef | None:
 
 def field_key(value: Any) -> FieldKey:
     """A hash field name as redis-py takes it, as a field key: ``"42"`` is the field 42."""
+    if type(value) in (str, bytes):  # names come again and again: parsed once
+        return _field_key(value)
+    return _field_key.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_key(value: Any) -> FieldKey:
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             text = bytes(value).decode("utf-8")
@@ -60,7 +75,7 @@ def field_key(value: Any) -> FieldKey:
     return key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per command, where frozen init costs
 class Step:
     """One call made for a routed command: ``write.lua`` on ``ref`` (``mode``, ``kw``),
     ``expire.lua`` (``keys``, ``args``) or a plain command (``args``)."""
@@ -96,7 +111,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per command, where frozen init costs
 class Plan:
     """The calls that stand for one command on object keys, and how to answer it."""
 
@@ -166,12 +181,18 @@ def _refuse_unknown(name: str, value: Any) -> None:
 
 
 def _target(name: str, key: Any) -> ObjectRef | None:
-    found = parse_object_key(key)
+    # the same keys come again and again: parsed once
+    found = _parsed(key) if isinstance(key, (str, bytes)) else parse_object_key(key)
     if found is None:
         return None
     if found[0] != "obj":
         raise refusal(name.lower(), key, found[0])
-    return ObjectRef(found[1], found[2])
+    return ObjectRef.of_parsed(found[1], found[2])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(key: str | bytes) -> tuple[str, PartitionKeys, str] | None:
+    return parse_object_key(key)
 
 
 def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[FieldKey, Any]:
@@ -181,13 +202,34 @@ def _values(client: Any, name: str, key: Any, pairs: Sequence[Any]) -> dict[Fiel
             f"got {len(pairs)} argument(s)"
         )
     items = zip(pairs[::2], pairs[1::2], strict=True)
-    return {field_key(f): _encode(client, f, v) for f, v in items}
+    encoder = _encoder(client)
+    return {field_key(f): _encode(client, f, v, encoder) for f, v in items}
 
 
-def _encode(client: Any, name: Any, value: Any) -> bytes:
-    """``value`` as redis-py would send it."""
+_ENCODERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _encoder(client: Any) -> Any:
+    """``client.get_encoder()``, kept per connection pool (redis-py builds a new one on every
+    call, from the pool's settings)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return client.get_encoder()
     try:
-        return bytes(client.get_encoder().encode(value))
+        return _ENCODERS[pool]
+    except KeyError:
+        encoder = _ENCODERS[pool] = client.get_encoder()
+        return encoder
+    except TypeError:  # not weakly referable
+        return client.get_encoder()
+
+
+def _encode(client: Any, name: Any, value: Any, encoder: Any = None) -> bytes:
+    """``value`` as redis-py would send it (by ``client``'s encoder, or ``encoder``)."""
+    if type(value) is bytes:  # what redis-py sends as it is
+        return value
+    try:
+        return bytes((encoder or client.get_encoder()).encode(value))
     except DataError as err:
         raise InvalidValueError(f"value of field {name!r}: {err}") from None
     except UnicodeEncodeError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..protocol.keys import PARTITIONS_KEY
+from .batch_core import BATCH_MODES, MAX_WRITES_PER_CALL, batch_call, batch_replies
 from .wrapper_core import Plan, Step
 
 __all__ = ["Intercepted", "command_attribute"]
@@ -71,24 +72,43 @@ def _module_factory(
     return make
 
 
-def _first(replies: list[Any]) -> Any:
-    return replies[0]
+def _first(replies: list[Any]) -> list[Any]:
+    return replies[:1]
 
 
 @dataclass
 class Intercepted:
-    """The commands queued in one pipeline: per result, how many replies it takes and
-    how to read them."""
+    """The commands queued in one pipeline: per call sent, how many replies it takes and
+    how to read them into results.  Consecutive writes of one partition (``batch_core``)
+    wait in ``pending`` and go out as one script call when something else is queued, the
+    partition changes, or the pipeline is sent (:meth:`flush`)."""
 
     store: Any
     pipe: Any
     expire_script: Any
-    slots: list[tuple[int, Callable[[list[Any]], Any]]] = field(default_factory=list)
+    slots: list[tuple[int, Callable[[list[Any]], list[Any]]]] = field(default_factory=list)
+    pending: list[tuple[Plan, Any]] = field(default_factory=list)
+    size: int = 0  # commands queued (each gives one result)
+    named: dict[int, tuple[str, str]] = field(default_factory=dict)  # grouped: name, key
 
     def plain(self) -> None:
+        """Note a plain command the caller queued (after :meth:`flush`)."""
         self.slots.append((1, _first))
+        self.size += 1
 
     def queue(self, plan: Plan) -> None:
+        call = self._groupable(plan)
+        if call is not None:
+            if self.pending and (
+                self.pending[0][1].target.keys != call.target.keys
+                or len(self.pending) >= MAX_WRITES_PER_CALL
+            ):
+                self.flush()
+            self.pending.append((plan, call))
+            self.size += 1
+            self.named[self.size] = (plan.name, call.target.obj)
+            return
+        self.flush()
         visible: list[int] = []
         count = 0
         for step in plan.steps:
@@ -96,10 +116,48 @@ class Intercepted:
             count += self._queue(step)
         callbacks = self.pipe.response_callbacks
 
-        def read(replies: list[Any]) -> Any:
-            return plan.finish([replies[i] for i in visible], callbacks)
+        def read(replies: list[Any]) -> list[Any]:
+            return [plan.finish([replies[i] for i in visible], callbacks)]
 
         self.slots.append((count, read))
+        self.size += 1
+
+    def _groupable(self, plan: Plan) -> Any:
+        if len(plan.steps) != 1 or plan.steps[0].kind != "write":
+            return None
+        step = plan.steps[0]
+        if step.mode not in BATCH_MODES:
+            return None
+        return self.store.build(step.target, step.mode, **step.kw)
+
+    def flush(self) -> None:
+        """Queue the pending writes: one script call (alone: as it would be sent alone)."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        calls = [call for _, call in pending]
+        if len(calls) == 1:
+            keys, args = calls[0].keys, calls[0].args
+        else:
+            keys, args = batch_call(calls)
+        self._evalsha(self.store._write, keys, args)
+        count = 1 + self._register(calls[0])
+        callbacks = self.pipe.response_callbacks
+
+        def read(replies: list[Any]) -> list[Any]:
+            raw = batch_replies(replies[0], len(pending)) if len(pending) > 1 else replies[:1]
+            return [plan.finish([r], callbacks) for (plan, _), r in zip(pending, raw, strict=True)]
+
+        self.slots.append((count, read))
+
+    def _register(self, call: Any) -> int:
+        """Queue SADD of the call's partition to ``oprc:partitions`` the first time."""
+        member = call.target.keys.member
+        if member in self.store.known_partitions:
+            return 0
+        self.pipe.execute_command("SADD", PARTITIONS_KEY, member)
+        self.store.known_partitions.add(member)
+        return 1
 
     def _queue(self, step: Step) -> int:
         if step.kind == "plain":
@@ -110,25 +168,40 @@ class Intercepted:
             return 1
         call = self.store.build(step.target, step.mode, **step.kw)
         self._evalsha(self.store._write, call.keys, call.args)
-        member = call.target.keys.member
-        if member in self.store.known_partitions:
-            return 1
-        self.pipe.execute_command("SADD", PARTITIONS_KEY, member)
-        self.store.known_partitions.add(member)
-        return 2
+        return 1 + self._register(call)
 
     def _evalsha(self, script: Any, keys: list[str], args: list[Any]) -> None:
         self.pipe.scripts.add(script)
         self.pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
-    def results(self, replies: list[Any]) -> list[Any]:
+    def results(self, replies: list[Any], raise_on_error: bool = False) -> list[Any]:
+        """The results of the queued commands from the pipeline's ``replies``; with
+        ``raise_on_error`` the first error among them is raised (see :meth:`first_error`)."""
         out: list[Any] = []
         pos = 0
         for count, read in self.slots:
-            out.append(read(replies[pos : pos + count]))
+            out += read(replies[pos : pos + count])
             pos += count
+        error = self.first_error(out) if raise_on_error else None
         self.clear()
+        if error is not None:
+            raise error
         return out
 
     def clear(self) -> None:
         self.slots.clear()
+        self.pending.clear()
+        self.named.clear()
+        self.size = 0
+
+    def first_error(self, results: list[Any]) -> Exception | None:
+        """The first error among a pipeline's ``results`` (a write of a batch call reports
+        its refusal inside the call's reply, which redis-py does not raise), annotated as
+        redis-py annotates a pipeline's error when ``pipe`` can."""
+        for number, result in enumerate(results, 1):
+            if isinstance(result, Exception):
+                annotate = getattr(self.pipe, "annotate_exception", None)
+                if annotate is not None and number in self.named:
+                    annotate(result, number, self.named[number])
+                return result
+        return None

@@ -6,6 +6,8 @@
 -- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (keyspace capture's last seen state)
 -- KEYS[5]  capture flag    oprc:{cls:pid}:capture       (set while keyspace capture is on)
 --
+-- (ARGV[1] "batch": many writes of one partition in one call, see the end of this file.)
+--
 -- ARGV[1]  mode: create | update | upsert | replace | delete_fields | delete | set_triggers
 --          | setnx (HSETNX: set absent fields only) | incr | incrfloat (HINCRBY[FLOAT])
 --          | func (a function completed or failed: FUNC_COMPLETE / FUNC_ERROR, no field change)
@@ -47,85 +49,14 @@
 -- writes.  An increment is the exception: HINCRBY is its first write (it fails on a value
 -- that is not a number) and its entry follows, with the outbox's room checked beforehand.
 
-local obj, meta, outbox, shadow, capture = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local mode, oid, depth, traceparent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local events = ARGV[5] == "1"
-local n = tonumber(ARGV[6])
-local pos = 7
+local outbox, capture = KEYS[3], KEYS[5]
 local SET_MODES = {create = true, update = true, upsert = true, replace = true, setnx = true}
 local CREATING = {create = true, upsert = true, replace = true, setnx = true, incr = true,
                   incrfloat = true}
-local incrementing = mode == "incr" or mode == "incrfloat"
-
--- 1. Checks: the keys' types and the version.
+-- at most this many fields are read with one HMGET of the meta hash (version, value types
+-- and the triggers they may fire); a larger write reads its triggers one HGET per change
+local PREFETCH_MAX = 64
 local capturing = redis.call("EXISTS", capture) == 1
-local bad = check_type(obj, "hash") or check_type(meta, "hash")
-  or (events and check_type(outbox, "stream")) or (capturing and check_type(shadow, "hash"))
-if bad then return bad end
-local version, bad_version = read_version(meta)
-if bad_version then
-  -- delete works whatever the version: it removes obj and meta, its DELETEs carry version 0
-  if mode ~= "delete" then return bad_version end
-  version = -1
-end
-
-local had_fields = redis.call("EXISTS", obj) == 1
-local exists = had_fields or redis.call("EXISTS", meta) == 1
-local existed = exists and 1 or 0
-if mode == "create" and exists then return {1, 0, "", 0, 0, 0, "", 1} end
-if not exists and not CREATING[mode] then return {2, 0, "", 0, 0, 0, "", 0} end
-
-local names, values, types = {}, {}, {}
-local per_item = (mode == "delete_fields") and 1 or 3
-for i = 1, n do
-  names[i] = ARGV[pos]
-  if per_item == 3 then
-    values[i], types[i] = ARGV[pos + 1], ARGV[pos + 2]
-  end
-  pos = pos + per_item
-end
-
--- 2. The new trigger configuration, if any: written below, matched against from here on.
-local replacing, index, fresh = ARGV[pos] ~= "0", nil, {}
-if replacing then
-  local serialized, m = ARGV[pos + 1], tonumber(ARGV[pos + 2])
-  index = {}
-  if serialized ~= "" then fresh = {"ev", serialized} end
-  for j = 0, m - 1 do
-    local field, targets = ARGV[pos + 3 + 2 * j], ARGV[pos + 4 + 2 * j]
-    index[field] = targets
-    fresh[#fresh + 1] = field
-    fresh[#fresh + 1] = targets
-  end
-  if ARGV[pos] == "2" then
-    local current = redis.call("HGET", meta, "ev") or ""
-    if current == serialized then return {0, version, "", 0, 0, 0, "", existed} end
-    if current ~= ARGV[pos + 3 + 2 * m] then return {3, version, "", 0, 0, 0, "", existed} end
-  end
-end
-
--- 3. The changes, read without writing anything.
-local changes = {}  -- {code, name, value or false}
-local created = 0
-local args, settypes, cleartypes = {}, {}, {}
-
-if mode == "func" then
-  local output = values[1]
-  if string.len(types[1]) > 2 then output = false end
-  changes[1] = {string.sub(types[1], 1, 2), names[1], output}
-end
-
-if mode == "setnx" and n > 0 then
-  -- keep only the fields that are absent
-  local present = chunked("HMGET", obj, names)
-  local kn, kv, kt = {}, {}, {}
-  for i = 1, n do
-    if not present[i] then
-      kn[#kn + 1], kv[#kv + 1], kt[#kt + 1] = names[i], values[i], types[i]
-    end
-  end
-  names, values, types, n = kn, kv, kt, #kn
-end
 
 local function typekeys(list)
   local out = {}
@@ -133,117 +64,287 @@ local function typekeys(list)
   return out
 end
 
-if SET_MODES[mode] and n > 0 then
-  local old = chunked("HMGET", obj, names)
-  local oldtypes = chunked("HMGET", meta, typekeys(names))
+-- The keys' types, in the order a refusal names them (the object, its meta, the outbox,
+-- the shadow): nil when all are right.
+local function check_types(obj, meta, shadow, events)
+  return check_type(obj, "hash") or check_type(meta, "hash")
+    or (events and check_type(outbox, "stream")) or (capturing and check_type(shadow, "hash"))
+end
+
+-- A refusal or an early status, reported after the check a write deferred (the outbox's
+-- type, when `lazy`): a write is refused for the first thing wrong, in the order above.
+local function refuse(lazy, reply)
+  return (lazy and check_type(outbox, "stream")) or reply
+end
+
+-- One write of one object: A[o + 1] .. are its arguments, as ARGV of a single write.
+local function write(A, o, obj, meta, shadow)
+  local mode, oid, depth, traceparent = A[o + 1], A[o + 2], A[o + 3], A[o + 4]
+  local events = A[o + 5] == "1"
+  local n = tonumber(A[o + 6])
+  local pos = o + 7
+  local incrementing = mode == "incr" or mode == "incrfloat"
+
+  local names, values, types = {}, {}, {}
+  local per_item = (mode == "delete_fields") and 1 or 3
   for i = 1, n do
-    local oldtype = oldtypes[i] or "0"
-    if not old[i] then
-      created = created + 1
-      changes[#changes + 1] = {"c", names[i], values[i]}
-    elseif old[i] ~= values[i] or oldtype ~= types[i] then
-      changes[#changes + 1] = {"u", names[i], values[i]}
+    names[i] = A[pos]
+    if per_item == 3 then
+      values[i], types[i] = A[pos + 1], A[pos + 2]
     end
-    args[#args + 1] = names[i]
-    args[#args + 1] = values[i]
-    if types[i] ~= "0" then
-      settypes[#settypes + 1] = "y:" .. names[i]
-      settypes[#settypes + 1] = types[i]
-    elseif oldtypes[i] then
-      cleartypes[#cleartypes + 1] = "y:" .. names[i]
-    end
+    pos = pos + per_item
   end
-end
 
-local removed = {}
-if mode == "replace" then
-  local given = {}
-  for i = 1, n do given[names[i]] = true end
-  for _, name in ipairs(redis.call("HKEYS", obj)) do
-    if not given[name] then removed[#removed + 1] = name end
-  end
-elseif mode == "delete_fields" and n > 0 then
-  local present = chunked("HMGET", obj, names)
-  for i = 1, n do
-    if present[i] then removed[#removed + 1] = names[i] end
-  end
-elseif mode == "delete" then
-  removed = redis.call("HKEYS", obj)
-end
-for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
-
--- 4. The first write: the increment, or the outbox entry.
-local newvalue = ""
-local batches, matched = {}, 0
-if incrementing then
-  local incr_old = redis.call("HGET", obj, names[1])
-  local code = incr_old and "u" or "c"
-  if events and redis.call("HEXISTS", meta, "t:" .. code .. ":" .. names[1]) == 1 then
-    bad = check_room(outbox, 1)
-    if bad then return bad end
-  end
-  bad = check_bump(meta, version)  -- checked before HINCRBY, the first write
-  if bad then return bad end
-  local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
-  newvalue = tostring(redis.call(cmd, obj, names[1], values[1]))
-  if incr_old ~= newvalue then
-    changes[1] = {code, names[1], newvalue}
-    if not incr_old then created = 1 end
-  end
-end
-if events then batches, matched = match_events(meta, changes, index) end
-if #batches > 1 then
-  bad = check_room(outbox, #batches)
-  if bad then return bad end
-end
-
-local bumps = mode == "create" or mode == "delete" or (#changes > 0 and mode ~= "func")
-if bumps and mode ~= "delete" then
-  bad = check_bump(meta, version)
-  if bad then return bad end
-end
-local new_version = bumps and version + 1 or version
-local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
-if refused then return refused end
-
--- 5. The other writes, none of which can fail now.
-if replacing then
-  local stale = {}
-  for _, f in ipairs(redis.call("HKEYS", meta)) do
-    if string.sub(f, 1, 2) == "t:" or f == "ev" then stale[#stale + 1] = f end
-  end
-  chunked("HDEL", meta, stale)
-  chunked("HSET", meta, fresh)
-end
-chunked("HSET", obj, args)
-chunked("HSET", meta, settypes)
-chunked("HDEL", meta, cleartypes)
-
--- Keep keyspace capture's shadow in step with what this write already reports.  A
--- shadow is complete when it exists or when the object had no fields before this write;
--- otherwise capture has not seen the object yet and will take it as it finds it.
-if capturing then
-  if mode == "delete" then
-    redis.call("DEL", shadow)
-  elseif redis.call("EXISTS", shadow) == 1 or not had_fields then
-    local set, del = {"{synced}", "1"}, {}
-    for _, ch in ipairs(changes) do
-      if ch[1] == "fc" or ch[1] == "fe" then  -- not a field
-      elseif ch[1] == "d" then del[#del + 1] = ch[2] else
-        set[#set + 1] = ch[2]
-        set[#set + 1] = ch[3]
+  -- 1. Reads and checks.  The common case reads the object's fields and, in one HMGET of
+  -- its meta hash, the version, the value types and the triggers of those fields; a read
+  -- refused for a key's type falls back to naming it (check_types).  The outbox's type is
+  -- left to the XADD when there is one (its first write), else checked before writing.
+  local replacing = A[pos] ~= "0"
+  local prefetch = SET_MODES[mode] and n > 0 and n <= PREFETCH_MAX and mode ~= "setnx"
+  local fields = {"v"}
+  if prefetch then
+    for i = 1, n do fields[i + 1] = "y:" .. names[i] end
+    if events and not replacing then
+      for i = 1, n do
+        fields[#fields + 1] = "t:c:" .. names[i]
+        fields[#fields + 1] = "t:u:" .. names[i]
       end
     end
-    chunked("HSET", shadow, set)
-    chunked("HDEL", shadow, del)
   end
+  -- with capture on, every type is checked at once; otherwise the outbox's is deferred
+  local lazy_outbox = events and not incrementing and not capturing
+  local bad = capturing and check_types(obj, meta, shadow, events)
+  if bad then return bad end
+  local metas = redis.pcall("HMGET", meta, unpack(fields))
+  local old = nil
+  if prefetch and not metas.err then old = redis.pcall("HMGET", obj, unpack(names)) end
+  if metas.err or (old and old.err) then
+    return check_types(obj, meta, shadow, events) or redis.error_reply(metas.err or old.err)
+  end
+  bad = (not old and check_type(obj, "hash"))
+    or (events and not lazy_outbox and not capturing and check_type(outbox, "stream"))
+  if bad then return bad end
+
+  local version, bad_version = read_version(meta, metas[1])
+  if bad_version then
+    -- delete works whatever the version: it removes obj and meta, its DELETEs carry version 0
+    if mode ~= "delete" then return refuse(lazy_outbox, bad_version) end
+    version = -1
+  end
+
+  local had_fields, exists = nil, metas[1] ~= false
+  if old then
+    for i = 1, n do
+      if old[i] then had_fields = true end
+    end
+  end
+  if not exists or (capturing and had_fields == nil) then
+    had_fields = had_fields or redis.call("EXISTS", obj) == 1
+    exists = exists or had_fields or redis.call("EXISTS", meta) == 1
+  end
+  local existed = exists and 1 or 0
+  if mode == "create" and exists then
+    return refuse(lazy_outbox, {1, 0, "", 0, 0, 0, "", 1})
+  end
+  if not exists and not CREATING[mode] then
+    return refuse(lazy_outbox, {2, 0, "", 0, 0, 0, "", 0})
+  end
+
+  -- 2. The new trigger configuration, if any: written below, matched against from here on.
+  local index, fresh = nil, {}
+  if replacing then
+    local serialized, m = A[pos + 1], tonumber(A[pos + 2])
+    index = {}
+    if serialized ~= "" then fresh = {"ev", serialized} end
+    for j = 0, m - 1 do
+      local field, targets = A[pos + 3 + 2 * j], A[pos + 4 + 2 * j]
+      index[field] = targets
+      fresh[#fresh + 1] = field
+      fresh[#fresh + 1] = targets
+    end
+    if A[pos] == "2" then
+      local current = redis.call("HGET", meta, "ev") or ""
+      if current == serialized then
+        return refuse(lazy_outbox, {0, version, "", 0, 0, 0, "", existed})
+      end
+      if current ~= A[pos + 3 + 2 * m] then
+        return refuse(lazy_outbox, {3, version, "", 0, 0, 0, "", existed})
+      end
+    end
+  end
+
+  -- 3. The changes, read without writing anything.
+  local changes = {}  -- {code, name, value or false}
+  local created = 0
+  local args, settypes, cleartypes = {}, {}, {}
+  local known = nil  -- the triggers read with the meta hash: t:<c|u>:<field> -> targets or false
+
+  if mode == "func" then
+    local output = values[1]
+    if string.len(types[1]) > 2 then output = false end
+    changes[1] = {string.sub(types[1], 1, 2), names[1], output}
+  end
+
+  if mode == "setnx" and n > 0 then
+    -- keep only the fields that are absent
+    local present = chunked("HMGET", obj, names)
+    local kn, kv, kt = {}, {}, {}
+    for i = 1, n do
+      if not present[i] then
+        kn[#kn + 1], kv[#kv + 1], kt[#kt + 1] = names[i], values[i], types[i]
+      end
+    end
+    names, values, types, n = kn, kv, kt, #kn
+  end
+
+  if SET_MODES[mode] and n > 0 then
+    local oldtypes, t = metas, 1  -- the type of field i is oldtypes[i + t]
+    if prefetch then
+      if #fields > n + 1 then
+        known = {c = {}, u = {}}
+        for i = 1, n do
+          known.c[names[i]] = metas[n + 2 * i]
+          known.u[names[i]] = metas[n + 2 * i + 1]
+        end
+      end
+    else
+      old = chunked("HMGET", obj, names)
+      oldtypes, t = chunked("HMGET", meta, typekeys(names)), 0
+    end
+    for i = 1, n do
+      local oldtype = oldtypes[i + t] or "0"
+      if not old[i] then
+        created = created + 1
+        changes[#changes + 1] = {"c", names[i], values[i]}
+      elseif old[i] ~= values[i] or oldtype ~= types[i] then
+        changes[#changes + 1] = {"u", names[i], values[i]}
+      end
+      args[#args + 1] = names[i]
+      args[#args + 1] = values[i]
+      if types[i] ~= "0" then
+        settypes[#settypes + 1] = "y:" .. names[i]
+        settypes[#settypes + 1] = types[i]
+      elseif oldtypes[i + t] then
+        cleartypes[#cleartypes + 1] = "y:" .. names[i]
+      end
+    end
+  end
+
+  local removed = {}
+  if mode == "replace" then
+    local given = {}
+    for i = 1, n do given[names[i]] = true end
+    for _, name in ipairs(redis.call("HKEYS", obj)) do
+      if not given[name] then removed[#removed + 1] = name end
+    end
+  elseif mode == "delete_fields" and n > 0 then
+    local present = chunked("HMGET", obj, names)
+    for i = 1, n do
+      if present[i] then removed[#removed + 1] = names[i] end
+    end
+  elseif mode == "delete" then
+    removed = redis.call("HKEYS", obj)
+  end
+  for _, name in ipairs(removed) do changes[#changes + 1] = {"d", name, false} end
+
+  -- 4. The first write: the increment, or the outbox entry.
+  local newvalue = ""
+  local batches, matched = {}, 0
+  if incrementing then
+    local incr_old = redis.call("HGET", obj, names[1])
+    local code = incr_old and "u" or "c"
+    if events and redis.call("HEXISTS", meta, "t:" .. code .. ":" .. names[1]) == 1 then
+      bad = check_room(outbox, 1)
+      if bad then return bad end
+    end
+    bad = check_bump(meta, version)  -- checked before HINCRBY, the first write
+    if bad then return bad end
+    local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
+    newvalue = tostring(redis.call(cmd, obj, names[1], values[1]))
+    if incr_old ~= newvalue then
+      changes[1] = {code, names[1], newvalue}
+      if not incr_old then created = 1 end
+    end
+  end
+  if events then batches, matched = match_events(meta, changes, index, known) end
+  if #batches == 0 then
+    bad = lazy_outbox and check_type(outbox, "stream")  -- no XADD to check it
+    if bad then return bad end
+    lazy_outbox = false
+  elseif #batches > 1 then
+    bad = refuse(lazy_outbox, nil) or check_room(outbox, #batches)
+    if bad then return bad end
+  end
+
+  local bumps = mode == "create" or mode == "delete" or (#changes > 0 and mode ~= "func")
+  if bumps and mode ~= "delete" then
+    bad = check_bump(meta, version)
+    if bad then return refuse(lazy_outbox, bad) end
+  end
+  local new_version = bumps and version + 1 or version
+  local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
+  if refused then return refused end
+
+  -- 5. The other writes, none of which can fail now.
+  if replacing then
+    local stale = {}
+    for _, f in ipairs(redis.call("HKEYS", meta)) do
+      if string.sub(f, 1, 2) == "t:" or f == "ev" then stale[#stale + 1] = f end
+    end
+    chunked("HDEL", meta, stale)
+    chunked("HSET", meta, fresh)
+  end
+  chunked("HSET", obj, args)
+  chunked("HDEL", meta, cleartypes)
+
+  -- Keep keyspace capture's shadow in step with what this write already reports.  A
+  -- shadow is complete when it exists or when the object had no fields before this write;
+  -- otherwise capture has not seen the object yet and will take it as it finds it.
+  if capturing then
+    if mode == "delete" then
+      redis.call("DEL", shadow)
+    elseif redis.call("EXISTS", shadow) == 1 or not had_fields then
+      local set, del = {"{synced}", "1"}, {}
+      for _, ch in ipairs(changes) do
+        if ch[1] == "fc" or ch[1] == "fe" then  -- not a field
+        elseif ch[1] == "d" then del[#del + 1] = ch[2] else
+          set[#set + 1] = ch[2]
+          set[#set + 1] = ch[3]
+        end
+      end
+      chunked("HSET", shadow, set)
+      chunked("HDEL", shadow, del)
+    end
+  end
+
+  if mode == "delete" then
+    redis.call("DEL", obj, meta)
+  else
+    if #removed > 0 then
+      chunked("HDEL", obj, removed)
+      chunked("HDEL", meta, typekeys(removed))
+    end
+    if bumps then
+      settypes[#settypes + 1] = "v"
+      settypes[#settypes + 1] = version_text(new_version)
+    end
+    chunked("HSET", meta, settypes)
+  end
+  return {0, new_version, id, matched, created, #removed, newvalue, existed}
 end
 
-if mode == "delete" then
-  redis.call("DEL", obj, meta)
-else
-  chunked("HDEL", obj, removed)
-  chunked("HDEL", meta, typekeys(removed))
-  if bumps then redis.call("HSET", meta, "v", version_text(new_version)) end
+if ARGV[1] ~= "batch" then return write(ARGV, 0, KEYS[1], KEYS[2], KEYS[4]) end
+
+-- A batch: ARGV[2] = the number of writes, then per write: k (its object's keys are
+-- KEYS[k], KEYS[k + 1] and its shadow KEYS[k + 2], or KEYS[4] when k is 1), the number of
+-- its arguments, then those arguments, as ARGV of a single write.  Returns one reply per
+-- write; a refused write's reply is {-1, error text} and the writes after it still run.
+local out, at = {}, 3
+for w = 1, tonumber(ARGV[2]) do
+  local k, len = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local reply = write(ARGV, at + 1, KEYS[k], KEYS[k + 1], KEYS[k == 1 and 4 or k + 2])
+  if reply.err then reply = {-1, reply.err} end
+  out[w] = reply
+  at = at + 2 + len
 end
-return {0, new_version, id, matched, created, #removed, newvalue, existed}
+return out

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
 from ..errors import InvalidIdError
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
-from . import zenoh_keys
+from . import pb_wire, zenoh_keys
 from .codes import FUNC_NUMBERS
 from .keys import (
     PartitionKeys,
@@ -67,16 +67,17 @@ def invocation_id(event: str, target_index: int) -> str:
 def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
     """W3C traceparent for one invocation: the write's trace id (or one derived from the
     event when the write had none) and a span id derived from the invocation id."""
-    trace_id = None
-    flags = "01"
+    trace_id, flags = _trace(parent, event)
+    return f"00-{trace_id}-{inv_id.replace('-', '')[:16]}-{flags}"
+
+
+def _trace(parent: str | None, event: str) -> tuple[str, str]:
+    """The trace id and flags of an event's invocations (see :func:`traceparent_for`)."""
     if parent:
         parts = parent.split("-")
         if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-            trace_id, flags = parts[1], parts[3][:2]
-    if trace_id is None:
-        trace_id = hashlib.blake2b(event.encode(), digest_size=16).hexdigest()
-    span_id = inv_id.replace("-", "")[:16]
-    return f"00-{trace_id}-{span_id}-{flags}"
+            return parts[1], parts[3][:2]
+    return hashlib.blake2b(event.encode(), digest_size=16).hexdigest(), "01"
 
 
 def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:
@@ -132,6 +133,49 @@ def trigger_payload(
     return message
 
 
+#: a context that no id can spell inside a JSON string: where the real one goes
+_MARK: Final = "\x00context\x00"
+_MARKED: Final = b'"context":' + msgspec.json.encode(_MARK)
+
+
+class _EventParts:
+    """What every trigger of one event shares, built once: its id, its trace, and its
+    payload around the per-trigger ``context`` (JSON bytes, or protobuf fields)."""
+
+    __slots__ = ("entry", "event", "event_id", "json", "pb", "trace")
+
+    def __init__(self, entry: OutboxEntry, event: OutboxEvent) -> None:
+        self.entry, self.event = entry, event
+        self.event_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
+        self.trace = _trace(entry.traceparent, self.event_id)
+        self.json: tuple[bytes, bytes] | None = None
+        self.pb: pb_wire.EventParts | None = None
+
+    def body(self, payload_format: str, context: dict[str, str]) -> bytes:
+        if payload_format == "protobuf":
+            if self.pb is None:
+                fields = _event_fields(self.entry, self.event, {})
+                del fields["context"]
+                self.pb = pb_wire.event_parts(fields, self.event.payload)
+            return pb_wire.trigger_payload(self.pb, context)
+        if self.json is None:
+            whole = trigger_payload_json(self.entry, self.event, _MARK)  # type: ignore[arg-type]
+            at = whole.index(_MARKED) + len(b'"context":')
+            self.json = whole[:at], whole[at + len(_MARKED) - len(b'"context":') :]
+        return self.json[0] + _json.encode(context) + self.json[1]
+
+
+_last: list[_EventParts | None] = [None]  # the event the worker builds triggers for now
+
+
+def _parts(entry: OutboxEntry, event: OutboxEvent) -> _EventParts:
+    last = _last[0]
+    if last is not None and last.event is event and last.entry is entry:
+        return last
+    parts = _last[0] = _EventParts(entry, event)
+    return parts
+
+
 def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
     options = {**extra, **target.options}
     if target.stateful:
@@ -182,18 +226,17 @@ def build_dispatch(
     target = event.targets[target_index]
     check_target(target)
     mode = delivery_mode(target, delivery)
-    ev_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
+    parts = _parts(entry, event)
+    ev_id = parts.event_id
     inv_id = invocation_id(ev_id, target_index)
+    trace_id, flags = parts.trace
     context = {
         "depth": str(entry.depth),
         "event_id": ev_id,
-        "traceparent": traceparent_for(entry.traceparent, ev_id, inv_id),
+        "traceparent": f"00-{trace_id}-{inv_id.replace('-', '')[:16]}-{flags}",
         "invocation_id": inv_id,
     }
-    if payload_format == "protobuf":
-        body = trigger_payload(entry, event, context).SerializeToString(deterministic=True)
-    else:
-        body = trigger_payload_json(entry, event, context)
+    body = parts.body(payload_format, context)
     return Dispatch(
         trigger_key(target, inv_id, mode),
         _wrap(target, body, context),

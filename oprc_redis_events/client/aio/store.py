@@ -32,7 +32,8 @@ from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
-from ..redis_errors import redis_errors, write_errors
+from ..redis_errors import WriteErrors, redis_errors
+from .batch import AsyncWriteBatch
 from .trigger_edits import AsyncTriggerEdits
 
 __all__ = ["AsyncObjectStore"]
@@ -118,6 +119,10 @@ class AsyncObjectStore(AsyncTriggerEdits):
 
     # -- writes -------------------------------------------------------------------------
 
+    def batch(self) -> AsyncWriteBatch:
+        """Writes sent together, one script call per run of one partition (see README)."""
+        return AsyncWriteBatch(self)
+
     def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
         """The write-script call for ``mode`` with this store's context and settings."""
         return ops.build_write(
@@ -147,7 +152,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
 
     async def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        with write_errors(f"{mode} {ref.describe()}"):
+        with WriteErrors(mode, ref):
             return ops.parse_write(call, await self.call(call))
 
     async def create(

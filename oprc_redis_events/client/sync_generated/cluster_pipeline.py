@@ -54,7 +54,7 @@ class EventedClusterPipeline:
         return command_attribute(self, self.client, name)
 
     def __len__(self) -> int:
-        return len(self._queued.slots)
+        return self._queued.size
 
     def __bool__(self) -> bool:
         return True
@@ -75,6 +75,7 @@ class EventedClusterPipeline:
         if plan is not None:
             self._queued.queue(plan)
         else:
+            self._queued.flush()
             self._queue.execute_command(*args, **options)
             self._queued.plain()
         return self
@@ -96,6 +97,7 @@ class EventedClusterPipeline:
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send the queued commands; their results in order (the first error is raised
         when ``raise_on_error``, after every command was sent)."""
+        self._queued.flush()
         commands = list(self._queue.commands)
         scripts = {script.sha: script for script in self._queue.scripts}
         self._queue.clear()

@@ -32,7 +32,8 @@ from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
 from ..core import ObjectRecord, ObjectRef, Value, WriteResult
-from ..redis_errors import redis_errors, write_errors
+from ..redis_errors import WriteErrors, redis_errors
+from .batch import WriteBatch
 from .trigger_edits import TriggerEdits
 
 __all__ = ["ObjectStore"]
@@ -118,6 +119,10 @@ class ObjectStore(TriggerEdits):
 
     # -- writes -------------------------------------------------------------------------
 
+    def batch(self) -> WriteBatch:
+        """Writes sent together, one script call per run of one partition (see README)."""
+        return WriteBatch(self)
+
     def build(self, ref: ObjectRef, mode: str, **kw: Any) -> ops.ScriptCall:
         """The write-script call for ``mode`` with this store's context and settings."""
         return ops.build_write(
@@ -147,7 +152,7 @@ class ObjectStore(TriggerEdits):
 
     def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
-        with write_errors(f"{mode} {ref.describe()}"):
+        with WriteErrors(mode, ref):
             return ops.parse_write(call, self.call(call))
 
     def create(

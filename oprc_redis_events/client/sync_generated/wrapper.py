@@ -143,7 +143,7 @@ class EventedPipeline:
         return command_attribute(self, self.pipe, name)
 
     def __len__(self) -> int:
-        return len(self._queued.slots)
+        return self._queued.size
 
     def __bool__(self) -> bool:
         return True
@@ -167,6 +167,7 @@ class EventedPipeline:
                 return self.owner.run(plan)
             self._queued.queue(plan)
             return self
+        self._queued.flush()
         result = self.pipe.execute_command(*args, **options)
         if result is not self.pipe:
             return result  # ran at once (immediate mode after WATCH)
@@ -174,5 +175,6 @@ class EventedPipeline:
         return self
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self._queued.flush()
         replies = self.pipe.execute(raise_on_error=raise_on_error)
-        return self._queued.results(replies)
+        return self._queued.results(replies, raise_on_error)

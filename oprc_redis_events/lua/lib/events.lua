@@ -31,9 +31,10 @@ local function check_type(key, wanted)
 end
 
 -- The version `v` of a meta hash (0 when absent), or nil and an error reply when it is not
--- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).
-local function read_version(meta)
-  local v = redis.call("HGET", meta, "v")
+-- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).  `v`,
+-- when given, is the field as the caller already read it (false: absent).
+local function read_version(meta, v)
+  if v == nil then v = redis.call("HGET", meta, "v") end
   if not v then return 0, nil end
   if (v == "0" or string.find(v, "^[1-9]%d*$")) and #v <= 15 then return tonumber(v), nil end
   local shown = string.gsub(string.sub(v, 1, 40), "[^%w%p ]", "?")
@@ -85,11 +86,15 @@ local function stream_refused(outbox, reply)
   return redis.error_reply(reply.err)
 end
 
--- Lua's unpack() is limited to a few thousand values: send long lists in chunks.
+-- Lua's unpack() is limited to a few thousand values: send long lists in chunks.  Returns
+-- the reply (of HMGET...), or for a list too long for one call the replies joined.
 local function chunked(cmd, key, list)
+  local count = #list
+  if count == 0 then return list end
+  if count <= 1000 then return redis.call(cmd, key, unpack(list)) end
   local out = {}
-  for i = 1, #list, 1000 do
-    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  for i = 1, count, 1000 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 999, count)))
     if type(r) == "table" then
       for _, x in ipairs(r) do out[#out + 1] = x end
     end
@@ -99,14 +104,20 @@ end
 
 -- The matched events of `changes`, grouped EVENTS_PER_ENTRY to an entry; the targets of a
 -- change are index[t:<code>:<key>] when an index (a new configuration, not written yet) is
--- given, else one HGET of that field of `meta`.  Returns (batches, number matched).
-local function match_events(meta, changes, index)
+-- given, else known[<code>][<key>] when the caller already read field t:<code>:<key> of
+-- `meta` (false: absent), else one HGET of that field.  Returns (batches, number matched).
+local function match_events(meta, changes, index, known)
   local batches, matched = {}, 0
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
-    local field = "t:" .. ch[1] .. ":" .. ch[2]
     local targets
-    if index then targets = index[field] else targets = redis.call("HGET", meta, field) end
+    if index then
+      targets = index["t:" .. ch[1] .. ":" .. ch[2]]
+    else
+      local seen = known and known[ch[1]]
+      if seen then targets = seen[ch[2]] end
+      if targets == nil then targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2]) end
+    end
     if targets then
       if entry == nil or count == EVENTS_PER_ENTRY then
         entry, count = {}, 0
@@ -115,20 +126,31 @@ local function match_events(meta, changes, index)
       count = count + 1
       matched = matched + 1
       entry.n = count
-      local i = tostring(count)
-      entry[#entry + 1] = "e" .. i
+      local i = count == 1 and "1" or tostring(count)  -- the first event's names as constants
+      entry[#entry + 1] = count == 1 and "e1" or "e" .. i
       entry[#entry + 1] = EVENT_TYPES[ch[1]]
-      entry[#entry + 1] = "k" .. i
+      entry[#entry + 1] = count == 1 and "k1" or "k" .. i
       entry[#entry + 1] = ch[2]
       if ch[3] then
-        entry[#entry + 1] = "p" .. i
+        entry[#entry + 1] = count == 1 and "p1" or "p" .. i
         entry[#entry + 1] = ch[3]
       end
-      entry[#entry + 1] = "t" .. i
+      entry[#entry + 1] = count == 1 and "t1" or "t" .. i
       entry[#entry + 1] = targets
     end
   end
   return batches, matched
+end
+
+-- Redis' clock in milliseconds, read once per script call (every write of a batch is one
+-- atomic step, so they share it).
+local clock = nil
+local function now_ms()
+  if clock == nil then
+    local now = redis.call("TIME")
+    clock = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  end
+  return clock
 end
 
 -- XADD one entry per batch.  Returns the last entry id ("" when there was none), or nil and
@@ -137,8 +159,7 @@ end
 -- a failure leaves nothing written.
 local function append_events(outbox, batches, oid, version, depth, traceparent)
   if #batches == 0 then return "", nil end
-  local now = redis.call("TIME")
-  local ts = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  local ts = now_ms()
   local id = ""
   for _, entry in ipairs(batches) do
     local fields = {"o", oid, "v", version_text(version), "d", depth, "ts", ts}
@@ -147,10 +168,13 @@ local function append_events(outbox, batches, oid, version, depth, traceparent)
       fields[#fields + 1] = traceparent
     end
     fields[#fields + 1] = "n"
-    fields[#fields + 1] = tostring(entry.n)
+    fields[#fields + 1] = entry.n == 1 and "1" or tostring(entry.n)
     for _, x in ipairs(entry) do fields[#fields + 1] = x end
     local reply = redis.pcall("XADD", outbox, "*", unpack(fields))
-    if type(reply) == "table" and reply.err then return nil, stream_refused(outbox, reply) end
+    if type(reply) == "table" and reply.err then
+      -- a write may leave the outbox's type to its XADD: report it as check_type() would
+      return nil, check_type(outbox, "stream") or stream_refused(outbox, reply)
+    end
     id = reply
   end
   return id, nil
