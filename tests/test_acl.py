@@ -175,11 +175,15 @@ def test_the_store_names_a_missing_permission_before_writing(
     acl_user: Users, client: redis.Redis
 ) -> None:
     store = ObjectStore.from_url(acl_user("writer", drop="+xadd"))
+    batching = ObjectStore.from_url(store.settings.redis_url)
     try:
         with pytest.raises(PermissionDeniedError) as info:
             store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
+        with pytest.raises(PermissionDeniedError), batching.batch() as batch:
+            batch.create("orders", 0, 2, {42: b"a"}, event=watch_all([42]))
     finally:
         store.close()
+        batching.close()
     message = str(info.value)
     assert "may not run XADD on oprc:{*}:outbox" in message, message
     assert "$(oprc-redis-events acl --role writer)" in message and "writer-user" in message

@@ -173,15 +173,16 @@ def encode_entries(
     total = 0
     for key, value in entries.items():
         if type(value) is bytes:  # the common case, as _encode_value spells it
-            flat += [_name(key) if type(key) in (int, str) else field_name(key), value, "0"]
-            continue
-        data, vtype = _encode_value(key, value)
-        name = field_name(key)
+            data, vtype = value, "0"
+            name = _name(key) if type(key) in (int, str) else field_name(key)
+        else:
+            data, code = _encode_value(key, value)
+            name, vtype = field_name(key), str(code)
         if len(data) > limits.max_value_bytes:
             what = f"the value of field {name} is {len(data)} bytes"
             raise InvalidValueError(limits.exceeded(what, "max_value_bytes"))
         total += len(name) + len(data)
-        flat += [name, data, str(vtype)]
+        flat += [name, data, vtype]
     if total > limits.max_entry_bytes:  # what its outbox entry may copy (names and values)
         what = f"a write of {total} bytes of field names and values"
         raise InvalidValueError(limits.exceeded(what, "max_entry_bytes"))

@@ -123,6 +123,7 @@ class AsyncWriteBatch:
         write raised alone (``ObjectNotFoundError``, ``CorruptedStateError``...).  With
         ``raise_on_error`` the first such error is raised, after every write was sent."""
         calls, self.calls = self.calls, []
+        await self.store.check_access()
         runs = groups(calls)
         with write_errors(f"batch of {len(calls)} writes"):
             replies = await self._send(calls, runs)

@@ -124,6 +124,7 @@ class WriteBatch:
         write raised alone (``ObjectNotFoundError``, ``CorruptedStateError``...).  With
         ``raise_on_error`` the first such error is raised, after every write was sent."""
         calls, self.calls = self.calls, []
+        self.store.check_access()
         runs = groups(calls)
         with write_errors(f"batch of {len(calls)} writes"):
             replies = self._send(calls, runs)

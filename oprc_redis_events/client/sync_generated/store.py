@@ -64,8 +64,7 @@ class ObjectStore(TriggerEdits):
         self._owns_session = False
         self._write = register(client, "write")
         self.known_partitions: set[str] = set()  # registered in oprc:partitions
-        #: whether the user's rights were checked (shared by the stores of this client)
-        self.access = {"checked": not self.settings.check_permissions}
+        self.access = {"checked": not self.settings.check_permissions}  # shared: with_context
 
     @classmethod
     def from_url(
@@ -139,16 +138,21 @@ class ObjectStore(TriggerEdits):
         """Run one write-script call and return its raw reply (redis-py errors propagate);
         register the partition in ``oprc:partitions`` the first time it queues an entry.
         The first write (not a function event) checks the writer's rights first."""
-        if not self.access["checked"] and call.mode != "func":  # ACL DRYRUN, once
-            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # see the write
-                permissions.check_access(self.client, "writer")
-                self.access["checked"] = True
+        if call.mode != "func":
+            self.check_access()
         reply = self._write(keys=call.keys, args=call.args)
         member = call.target.keys.member
         if ops.parse_reply_entry(reply) and member not in self.known_partitions:
             self.client.sadd(PARTITIONS_KEY, member)
             self.known_partitions.add(member)
         return reply
+
+    def check_access(self) -> None:
+        """ACL DRYRUN of the writer's commands, once (a connection error: see the write)."""
+        if not self.access["checked"]:
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                permissions.check_access(self.client, "writer")
+                self.access["checked"] = True
 
     def _run(self, ref: ObjectRef, mode: str, **kw: Any) -> WriteResult:
         call = self.build(ref, mode, **kw)
@@ -297,7 +301,7 @@ class ObjectStore(TriggerEdits):
 
     def _session(self) -> Any:
         if self.zenoh_session is None:
-            from ...connect.zenoh_session import open_session
+            from ...connect.zenoh_session import open_session  # Zenoh only when invoking
 
             self.zenoh_session = open_session(self.settings)
             self._owns_session = True
@@ -319,10 +323,8 @@ class ObjectStore(TriggerEdits):
         return ops.parse_record(ref, data, meta)
 
     def get_triggers(self, cls_id: str, partition_id: int, object_id: ObjectId) -> ObjectEvent:
-        """The object's trigger configuration (empty when none is set).
-
-        Raises :class:`ObjectNotFoundError` when the object does not exist.
-        """
+        """The object's trigger configuration (empty when none is set); raises
+        :class:`ObjectNotFoundError` when the object does not exist."""
         record = self.get(cls_id, partition_id, object_id)
         if record is None:
             ref = ObjectRef.of(cls_id, partition_id, object_id)
