@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -89,11 +90,31 @@ def url_parameters(scheme: str) -> frozenset[str]:
     return frozenset(names | {"max_connections"})
 
 
+#: TLS parameters naming a file (or, ssl_ca_path, a directory) that must exist
+_TLS_PATHS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_ca_path")
+_CERT_REQS = ("none", "optional", "required")
+
+
+def _check_tls_values(url: str, name: str, values: list[str]) -> None:
+    for value in values:
+        if name in _TLS_PATHS and not os.path.exists(value):
+            raise ConfigError(
+                f"{redact_url(url)!r}: {name}={value!r} does not exist; give the path of the "
+                "PEM file (a directory for ssl_ca_path) this machine can read"
+            )
+        if name == "ssl_cert_reqs" and value not in _CERT_REQS:
+            raise ConfigError(
+                f"{redact_url(url)!r}: ssl_cert_reqs={value!r} is not one of "
+                f"{', '.join(_CERT_REQS)}"
+            )
+
+
 def _check_query(url: str) -> None:
     parts = urlparse(url)
     accepted = url_parameters(parts.scheme)
-    for name in parse_qs(parts.query, keep_blank_values=True):
+    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
         if name in accepted:
+            _check_tls_values(url, name, values)
             continue
         near = [a for a in sorted(accepted) if a.lower() == name.lower()]
         if near:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, Settings
 from oprc_redis_events.cli.main import main
-from oprc_redis_events.connect.permissions import dryruns, verdict
+from oprc_redis_events.connect.permissions import check_access, dryruns, verdict
 from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.protocol.acl import checks
 from oprc_redis_events.protocol.keys import PartitionKeys
@@ -31,7 +31,7 @@ Users = Callable[[str], str]
 @pytest.fixture
 def acl_user(redis_server: RedisServer, redis_url: str) -> Iterator[Users]:
     """Creates user ``<role>-user`` (password ``pw-<role>``) with the printed rules, through
-    the shell line of the README; gives its URL."""
+    the shell line of the README (``worker+writer``: both roles); gives its URL."""
     made: list[str] = []
 
     def create(role: str, drop: str = "") -> str:
@@ -39,9 +39,10 @@ def acl_user(redis_server: RedisServer, redis_url: str) -> Iterator[Users]:
         cli = shutil.which("redis-cli")
         assert cli is not None
         edit = f" | sed 's/ {drop}\\b//g'" if drop else ""
+        flags = " ".join(f"--role {r}" for r in role.split("+"))  # worker+writer: both
         line = (
             f"{cli} -p {redis_server.port} ACL SETUSER {role}-user on '>pw-{role}' "
-            f'$("{sys.executable}" -m oprc_redis_events.cli acl --role {role}{edit})'
+            f'$("{sys.executable}" -m oprc_redis_events.cli acl {flags}{edit})'
         )
         out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "OK", out
@@ -219,6 +220,31 @@ def test_the_worker_exits_with_one_error_line_naming_what_is_missing(
     assert out.returncode == 1 and len(errors) == 1, out.stderr
     assert named in errors[0] and f"acl --role {role}" in errors[0], errors[0]
     assert "Traceback" not in out.stderr and f"pw-{role}" not in out.stderr
+
+
+def test_serving_objects_as_the_worker_role_names_the_writers_rights(acl_user: Users) -> None:
+    command = ["objects", "--serve", "c", "--redis-url", acl_user("worker")]
+    out = subprocess.run(
+        [sys.executable, "-m", "oprc_redis_events.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert "may not run" in errors[0] and "acl --role writer" in errors[0], errors[0]
+    assert "Traceback" not in out.stderr and "pw-worker" not in out.stderr
+
+
+def test_a_user_with_two_roles_has_the_rights_of_both(acl_user: Users) -> None:
+    both = redis.Redis.from_url(acl_user("worker+writer"))
+    try:
+        check_access(both, "writer")  # raises PermissionDeniedError naming what is missing
+        check_access(both, "worker")
+        dryrun = ("ACL", "DRYRUN", "worker+writer-user", "HSET", "oprc:{c:0}:obj:1", "f", "v")
+        assert both.execute_command(*dryrun) == b"OK"  # the writer's right, the worker lacks
+    finally:
+        both.close()
 
 
 def _cli(url: str, *args: str) -> tuple[int, str]:

@@ -136,3 +136,18 @@ def test_the_query_parameters_redis_py_takes_are_accepted_and_work(url: str) -> 
     Settings.from_env({}, redis_url=url)
     redis.Redis.from_url(url).connection_pool.make_connection()  # no TypeError
     redis.asyncio.Redis.from_url(url).connection_pool.make_connection()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("ssl_ca_certs=/nope/ca.pem", "ssl_ca_certs='/nope/ca.pem' does not exist"),
+        ("ssl_certfile=/nope/c.pem&ssl_password=s3cret", "ssl_certfile='/nope/c.pem' does not"),
+        ("ssl_keyfile=/nope/k.pem", "ssl_keyfile='/nope/k.pem' does not exist"),
+        ("ssl_cert_reqs=bogus", "ssl_cert_reqs='bogus' is not one of none, optional, required"),
+    ],
+)
+def test_a_tls_parameter_naming_no_file_or_no_mode_is_refused(query: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({}, redis_url=f"rediss://h:1/0?{query}")
+    assert message in str(info.value) and "s3cret" not in str(info.value)

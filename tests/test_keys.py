@@ -20,7 +20,25 @@ from oprc_redis_events.protocol.keys import (
 pytestmark = pytest.mark.quick  # no server: `make quick`
 
 
-@pytest.mark.parametrize("bad", ["a/b", "a*", "x$y", "#", "q?", "{x", "y}", "a b", "tab\t", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a/b",
+        "a*",
+        "x$y",
+        "#",
+        "q?",
+        "{x",
+        "y}",
+        "a b",
+        "tab\t",
+        "",
+        "\x00",
+        "o\x1b[31m",
+        "c\x07",
+        "d\x7f",
+    ],
+)
 def test_ids_with_special_characters_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidIdError) as info:
         validate_id("cls_id", bad)

@@ -98,6 +98,7 @@ def _classes(value: tuple[str, ...]) -> tuple[str, ...]:
 
 async def _serve(settings: Settings, partitions: tuple[int, ...] | None, max_writes: int) -> None:
     from ..client.aio.store import AsyncObjectStore
+    from ..connect.permissions import check_worker_async
     from ..connect.redis_client import async_redis_client
     from ..connect.zenoh_session import is_isolated, open_session_retrying
     from ..worker.objects_api import ObjectsApi
@@ -111,13 +112,15 @@ async def _serve(settings: Settings, partitions: tuple[int, ...] | None, max_wri
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    session = await open_session_retrying(settings, stop, log)
-    if session is None:
-        return
     async with contextlib.AsyncExitStack() as resources:
-        resources.callback(session.close)
         store = AsyncObjectStore(async_redis_client(settings), settings)
         resources.push_async_callback(store.close)
+        if settings.check_permissions:  # its writes need the writer's rights: named at once
+            await check_worker_async(store.client, "writer")
+        session = await open_session_retrying(settings, stop, log)
+        if session is None:
+            return
+        resources.callback(session.close)
         api = ObjectsApi(
             store,
             session,

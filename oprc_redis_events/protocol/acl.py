@@ -17,6 +17,7 @@ in a script or not.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
@@ -127,11 +128,13 @@ ROLES: Final = {
 }
 
 
-def rules(role: str, db: int = 0) -> str:
-    """The ``ACL SETUSER`` rules of ``role`` (a key of :data:`ROLES`) on database ``db``."""
-    _, script_keys, selector = ROLES[role]
+def rules(roles: str | Sequence[str], db: int = 0) -> str:
+    """The ``ACL SETUSER`` rules of a role (a key of :data:`ROLES`) on database ``db``; of
+    several roles, their union (one selector each: a command one of them allows is allowed)."""
+    names = list(dict.fromkeys([roles] if isinstance(roles, str) else roles))
+    script_keys = dict.fromkeys(k for name in names for k in ROLES[name][1])
     keys = " ".join(f"~{k}" for k in script_keys)
-    return " ".join((*BASE, keys, selector(db)))
+    return " ".join((*BASE, keys, *(ROLES[name][2](db) for name in names)))
 
 
 #: a command a role runs, as ``ACL DRYRUN`` takes it; arguments that are key patterns of

@@ -22,8 +22,8 @@ the integer), one with a leading zero (``"042"``) or beyond the range would look
 a number that it is not.
 
 Ids may not contain characters that are special to Zenoh key expressions or to this
-layout (``/ * $ # ? { }`` and whitespace) and may not be empty; they are rejected,
-never escaped.
+layout (``/ * $ # ? { }``), whitespace or control characters, and may not be empty; they
+are rejected, never escaped.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ MAX_ID_LENGTH: Final = 256
 ObjectId = int | str
 FieldKey = int | str
 
-_FORBIDDEN = re.compile(r"[/*$#?{}\s]")
+_FORBIDDEN = re.compile(r"[/*$#?{}\s\x00-\x1f\x7f]")  # and control characters
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -114,7 +114,8 @@ def validate_id(kind: str, value: object) -> str:
     if bad:
         raise InvalidIdError(
             f"{kind} {value!r} contains {bad.group()!r}, which is special to Zenoh key "
-            "expressions or to the key layout (forbidden: / * $ # ? { } and whitespace)"
+            "expressions or to the key layout (forbidden: / * $ # ? { }, whitespace and "
+            "control characters)"
         )
     return value
 
