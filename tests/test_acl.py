@@ -331,3 +331,10 @@ def test_a_verdict_names_every_missing_command_and_key() -> None:
     ]
     assert dryruns("worker", "u")[0][:3] == ("ACL", "DRYRUN", "u")
     assert "oprc:{x}:outbox" in dryruns("worker", "u")[3]
+
+
+def test_an_operator_command_refused_to_the_writer_names_the_admin_role(acl_user: Users) -> None:
+    code, output = _cli(acl_user("writer"), "dlq", "list")
+    assert code == 1 and output.count("Error:") == 1, output
+    assert "Redis refused the command" in output and "acl --role admin" in output, output
+    assert "pw-writer" not in output

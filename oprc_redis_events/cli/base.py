@@ -212,6 +212,12 @@ def _redis_message(err: redis.RedisError) -> str:
         return f"Redis refused the connection: {text}; {AUTH_HINT}"
     if isinstance(err, redis.ConnectionError | redis.TimeoutError):
         return f"cannot reach Redis ({text}); {_unreachable_hint(err)}"
+    if isinstance(err, redis.exceptions.NoPermissionError):
+        return (
+            f"Redis refused the command: {text}; give this Redis user the rules of the role "
+            "the command needs, e.g. $(oprc-redis-events acl --role admin) for the operator's "
+            "commands (README: Least privilege)"
+        )
     return f"Redis answered with an error: {text}"
 
 
