@@ -65,10 +65,31 @@ class PartitionDiscovery:
     _scan_labels: set[str]  # every name the last SCAN saw, usable or not
     _group_start: str | None = None  # with from_now: the id our new groups start after
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, waking up at once when the worker is asked to stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+    _wake: asyncio.Event  # a new outbox was announced: maintain now
+    _announced: set[str]  # outbox keys announced since the last discovery
+    _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
+
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep, waking up at once when the worker is asked to stop (or ``wake`` is set,
+        which is then cleared)."""
+        if wake is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
+            return
+        if not wake.is_set():
+            tasks = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(wake.wait())]
+            try:
+                await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+        wake.clear()
+
+    def announce(self, outbox: str) -> None:
+        """A new outbox was published (``""``: maybe some, unheard): discover at once."""
+        if outbox:
+            self._announced.add(outbox)
+        self._wake.set()
 
     async def discover(self) -> None:
         """Find partition outboxes and make sure our consumer group exists on each (reading
@@ -77,6 +98,8 @@ class PartitionDiscovery:
             seconds, micros = await self.client.time()  # the first discovery: our start
             self._group_start = f"{seconds * 1000 + micros // 1000}-0"
         found, labels = await self._registered()
+        found |= self._announced  # (not in the registry yet: the writer adds it next)
+        self._announced = set()
         if time.monotonic() - self._last_scan >= RESCAN_INTERVAL_S:
             # The registry is a hint (a writer that lost it, a stream made by hand): a
             # SCAN now and then finds every outbox.

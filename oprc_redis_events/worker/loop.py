@@ -45,6 +45,7 @@ from ..errors import OprcEventsError
 from ..protocol.encode import DELIVERY_MODES, Delivery
 from ..protocol.keys import PartitionKeys
 from .acks import AckQueue
+from .announce import OutboxAnnouncements
 from .broken import TOPOLOGY_ERRORS, BrokenPartitions, redis_unusable
 from .discovery import RESCAN_INTERVAL_S, PartitionState
 from .dispatch import Dispatcher
@@ -72,7 +73,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         client: aredis.Redis | None = None,
         publisher: Publisher | None = None,
         delivery: Delivery = "put",
-        block_ms: int = 500,
+        block_ms: int = 50,
         discover_interval: float = 1.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
@@ -99,10 +100,13 @@ class Worker(OutboxReading, PartitionMaintenance):
             self.client, self.settings.group, self.settings.consumer, self.settings.claim_idle_ms
         )
         self._stop = asyncio.Event()
+        self._wake, self._states_changed = asyncio.Event(), asyncio.Event()
+        self._announced: set[str] = set()
         self.problems = ThrottledLog(log)  # a recurring problem: once, then a count
         self.broken = BrokenPartitions(self.problems)
         self.leases.quiet = self.broken.is_unresolved  # no take/release line per retry
         self.supervisor = Supervisor(self._stop, self.problems)
+        self.announcements = OutboxAnnouncements(self.client, self.announce, self.problems)
         self._last_scan = -RESCAN_INTERVAL_S
         self._scan_found: set[str] = set()
         self._scan_labels: set[str] = set()
@@ -241,6 +245,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         # Not cancelled at the end: redis-py may swallow a cancellation in the middle of a
         # command; the tasks check the stop flag instead.
         self.supervisor.start("maintenance", self._maintain_forever)
+        self.supervisor.start("new-outbox listener", lambda: self.announcements.run(self._stop))
         if self.settings.capture == "keyspace":
             capture = self._new_capture()
             self.supervisor.start("keyspace capture", lambda: capture.run(self._stop))

@@ -65,7 +65,7 @@ class PartitionMaintenance(PartitionDiscovery):
                     ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
                 )
                 backoff = min(backoff * 2, 5.0)
-            await self._sleep(backoff)
+            await self._sleep(backoff, self._wake)
 
     async def maintain(self) -> None:
         """Discover partitions, rebalance leases, claim abandoned entries, trim."""
@@ -79,6 +79,7 @@ class PartitionMaintenance(PartitionDiscovery):
                 self.states[stream] = PartitionState(partition)
                 async with self.on_partition(stream):
                     await self._claim(stream, force=True)
+                self._states_changed.set()
         now = time.monotonic()
         if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
             self._last_claim = now

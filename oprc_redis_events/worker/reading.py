@@ -86,7 +86,7 @@ class OutboxReading(EntryHandling):
         reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
         block_ms = self._block_ms(now) if block else None
         if not reading:
-            await self._sleep((block_ms or 0) / 1000)
+            await self._sleep((block_ms or 0) / 1000, self._states_changed)
             return handled
         if self.cluster:
             read = await self._read_each(reading)
@@ -174,7 +174,7 @@ class OutboxReading(EntryHandling):
         if read or block_ms is None:
             self._poll_s = POLL_MIN_S
             return
-        await self._sleep(min(self._poll_s, block_ms / 1000))
+        await self._sleep(min(self._poll_s, block_ms / 1000), self._states_changed)
         self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
 
     def _block_ms(self, now: float) -> int:

@@ -1,0 +1,47 @@
+"""A brand-new partition is served at once: the write script announces its outbox on
+``oprc:new-outbox`` and the running worker takes it without waiting for discovery."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from oprc_redis_events import ObjectStore, Settings
+from oprc_redis_events.protocol.keys import NEW_OUTBOX_CHANNEL
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
+
+from .helpers import RunningWorker, watch_all
+
+
+def _wait(check: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_new_partition_is_dispatched_without_waiting_for_discovery(
+    settings: Settings, store: ObjectStore, redis_url: str
+) -> None:
+    publisher = MemoryPublisher()
+    worker = Worker(settings, publisher=publisher, discover_interval=60.0)
+    running = RunningWorker(worker)
+    try:
+        assert _wait(lambda: worker.announcements.listening)
+        client = redis.Redis.from_url(redis_url)
+        # anyone may publish: what names no outbox is ignored
+        client.publish(NEW_OUTBOX_CHANNEL, "not a key")
+        client.publish(NEW_OUTBOX_CHANNEL, "oprc:{orders:1}:obj:1")
+        client.close()
+        for partition in (3, 4):
+            store.create("orders", partition, 1, {1: b"a"}, event=watch_all([1]))
+            store.update("orders", partition, 1, {1: b"b"})
+        # the discovery interval is 60 s: only the announcement can bring them this soon
+        assert _wait(lambda: len(publisher.sent) == 4), publisher.sent
+        assert sorted(worker.states) == ["oprc:{orders:3}:outbox", "oprc:{orders:4}:outbox"]
+    finally:
+        running.stop()
