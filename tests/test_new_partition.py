@@ -28,7 +28,9 @@ def test_a_new_partition_is_dispatched_without_waiting_for_discovery(
     settings: Settings, store: ObjectStore, redis_url: str
 ) -> None:
     publisher = MemoryPublisher()
+    settings = settings.replace(claim_idle_ms=600_000)  # else the lease time caps the interval
     worker = Worker(settings, publisher=publisher, discover_interval=60.0)
+    assert worker.discover_interval == 60.0
     running = RunningWorker(worker)
     try:
         assert _wait(lambda: worker.announcements.listening)
