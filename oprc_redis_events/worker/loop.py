@@ -74,7 +74,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         client: aredis.Redis | None = None,
         publisher: Publisher | None = None,
         delivery: Delivery = "put",
-        block_ms: int = 50,
+        block_ms: int = 25,
         discover_interval: float = 1.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
