@@ -69,13 +69,13 @@ class PartitionDiscovery:
     _announced: set[str]  # outbox keys announced since the last discovery
     _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
 
-    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
         """Sleep, waking up at once when the worker is asked to stop (or ``wake`` is set,
-        which is then cleared)."""
+        which is then cleared); return whether ``wake`` was set."""
         if wake is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), seconds)
-            return
+            return False
         if not wake.is_set():
             tasks = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(wake.wait())]
             try:
@@ -83,10 +83,14 @@ class PartitionDiscovery:
             finally:
                 for task in tasks:
                     task.cancel()
+        woken = wake.is_set()
         wake.clear()
+        return woken
 
     def announce(self, outbox: str) -> None:
         """A new outbox was published (``""``: maybe some, unheard): discover at once."""
+        if outbox in self.partitions:
+            return  # known already (another class of write, or a stream made again)
         if outbox:
             self._announced.add(outbox)
         self._wake.set()

@@ -52,9 +52,10 @@ class PartitionMaintenance(PartitionDiscovery):
         """The maintenance task: Redis going away is waited out here; anything else that
         escapes a round ends the task (for the supervisor to log and restart)."""
         backoff = self.discover_interval
+        quick = False
         while not self._stop.is_set():
             try:
-                await self.maintain()
+                await self.maintain(quick=quick)
                 if backoff > self.discover_interval:
                     self.problems.resolved(("maintenance", "redis"))
                 backoff = self.discover_interval
@@ -65,13 +66,15 @@ class PartitionMaintenance(PartitionDiscovery):
                     ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
                 )
                 backoff = min(backoff * 2, 5.0)
-            await self._sleep(backoff, self._wake)
+            quick = await self._sleep(backoff, self._wake)  # woken: a new outbox
 
-    async def maintain(self) -> None:
-        """Discover partitions, rebalance leases, claim abandoned entries, trim."""
+    async def maintain(self, *, quick: bool = False) -> None:
+        """Discover partitions, rebalance leases, claim abandoned entries, trim.  ``quick``
+        (a new outbox was announced): discover and take partitions only, leaving the
+        renewals, claims, lag and trimming to the regular round."""
         await self.discover()
         busy = {s for s, st in self.states.items() if st.retry_at is not None}
-        await self.leases.rebalance(self.partitions, busy)
+        await self.leases.rebalance(self.partitions, busy, renew=not quick)
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
         for stream, partition in list(self.leases.owned.items()):
@@ -80,6 +83,8 @@ class PartitionMaintenance(PartitionDiscovery):
                 async with self.on_partition(stream):
                     await self._claim(stream, force=True)
                 self._states_changed.set()
+        if quick:
+            return
         now = time.monotonic()
         if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
             self._last_claim = now
