@@ -98,6 +98,12 @@ class Leases:
             extra = sorted(self.owned, key=lambda s: (s in busy, s))[: len(self.owned) - share]
             for stream in extra:
                 await self.release(stream)
+        return await self._take(partitions, share, alive)
+
+    async def _take(
+        self, partitions: dict[str, PartitionKeys], share: int, alive: int
+    ) -> list[PartitionKeys]:
+        """Take free partitions (in random order) until we hold ``share``."""
         acquired: list[PartitionKeys] = []
         free = [s for s in partitions if s not in self.owned]
         random.shuffle(free)
