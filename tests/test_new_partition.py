@@ -8,6 +8,7 @@ import time
 import redis
 
 from oprc_redis_events import ObjectStore, Settings
+from oprc_redis_events.protocol.acl import rules
 from oprc_redis_events.protocol.keys import NEW_OUTBOX_CHANNEL
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
@@ -47,3 +48,34 @@ def test_a_new_partition_is_dispatched_without_waiting_for_discovery(
         assert sorted(worker.states) == ["oprc:{orders:3}:outbox", "oprc:{orders:4}:outbox"]
     finally:
         running.stop()
+
+
+def test_users_whose_acl_lacks_the_channel_still_write_and_dispatch(
+    settings: Settings, client: redis.Redis, redis_url: str
+) -> None:
+    """Rules granted before the announcement: the write does not fail, the worker is told
+    once and finds new partitions by discovery, and it does not fail over."""
+    channel = f"&{NEW_OUTBOX_CHANNEL}"
+    for role in ("writer", "worker"):
+        old_rules = rules(role).replace(channel, "").split()
+        client.acl_setuser(f"old-{role}", enabled=True, passwords=[f"+pw-{role}"], reset=True)
+        client.execute_command("ACL", "SETUSER", f"old-{role}", *old_rules)
+    url = redis_url.replace("redis://", "redis://old-{}:pw-{}@")
+    writer = ObjectStore.from_url(url.format("writer", "writer"))
+    publisher = MemoryPublisher()
+    worker = Worker(
+        Settings.from_env({}, redis_url=url.format("worker", "worker")),
+        publisher=publisher,
+        discover_interval=0.05,
+    )
+    running = RunningWorker(worker)
+    try:
+        writer.create("orders", 7, 1, {1: b"a"}, event=watch_all([1]))
+        writer.update("orders", 7, 1, {1: b"b"})
+        assert _wait(lambda: len(publisher.sent) == 2, 15), publisher.sent
+        assert worker.supervisor.healthy and not worker.announcements.listening
+    finally:
+        running.stop()
+        writer.close()
+        for role in ("writer", "worker"):
+            client.acl_deluser(f"old-{role}")

@@ -59,12 +59,13 @@ class OutboxAnnouncements:
             except redis.exceptions.NoPermissionError as err:
                 log.warning(
                     "cannot subscribe to %s (%s): new partitions are found by discovery "
-                    "only; grant the role's ACL rules again (`oprc-redis-events acl`)",
+                    "only; apply the role's ACL rules again (`oprc-redis-events acl`)",
                     NEW_OUTBOX_CHANNEL,
                     err,
                 )
+                await stop.wait()  # not an error of the worker's: nothing to restart
                 return
-            except (redis.ConnectionError, redis.TimeoutError, *TOPOLOGY_ERRORS) as err:
+            except (redis.RedisError, *TOPOLOGY_ERRORS) as err:  # only a hint: never fatal
                 self.problems.warning(
                     ("announce", "redis"), "new-outbox listener: Redis unavailable (%s)", err
                 )
