@@ -74,7 +74,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         client: aredis.Redis | None = None,
         publisher: Publisher | None = None,
         delivery: Delivery = "put",
-        block_ms: int = 25,
+        block_ms: int | None = None,
         discover_interval: float = 1.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
@@ -85,7 +85,9 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.client = client or async_redis_client(self.settings)
         self.publisher = publisher
         self.delivery = delivery
-        self.block_ms = block_ms
+        # One Redis: the blocking read's longest wait (a partition taken meanwhile waits for
+        # its end).  A cluster polls instead, and a partition taken wakes it at once.
+        self.block_ms = block_ms or (500 if self.cluster else 25)
         # Leases are renewed and heartbeats sent on this tick: well inside the lease time.
         self.discover_interval = min(discover_interval, self.settings.claim_idle_ms / 4000)
         self.metrics_port = metrics_port
