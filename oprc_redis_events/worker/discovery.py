@@ -50,6 +50,15 @@ def _member_label(member: str) -> str:
     return f"member {member!r} of {PARTITIONS_KEY}"
 
 
+def _parse_member(raw: bytes | str) -> tuple[str, str | None, str]:
+    """A registry member: its label for log lines, and its outbox or what is wrong."""
+    label = _member_label(_text(raw))
+    try:
+        return label, PartitionKeys.from_member(as_text(raw)).outbox, ""
+    except (InvalidIdError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        return label, None, f"not a <cls>:<partition> name ({err})"
+
+
 class PartitionDiscovery:
     """Keeps ``partitions`` (every usable outbox) current; see the module docstring."""
 
@@ -64,6 +73,8 @@ class PartitionDiscovery:
     _scan_found: set[str]  # outboxes found by the last SCAN
     _scan_labels: set[str]  # every name the last SCAN saw, usable or not
     _group_start: str | None = None  # with from_now: the id our new groups start after
+    #: registry members as last read: (label, outbox or None, what is wrong with it)
+    _members: dict[bytes | str, tuple[str, str | None, str]]
 
     _wake: asyncio.Event  # a new outbox was announced: maintain now
     _announced: set[str]  # outbox keys announced since the last discovery
@@ -129,15 +140,17 @@ class PartitionDiscovery:
                 self.broken.mark(PARTITIONS_KEY, problem)
             return found, labels
         self.broken.ok(PARTITIONS_KEY)
+        known, self._members = self._members, {}
         for raw in members:
-            label = _member_label(_text(raw))
+            label, outbox, problem = known.get(raw) or _parse_member(raw)
+            self._members[raw] = (label, outbox, problem)  # parsed once, not every round
             labels.add(label)
             if self.broken.skipped(label):
                 continue
-            try:
-                found.add(PartitionKeys.from_member(as_text(raw)).outbox)
-            except (InvalidIdError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-                self.broken.mark(label, f"not a <cls>:<partition> name ({err})")
+            if outbox is None:
+                self.broken.mark(label, problem)
+            else:
+                found.add(outbox)
         return found, labels
 
     async def _scan(self) -> None:

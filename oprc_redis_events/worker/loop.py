@@ -105,6 +105,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self._stop = asyncio.Event()
         self._wake, self._states_changed = asyncio.Event(), asyncio.Event()
         self._announced: set[str] = set()
+        self._members = {}
         self.problems = ThrottledLog(log)  # a recurring problem: once, then a count
         self.broken = BrokenPartitions(self.problems)
         self.leases.quiet = self.broken.is_unresolved  # no take/release line per retry
