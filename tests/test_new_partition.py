@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from oprc_redis_events import ObjectStore, Settings
+from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.protocol.acl import rules
 from oprc_redis_events.protocol.keys import NEW_OUTBOX_CHANNEL
 from oprc_redis_events.worker.loop import Worker
@@ -79,3 +79,24 @@ def test_users_whose_acl_lacks_the_channel_still_write_and_dispatch(
         writer.close()
         for role in ("writer", "worker"):
             client.acl_deluser(f"old-{role}")
+
+
+def test_keyspace_capture_s_first_entry_in_a_partition_is_taken_at_once(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    """A write that bypassed the library makes the partition's first outbox entry through
+    capture, inside the worker: the worker takes the partition without discovery."""
+    ev = ObjectEvent()
+    ev.data_trigger[1].on_update.append(TriggerTarget(cls_id="svc", partition_id=0, fn_id="f"))
+    store.create("orders", 8, 1, {1: b"a"}, event=ev)  # no CREATE trigger: no outbox yet
+    assert not client.exists("oprc:{orders:8}:outbox")
+    publisher = MemoryPublisher()
+    config = settings.replace(capture="keyspace", claim_idle_ms=600_000)
+    worker = Worker(config, publisher=publisher, discover_interval=60.0)
+    running = RunningWorker(worker)
+    try:
+        assert _wait(lambda: worker.capture is not None and worker.capture.stats.reconciles > 0)
+        client.hset("oprc:{orders:8}:obj:1", "1", "b")
+        assert _wait(lambda: len(publisher.sent) == 1), publisher.sent
+    finally:
+        running.stop()

@@ -247,6 +247,7 @@ class Worker(OutboxReading, PartitionMaintenance):
             self.client,
             events_enabled=self.settings.events_enabled,
         )
+        self.capture.announce = self.announce  # its first entry in an outbox: take it now
         return self.capture
 
     def _supervise(self) -> None:
