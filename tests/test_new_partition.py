@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
@@ -50,35 +51,39 @@ def test_a_new_partition_is_dispatched_without_waiting_for_discovery(
         running.stop()
 
 
-def test_users_whose_acl_lacks_the_channel_still_write_and_dispatch(
-    settings: Settings, client: redis.Redis, redis_url: str
+@pytest.mark.parametrize("granted", [True, False], ids=["rules-now", "rules-before"])
+def test_writer_and_worker_users_with_the_role_rules(
+    granted: bool, settings: Settings, client: redis.Redis, redis_url: str
 ) -> None:
-    """Rules granted before the announcement: the write does not fail, the worker is told
-    once and finds new partitions by discovery, and it does not fail over."""
+    """With the roles' rules, the announcement works under least privilege; with rules
+    granted before it (no channel), the write does not fail, the worker is told once and
+    finds new partitions by discovery, and it does not fail over."""
     channel = f"&{NEW_OUTBOX_CHANNEL}"
     for role in ("writer", "worker"):
-        old_rules = rules(role).replace(channel, "").split()
-        client.acl_setuser(f"old-{role}", enabled=True, passwords=[f"+pw-{role}"], reset=True)
-        client.execute_command("ACL", "SETUSER", f"old-{role}", *old_rules)
-    url = redis_url.replace("redis://", "redis://old-{}:pw-{}@")
+        role_rules = rules(role) if granted else rules(role).replace(channel, "")
+        client.acl_setuser(f"u-{role}", enabled=True, passwords=[f"+pw-{role}"], reset=True)
+        client.execute_command("ACL", "SETUSER", f"u-{role}", *role_rules.split())
+    url = redis_url.replace("redis://", "redis://u-{}:pw-{}@")
     writer = ObjectStore.from_url(url.format("writer", "writer"))
     publisher = MemoryPublisher()
+    config = Settings.from_env({}, redis_url=url.format("worker", "worker"))
     worker = Worker(
-        Settings.from_env({}, redis_url=url.format("worker", "worker")),
+        config.replace(claim_idle_ms=600_000) if granted else config,
         publisher=publisher,
-        discover_interval=0.05,
+        discover_interval=60.0 if granted else 0.05,
     )
     running = RunningWorker(worker)
     try:
+        assert _wait(lambda: worker.announcements.listening, 5 if granted else 1) == granted
         writer.create("orders", 7, 1, {1: b"a"}, event=watch_all([1]))
         writer.update("orders", 7, 1, {1: b"b"})
         assert _wait(lambda: len(publisher.sent) == 2, 15), publisher.sent
-        assert worker.supervisor.healthy and not worker.announcements.listening
+        assert worker.supervisor.healthy
     finally:
         running.stop()
         writer.close()
         for role in ("writer", "worker"):
-            client.acl_deluser(f"old-{role}")
+            client.acl_deluser(f"u-{role}")
 
 
 def test_keyspace_capture_s_first_entry_in_a_partition_is_taken_at_once(
