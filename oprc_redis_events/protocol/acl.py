@@ -68,6 +68,7 @@ WORKER: Final = (
     "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
     "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
     "+zrangebyscore +smembers +sadd +type +exists +time +subscribe +unsubscribe",
+    "+client|id +client|unblock",  # maintenance wakes the loop's blocking read
     # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
     "+hget +hmget +hkeys +hexists +hset +hdel",
 )

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -79,6 +80,13 @@ class PartitionDiscovery:
     _wake: asyncio.Event  # a new outbox was announced: maintain now
     _announced: set[str]  # outbox keys announced since the last discovery
     _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
+    _blocking: Any = None  # the loop's WakeableRead, once it blocked (one Redis only)
+
+    async def _wake_loop(self) -> None:
+        """A partition was taken: the loop reads it now, not after its current wait."""
+        self._states_changed.set()
+        if self._blocking is not None:
+            await self._blocking.wake()
 
     async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
         """Sleep, waking up at once when the worker is asked to stop (or ``wake`` is set,

@@ -168,6 +168,7 @@ class Worker(OutboxReading, PartitionMaintenance):
             resources.callback(lambda: log.info("worker stopped: %s", self.summary()))
             resources.callback(self.dispatcher.close)
             resources.push_async_callback(self._settle)
+            resources.push_async_callback(self._close_blocking)
             resources.callback(self._stop.set)
             self._log_start()
             self._start_metrics(resources)

@@ -77,12 +77,15 @@ class PartitionMaintenance(PartitionDiscovery):
         await self.leases.rebalance(self.partitions, busy, renew=not quick)
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
+        taken = False
         for stream, partition in list(self.leases.owned.items()):
             if stream not in self.states:  # newly taken, or kept while we rediscovered
                 self.states[stream] = PartitionState(partition)
                 async with self.on_partition(stream):
                     await self._claim(stream, force=True)
-                self._states_changed.set()
+                taken = True
+        if taken:
+            await self._wake_loop()
         if quick:
             return
         now = time.monotonic()

@@ -30,6 +30,7 @@ from ..protocol.keys import PartitionKeys, as_text
 from .broken import is_server_wide
 from .discovery import PartitionState
 from .handling import EntryHandling
+from .waking import WakeableRead
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
 
@@ -182,9 +183,22 @@ class OutboxReading(EntryHandling):
         soonest = min(waits, default=self.block_ms / 1000)
         return max(1, min(self.block_ms, int(soonest * 1000)))
 
+    async def _close_blocking(self) -> None:
+        if self._blocking is not None:
+            await self._blocking.aclose()
+
     async def _xreadgroup(
         self, streams: dict[str, str], *, block_ms: int | None
     ) -> list[tuple[str, str, dict[bytes, bytes]]]:
+        if block_ms is not None:  # one Redis: on the connection maintenance can wake
+            if self._blocking is None:
+                self._blocking = WakeableRead(self.client)
+            s = self.settings
+            return _entries(
+                await self._blocking.xreadgroup(
+                    s.group, s.consumer, streams, s.batch_size, block_ms
+                )
+            )
         reply = await self.client.xreadgroup(
             self.settings.group,
             self.settings.consumer,
