@@ -1,8 +1,5 @@
 """Handing a batch's triggers to Zenoh: PUTs in write order, GETs with bounded concurrency.
 
-A batch of a few PUTs goes out on the event loop; a bigger one, or one with GETs, from a
-thread, under ``trigger_timeout_ms`` (see :meth:`Dispatcher._inline`).
-
 The worker decides *what* goes out (:class:`Plan`: an outbox entry and its dispatches) and
 what to do about failures; :class:`Dispatcher` makes it go out and reports how far it got
 (:class:`Outcome`): the plans before ``done`` went out completely; the next one was held
@@ -25,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,14 +38,6 @@ from .publisher import Publisher
 from .stats import WorkerStats
 
 __all__ = ["Dispatcher", "Outcome", "Plan"]
-
-#: at most this many PUTs of a batch go out on the event loop (more: from a thread)
-INLINE_MAX = 16
-#: an inline batch slower than this (Zenoh's queue full) ...
-INLINE_SLOW_S = 0.002
-#: ... sends from the thread for this long
-INLINE_BACKOFF_S = 10.0
-_NEVER = threading.Event()  # the cancel flag of an inline send: never set
 
 _SENT = "sent"  # a PUT handed to Zenoh, or a GET whose answer was collected
 _PENDING = "pending"
@@ -118,7 +106,6 @@ class Dispatcher:
         self.store = store
         self._pool: ThreadPoolExecutor | None = None
         self._memo: dict[str, Memo] = {}  # outbox stream -> what went out of its entries
-        self._thread_until = 0.0  # PUTs go out from the thread until then (see _inline)
 
     def close(self) -> None:
         self._memo.clear()
@@ -130,9 +117,7 @@ class Dispatcher:
         """Send ``plans`` in order (off the event loop) and record invoked outcomes."""
         if not any(p.dispatches for p in plans):
             return Outcome(len(plans))
-        outcome = self._inline(publisher, plans)
-        if outcome is None:
-            outcome = await self._in_thread(publisher, plans)
+        outcome = await self._in_thread(publisher, plans)
         try:
             for dispatch, response in outcome.answers:
                 await self._record(dispatch, response)
@@ -154,23 +139,6 @@ class Dispatcher:
             await store.report_function_result(
                 target.cls_id, target.partition_id, oid, target.fn_id, response
             )
-
-    def _inline(self, publisher: Publisher, plans: list[Plan]) -> Outcome | None:
-        """A few PUTs go out on the event loop: handing them to a thread costs two wake-ups,
-        measured at 0.13 ms p50 but 4 ms p99 on a loaded 2-core machine.  Zenoh's put only
-        queues the message unless its queue is full (congestion control BLOCK); a batch
-        that took longer than :data:`INLINE_SLOW_S` sends every batch from the thread for
-        the next :data:`INLINE_BACKOFF_S`, where the timeout applies.  ``None``: not inline."""
-        count = sum(len(p.dispatches) for p in plans)
-        if count > INLINE_MAX or time.monotonic() < self._thread_until:
-            return None
-        if any(d.mode == "invoke" for p in plans for d in p.dispatches):
-            return None
-        start = time.monotonic()
-        outcome = self._send(publisher, plans, _NEVER)
-        if time.monotonic() - start > INLINE_SLOW_S:
-            self._thread_until = time.monotonic() + INLINE_BACKOFF_S
-        return outcome
 
     async def _in_thread(self, publisher: Publisher, plans: list[Plan]) -> Outcome:
         cancel = threading.Event()
