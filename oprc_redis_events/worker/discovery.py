@@ -28,6 +28,7 @@ from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .acks import AckQueue
 from .broken import BrokenPartitions, full_stream, is_server_wide
 from .deadletters import DeadLetterStreamError
+from .logonce import ThrottledLog
 
 __all__ = ["RESCAN_INTERVAL_S", "PartitionDiscovery", "PartitionState"]
 
@@ -81,6 +82,16 @@ class PartitionDiscovery:
     _announced: set[str]  # outbox keys announced since the last discovery
     _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
     _blocking: Any = None  # the loop's WakeableRead, once it blocked (one Redis only)
+    announcements: Any  # the OutboxAnnouncements listener
+    problems: ThrottledLog
+
+    def _init_wakeups(self) -> None:
+        """The state behind waking up at once for a new partition (see the module)."""
+        from .announce import OutboxAnnouncements
+
+        self._wake, self._states_changed = asyncio.Event(), asyncio.Event()
+        self._announced, self._members = set(), {}
+        self.announcements = OutboxAnnouncements(self.client, self.announce, self.problems)
 
     async def _wake_loop(self) -> None:
         """A partition was taken: the loop reads it now, not after its current wait."""

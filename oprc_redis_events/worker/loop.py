@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -46,7 +45,6 @@ from ..errors import OprcEventsError
 from ..protocol.encode import DELIVERY_MODES, Delivery
 from ..protocol.keys import PartitionKeys
 from .acks import AckQueue
-from .announce import OutboxAnnouncements
 from .broken import TOPOLOGY_ERRORS, BrokenPartitions, redis_unusable
 from .discovery import RESCAN_INTERVAL_S, PartitionState
 from .dispatch import Dispatcher
@@ -58,6 +56,7 @@ from .publisher import Publisher, ZenohPublisher
 from .reading import OutboxReading
 from .stats import WorkerStats
 from .supervisor import Supervisor, WorkerFailedError
+from .waking import freeze_loaded_heap
 
 __all__ = ["Worker", "WorkerFailedError", "WorkerStats"]
 
@@ -85,9 +84,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.client = client or async_redis_client(self.settings)
         self.publisher = publisher
         self.delivery = delivery
-        # One Redis: the blocking read's longest wait (a partition taken meanwhile waits for
-        # its end).  A cluster polls instead, and a partition taken wakes it at once.
-        self.block_ms = block_ms or (500 if self.cluster else 25)
+        self.block_ms = block_ms or (500 if self.cluster else 25)  # see waking.py
         # Leases are renewed and heartbeats sent on this tick: well inside the lease time.
         self.discover_interval = min(discover_interval, self.settings.claim_idle_ms / 4000)
         self.metrics_port = metrics_port
@@ -103,14 +100,11 @@ class Worker(OutboxReading, PartitionMaintenance):
             self.client, self.settings.group, self.settings.consumer, self.settings.claim_idle_ms
         )
         self._stop = asyncio.Event()
-        self._wake, self._states_changed = asyncio.Event(), asyncio.Event()
-        self._announced: set[str] = set()
-        self._members = {}
         self.problems = ThrottledLog(log)  # a recurring problem: once, then a count
         self.broken = BrokenPartitions(self.problems)
         self.leases.quiet = self.broken.is_unresolved  # no take/release line per retry
         self.supervisor = Supervisor(self._stop, self.problems)
-        self.announcements = OutboxAnnouncements(self.client, self.announce, self.problems)
+        self._init_wakeups()
         self._last_scan = -RESCAN_INTERVAL_S
         self._scan_found: set[str] = set()
         self._scan_labels: set[str] = set()
@@ -139,12 +133,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        # What is loaded by now lives as long as the process: out of the collector's way,
-        # so that a full collection takes microseconds, not a dispatch's worth of time.
-        import zenoh  # noqa: F401  (loaded before the freeze)
-
-        gc.collect()
-        gc.freeze()
+        freeze_loaded_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -328,16 +317,3 @@ class Worker(OutboxReading, PartitionMaintenance):
             if burst and idle:
                 await self._flush_acks(wait=True)
                 return
-
-    async def _unavailable(self, err: Exception, backoff: float) -> float:
-        """Wait out a Redis (or a cluster's slot, or primary) that cannot be used; then
-        re-read our pending entries (a read whose reply was lost left some there); return
-        the next backoff."""
-        self._last_turn = time.monotonic()
-        self.problems.warning(
-            ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
-        )
-        await self._sleep(backoff)
-        for state in self.states.values():
-            state.retry_at = state.retry_at or time.monotonic()
-        return min(backoff * 2, 5.0)

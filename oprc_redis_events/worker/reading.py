@@ -69,6 +69,7 @@ class OutboxReading(EntryHandling):
     """The worker's reads (see the module docstring)."""
 
     block_ms: int
+    _last_turn: float  # when the loop last turned (liveness)
     _poll_s: float = POLL_MIN_S
 
     @property
@@ -182,6 +183,19 @@ class OutboxReading(EntryHandling):
         waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
         soonest = min(waits, default=self.block_ms / 1000)
         return max(1, min(self.block_ms, int(soonest * 1000)))
+
+    async def _unavailable(self, err: Exception, backoff: float) -> float:
+        """Wait out a Redis (or a cluster's slot, or primary) that cannot be used; then
+        re-read our pending entries (a read whose reply was lost left some there); return
+        the next backoff."""
+        self._last_turn = time.monotonic()
+        self.problems.warning(
+            ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
+        )
+        await self._sleep(backoff)
+        for state in self.states.values():
+            state.retry_at = state.retry_at or time.monotonic()
+        return min(backoff * 2, 5.0)
 
     async def _close_blocking(self) -> None:
         if self._blocking is not None:
