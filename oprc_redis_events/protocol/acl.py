@@ -64,11 +64,12 @@ WRITE_SCRIPT: Final = (
 NEW_OUTBOX: Final = f"&{NEW_OUTBOX_CHANNEL}"
 #: the worker's own commands on the outboxes, dead letters, leases and its group's set
 WORKER: Final = (
+    # new outboxes announced (SUBSCRIBE), and the loop's blocking read woken (CLIENT UNBLOCK)
+    "+subscribe +unsubscribe +client|id +client|unblock",
     "+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer",
     "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
     "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
-    "+zrangebyscore +smembers +sadd +type +exists +time +subscribe +unsubscribe",
-    "+client|id +client|unblock",  # maintenance wakes the loop's blocking read
+    "+zrangebyscore +smembers +sadd +type +exists +time",
     # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
     "+hget +hmget +hkeys +hexists +hset +hdel",
 )
