@@ -1,8 +1,9 @@
 """How the worker finds partition outboxes, and what it does when one is unusable.
 
 A mixin of :class:`~oprc_redis_events.worker.loop.Worker`.  Outboxes are found through the
-registry (``oprc:partitions``, a hint kept by writers) and a SCAN every
-``RESCAN_INTERVAL_S``; the worker creates its consumer group on each.  Whatever is found
+registry (``oprc:partitions``, a hint kept by writers), the outboxes announced on
+``oprc:new-outbox`` by the write script (:mod:`.announce`: discovered at once) and a SCAN
+every ``RESCAN_INTERVAL_S``; the worker creates its consumer group on each.  Whatever is found
 is untrusted: a member or stream name that does not parse, an outbox that is not a
 stream, a registry of the wrong type.  Such a name is handed to
 :class:`~oprc_redis_events.worker.broken.BrokenPartitions` (logged once, counted, skipped,

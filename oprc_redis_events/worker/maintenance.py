@@ -2,7 +2,8 @@
 
 A mixin of :class:`~oprc_redis_events.worker.loop.Worker`, run by its maintenance task every
 ``discover_interval`` (and inline in burst mode), beside the loop that reads and
-dispatches.  Discovery is in :mod:`~oprc_redis_events.worker.discovery`.  A Redis error on one
+dispatches; a new outbox announced wakes it at once for a quick round (discover, take).
+Discovery is in :mod:`~oprc_redis_events.worker.discovery`.  A Redis error on one
 partition's keys drops that partition only (see ``on_partition``); a step that fails
 for another reason is logged once (then with a count at a slow interval) and the other
 steps go on.  What still escapes (the heartbeat cannot be written, say) ends the task,
