@@ -59,7 +59,7 @@ class WakeableRead:
     async def _learn_id(self) -> None:
         try:
             self._id = int(await self.reader.client_id())
-        except redis.exceptions.NoPermissionError:
+        except redis.ResponseError:  # refused by the ACL, or a proxy without CLIENT ID
             self._id = 0
         connection = self.reader.connection
         if connection is not None and connection is not self._hooked:
