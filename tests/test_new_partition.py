@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 import redis
+import redis.asyncio as aredis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.protocol.acl import rules
 from oprc_redis_events.protocol.keys import NEW_OUTBOX_CHANNEL
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
+from oprc_redis_events.worker.waking import WakeableRead
 
 from .helpers import RunningWorker, watch_all
 
@@ -105,3 +108,26 @@ def test_keyspace_capture_s_first_entry_in_a_partition_is_taken_at_once(
         assert _wait(lambda: len(publisher.sent) == 1), publisher.sent
     finally:
         running.stop()
+
+
+def test_the_loop_s_blocking_read_is_woken(redis_url: str) -> None:
+    """``CLIENT UNBLOCK`` ends a read that would block 30 s; it returns nothing."""
+
+    async def main() -> tuple[float, object]:
+        client = aredis.Redis.from_url(redis_url)
+        await client.xgroup_create("oprc:{orders:9}:outbox", "g", id="0", mkstream=True)
+        reads = WakeableRead(client)
+        started = time.monotonic()
+        task = asyncio.ensure_future(
+            reads.xreadgroup("g", "c", {"oprc:{orders:9}:outbox": ">"}, 10, 30_000)
+        )
+        while not task.done() and time.monotonic() - started < 1:  # blocked by now
+            await asyncio.sleep(0.05)
+        await reads.wake()
+        reply = await asyncio.wait_for(task, 10)
+        await reads.aclose()
+        await client.aclose()
+        return time.monotonic() - started, reply
+
+    took, reply = asyncio.run(main())
+    assert took < 10 and not reply
