@@ -247,6 +247,41 @@ def test_a_user_with_two_roles_has_the_rights_of_both(acl_user: Users) -> None:
         both.close()
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--serve-objects", "c"], "acl --role worker --role writer"),
+     (["--wrong-password"], "Redis refused the connection")],
+    ids=["serving-objects", "wrong-password"],
+)  # fmt: skip
+def test_the_worker_names_a_missing_role_or_refused_credentials(
+    acl_user: Users, flags: list[str], named: str
+) -> None:
+    url = acl_user("worker")
+    if flags == ["--wrong-password"]:
+        url, flags = url.replace(":pw-worker@", ":not-the-password@"), []
+    out = subprocess.run(
+        [sys.executable, "-m", "oprc_redis_events.cli", "worker", "--redis-url", url, *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert named in errors[0] and "Traceback" not in out.stderr, errors[0]
+    assert "pw-worker" not in out.stderr and "not-the-password" not in out.stderr
+
+
+def test_a_worker_whose_credentials_redis_refuses_is_not_ready(acl_user: Users) -> None:
+    url = acl_user("worker").replace(":pw-worker@", ":not-the-password@")
+    settings = Settings.from_env({}, redis_url=url, check_permissions=False)
+    running = RunningWorker(Worker(settings, publisher=MemoryPublisher()))
+    try:
+        time.sleep(2.0)  # the loop turns (nothing to read) while maintenance is refused
+        assert running.worker.live() and not running.worker.ready()
+    finally:
+        running.stop()
+
+
 def _cli(url: str, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, [*args[:2], "--redis-url", url, *args[2:]])
     return result.exit_code, result.output

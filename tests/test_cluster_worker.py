@@ -164,6 +164,23 @@ def test_discovery_scans_every_primary_when_the_registry_is_gone(cluster_url: st
     assert len(worker.partitions) == PARTITIONS
 
 
+def test_a_new_partition_is_taken_at_once_not_at_the_next_discovery(cluster_url: str) -> None:
+    """The write script's announcement reaches a worker subscribed through another node."""
+    publisher = MemoryPublisher()
+    settings = settings_for(cluster_url).replace(claim_idle_ms=600_000)  # else leases cap it
+    worker = Worker(settings, publisher=publisher, discover_interval=60.0)
+    running = RunningWorker(worker)
+    try:
+        assert wait_until(lambda: worker.announcements.listening, 10)
+        with cluster_store(cluster_url) as store:
+            for pid in (5, 9, 13):  # slots on different primaries
+                store.create("fresh", pid, 1, {1: b"a"}, event=watch_all([1]))
+        # discovery runs every 60 s: only the announcement can bring them this soon
+        assert wait_until(lambda: len(publisher.sent) == 3, 10), publisher.sent
+    finally:
+        running.stop()
+
+
 def test_an_outbox_of_the_wrong_type_skips_its_partition_only(cluster_url: str) -> None:
     with cluster_store(cluster_url) as store, workers(cluster_url, 1) as pubs:
         create_partitions(store, 8)

@@ -116,7 +116,7 @@ async def _serve(settings: Settings, partitions: tuple[int, ...] | None, max_wri
         store = AsyncObjectStore(async_redis_client(settings), settings)
         resources.push_async_callback(store.close)
         if settings.check_permissions:  # its writes need the writer's rights: named at once
-            await check_worker_async(store.client, "writer")
+            await check_worker_async(store.client, ("writer",))
         session = await open_session_retrying(settings, stop, log)
         if session is None:
             return

@@ -65,9 +65,12 @@ def skipped(what: str, err: object) -> None:
     log.debug("permission check of %s skipped: %s", what, err)
 
 
-def verdict(role: str, user: str, replies: Sequence[Any], db: int = 0) -> bool:
-    """Raise :class:`PermissionDeniedError` naming what ``user`` may not do of ``role``;
-    ``False`` when the check could not be made (``ACL DRYRUN`` missing or refused)."""
+def verdict(
+    role: str, user: str, replies: Sequence[Any], db: int = 0, along: Sequence[str] = ()
+) -> bool:
+    """Raise :class:`PermissionDeniedError` naming what ``user`` may not do of ``role``
+    (whose rules it needs ``along`` other roles'); ``False`` when the check could not be
+    made (``ACL DRYRUN`` missing or refused)."""
     missing: list[str] = []
     why = ""
     for check, reply in zip(checks(role, db), replies, strict=True):
@@ -81,11 +84,13 @@ def verdict(role: str, user: str, replies: Sequence[Any], db: int = 0) -> bool:
             missing.append(_described(check))
             why = why or text
     if missing:
-        db_flag = f" --db {db}" if role == "capture" and db else ""
+        roles = dict.fromkeys((*along, role))
+        flags = " ".join(f"--role {r}" for r in roles)
+        db_flag = f" --db {db}" if "capture" in roles and db else ""
         raise PermissionDeniedError(
             f"Redis user {user!r} may not run {'; '.join(missing)} (ACL DRYRUN: {why}), "
             f"which the {role} role needs: give it the role's rules, e.g. `redis-cli ACL "
-            f"SETUSER {user} on '>PASSWORD' $(oprc-redis-events acl --role {role}{db_flag})`"
+            f"SETUSER {user} on '>PASSWORD' $(oprc-redis-events acl {flags}{db_flag})`"
         )
     return True
 
@@ -117,8 +122,10 @@ def check_access(client: redis.Redis, role: str) -> None:
     verdict(role, user, replies, db)
 
 
-async def check_access_async(client: redis.asyncio.Redis, role: str) -> None:
-    """:func:`check_access` for an asyncio client."""
+async def check_access_async(
+    client: redis.asyncio.Redis, role: str, along: Sequence[str] = ()
+) -> None:
+    """:func:`check_access` for an asyncio client (``along``: see :func:`verdict`)."""
     if _skip_cluster(client, role):
         return
     db = database(client)
@@ -131,13 +138,18 @@ async def check_access_async(client: redis.asyncio.Redis, role: str) -> None:
     except redis.ResponseError as err:
         skipped(f"role {role}", err)
         return
-    verdict(role, user, replies, db)
+    verdict(role, user, replies, db, along)
 
 
-async def check_worker_async(client: redis.asyncio.Redis, role: str) -> None:
-    """:func:`check_access_async` at a worker's start: skipped when Redis cannot be reached
-    yet (the worker waits for it and meets any missing right then)."""
-    try:
-        await check_access_async(client, role)
-    except (redis.ConnectionError, redis.TimeoutError) as err:
-        skipped(f"role {role}", err)
+async def check_worker_async(client: redis.asyncio.Redis, roles: Sequence[str]) -> None:
+    """:func:`check_access_async` of each of ``roles`` at a worker's start: skipped when
+    Redis cannot be reached yet (the worker waits for it and meets any missing right then);
+    refused credentials are the user's mistake, raised at once."""
+    for role in roles:
+        try:
+            await check_access_async(client, role, along=roles)
+        except redis.AuthenticationError:
+            raise
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            skipped(f"role {role}", err)
+            return

@@ -282,8 +282,11 @@ local function write(A, o, obj, meta, shadow)
     if bad then return refuse(lazy_outbox, bad) end
   end
   local new_version = bumps and version + 1 or version
+  -- The outbox's first entry wakes the workers at once (a hint: a refusal is ignored).
+  local new_outbox = #batches > 0 and redis.call("EXISTS", outbox) == 0
   local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
   if refused then return refused end
+  if new_outbox then redis.pcall("PUBLISH", "oprc:new-outbox", outbox) end
 
   -- 5. The other writes, none of which can fail now.
   if replacing then

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from .keys import PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
+from .keys import NEW_OUTBOX_CHANNEL, PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
 
 __all__ = ["ROLES", "KeyPatterns", "checks", "rules", "sample_key"]
 
@@ -61,10 +61,14 @@ BASE: Final = (
 #: the commands write.lua and expire.lua run (with lib/events.lua)
 WRITE_SCRIPT: Final = (
     "+type +exists +hget +hmget +hkeys +hexists +hset +hdel +del +hincrby +hincrbyfloat",
-    "+time +xadd +expire +pexpire +expireat +pexpireat +persist",
+    "+time +xadd +expire +pexpire +expireat +pexpireat +persist +publish",
 )
+#: the channel write.lua announces a new outbox on (the worker listens to it)
+NEW_OUTBOX: Final = f"&{NEW_OUTBOX_CHANNEL}"
 #: the worker's own commands on the outboxes, dead letters, leases and its group's set
 WORKER: Final = (
+    # new outboxes announced (SUBSCRIBE), and the loop's blocking read woken (CLIENT UNBLOCK)
+    "+subscribe +unsubscribe +client|id +client|unblock",
     "+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer",
     "+xinfo|groups +xinfo|stream +xinfo|consumers +xtrim +xadd +xdel +xlen +xrange",
     "+xrevrange +scan +set +get +del +pexpire +zadd +zcount +zrem +zremrangebyscore",
@@ -94,7 +98,7 @@ def _writer(db: int) -> str:
         ("W", K.outbox), ("RW", K.partitions),
     )  # fmt: skip
     commands = " ".join((*WRITE_SCRIPT, "+hgetall +sadd +smembers"))
-    return f"({commands} {own})"
+    return f"({commands} {own} {NEW_OUTBOX})"
 
 
 def _worker(db: int) -> str:
@@ -103,7 +107,7 @@ def _worker(db: int) -> str:
         ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
         ("RW", K.workers), ("RW", K.partitions),
     )  # fmt: skip
-    return f"({' '.join(WORKER)} {own})"
+    return f"({' '.join(WORKER)} {own} {NEW_OUTBOX})"
 
 
 def _capture(db: int) -> str:
@@ -112,11 +116,11 @@ def _capture(db: int) -> str:
         ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
         ("RW", K.workers), ("RW", K.partitions),
     )  # fmt: skip
-    return f"({' '.join((*WORKER, *CAPTURE))} {own} {_channel(db)})"
+    return f"({' '.join((*WORKER, *CAPTURE))} {own} {_channel(db)} {NEW_OUTBOX})"
 
 
 def _admin(db: int) -> str:
-    return f"(+@all -@dangerous +config|get +config|set ~{K.every} {_channel(db)})"
+    return f"(+@all -@dangerous +config|get +config|set ~{K.every} {_channel(db)} {NEW_OUTBOX})"
 
 
 #: role -> (what it is for, the keys its root rules give the scripts, its selector)

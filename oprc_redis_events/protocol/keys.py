@@ -14,6 +14,9 @@ and one Lua call can touch them all::
     oprc:partitions               set     "cls:pid" of every partition written to (a discovery hint)
     oprc:workers:<group>          zset    live workers of <group>, scored by last heartbeat (ms)
 
+and one Pub/Sub channel: ``oprc:new-outbox``, on which the write script publishes the name
+of an outbox it has just created (a hint that wakes the workers; discovery finds it anyway).
+
 Numeric and string ids share one namespace, told apart by their spelling: an object
 id (or field key) written as a canonical decimal number is the numeric id (u64 for
 objects, u32 for fields); any other spelling is a string id.  A *string* id made of
@@ -38,6 +41,7 @@ __all__ = [
     "MAX_PARTITION",
     "MAX_U32",
     "MAX_U64",
+    "NEW_OUTBOX_CHANNEL",
     "PARTITIONS_KEY",
     "PREFIX",
     "FieldKey",
@@ -56,6 +60,8 @@ __all__ = [
 
 PREFIX: Final = "oprc"
 PARTITIONS_KEY: Final = f"{PREFIX}:partitions"
+#: Pub/Sub channel: the outbox key of a partition's first entry (spelled out in write.lua)
+NEW_OUTBOX_CHANNEL: Final = f"{PREFIX}:new-outbox"
 
 
 def workers_key(group: str) -> str:

@@ -3,20 +3,19 @@
 The worker subscribes to keyspace notifications of object keys only
 (``__keyspace@<db>__:oprc:{*}:obj:*``; on a Redis Cluster on every primary, as
 notifications are node-local: :mod:`.capture_nodes`) and, for every key touched, runs
-``lua/capture.lua`` (pipelined per node: :mod:`.capture_diff`),
-which diffs the object against its shadow (the state last reported) and appends the same
-outbox entries as the write path.  Notifications say *that* a key changed, not how, so a
-burst of writes to one key is reported as the net change; expiry and eviction are DELETE
-for every field (and the object's triggers go with it).
+``lua/capture.lua`` (pipelined per node: :mod:`.capture_diff`), which diffs the object
+against its shadow (the state last reported) and appends the same outbox entries as the
+write path (a new partition goes to ``announce``).  Notifications say *that* a key changed,
+not how, so a burst of writes to one key is reported as the net change; expiry and
+eviction are DELETE for every field (and the object's triggers go with it).
 
 Redis drops notifications for a subscriber that is disconnected, or that it cuts off at its
 output-buffer limit; redis-py then either raises or reconnects and re-subscribes silently.
 So the capture reconciles, scanning every object and diffing it, at start, after every
-subscription error, after every silent re-connection, which it counts through the
-pub/sub ``on_connect`` hook, and on a cluster whenever a primary comes or goes or slots
-move: a change made while it was not listening is still reported.  A diff refused while
-its slot moves (``TRYAGAIN``, ``ASK``, ``MOVED`` the cluster client could not follow) is
-queued again and retried.
+subscription error, after every silent re-connection, which it counts through the pub/sub
+``on_connect`` hook, and on a cluster whenever a primary comes or goes or slots move: a
+change made while it was not listening is still reported.  A diff refused while its slot
+moves (``TRYAGAIN``, ``ASK``, ``MOVED`` the cluster client could not follow) is retried.
 
 While capture serves a partition, ``oprc:{cls:pid}:capture`` exists; the write path then
 keeps the shadow in step with what it reports itself, so a write made through the library
@@ -35,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +102,7 @@ class KeyspaceCapture:
         self._registered: set[str] = set()
         self._dirty: dict[ObjectRef, bool] = {}  # object -> drop its triggers (it ended)
         self._wake = asyncio.Event()
+        self.announce: Callable[[str], None] = lambda outbox: None  # a new outbox: the worker's
 
     async def ensure_notifications(self) -> None:
         """Make sure ``notify-keyspace-events`` includes what capture needs (on every
@@ -302,6 +302,7 @@ class KeyspaceCapture:
         if reply[2] and keys.member not in self._registered:
             await self.client.sadd(PARTITIONS_KEY, keys.member)
             self._registered.add(keys.member)
+            self.announce(keys.outbox)
 
     async def _flag(self, keys: PartitionKeys) -> None:
         if keys.member not in self._flagged:

@@ -1,8 +1,9 @@
 """How the worker finds partition outboxes, and what it does when one is unusable.
 
 A mixin of :class:`~oprc_redis_events.worker.loop.Worker`.  Outboxes are found through the
-registry (``oprc:partitions``, a hint kept by writers) and a SCAN every
-``RESCAN_INTERVAL_S``; the worker creates its consumer group on each.  Whatever is found
+registry (``oprc:partitions``, a hint kept by writers), the outboxes announced on
+``oprc:new-outbox`` by the write script (:mod:`.announce`: discovered at once) and a SCAN
+every ``RESCAN_INTERVAL_S``; the worker creates its consumer group on each.  Whatever is found
 is untrusted: a member or stream name that does not parse, an outbox that is not a
 stream, a registry of the wrong type.  Such a name is handed to
 :class:`~oprc_redis_events.worker.broken.BrokenPartitions` (logged once, counted, skipped,
@@ -17,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -27,6 +29,7 @@ from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .acks import AckQueue
 from .broken import BrokenPartitions, full_stream, is_server_wide
 from .deadletters import DeadLetterStreamError
+from .logonce import ThrottledLog
 
 __all__ = ["RESCAN_INTERVAL_S", "PartitionDiscovery", "PartitionState"]
 
@@ -50,6 +53,15 @@ def _member_label(member: str) -> str:
     return f"member {member!r} of {PARTITIONS_KEY}"
 
 
+def _parse_member(raw: bytes | str) -> tuple[str, str | None, str]:
+    """A registry member: its label for log lines, and its outbox or what is wrong."""
+    label = _member_label(_text(raw))
+    try:
+        return label, PartitionKeys.from_member(as_text(raw)).outbox, ""
+    except (InvalidIdError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        return label, None, f"not a <cls>:<partition> name ({err})"
+
+
 class PartitionDiscovery:
     """Keeps ``partitions`` (every usable outbox) current; see the module docstring."""
 
@@ -64,11 +76,55 @@ class PartitionDiscovery:
     _scan_found: set[str]  # outboxes found by the last SCAN
     _scan_labels: set[str]  # every name the last SCAN saw, usable or not
     _group_start: str | None = None  # with from_now: the id our new groups start after
+    #: registry members as last read: (label, outbox or None, what is wrong with it)
+    _members: dict[bytes | str, tuple[str, str | None, str]]
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, waking up at once when the worker is asked to stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+    _wake: asyncio.Event  # a new outbox was announced: maintain now
+    _announced: set[str]  # outbox keys announced since the last discovery
+    _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
+    _blocking: Any = None  # the loop's WakeableRead, once it blocked (one Redis only)
+    announcements: Any  # the OutboxAnnouncements listener
+    problems: ThrottledLog
+
+    def _init_wakeups(self) -> None:
+        """The state behind waking up at once for a new partition (see the module)."""
+        from .announce import OutboxAnnouncements
+
+        self._wake, self._states_changed = asyncio.Event(), asyncio.Event()
+        self._announced, self._members = set(), {}
+        self.announcements = OutboxAnnouncements(self.client, self.announce, self.problems)
+
+    async def _wake_loop(self) -> None:
+        """A partition was taken: the loop reads it now, not after its current wait."""
+        self._states_changed.set()
+        if self._blocking is not None:
+            await self._blocking.wake()
+
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+        """Sleep, waking up at once when the worker is asked to stop (or ``wake`` is set,
+        which is then cleared); return whether ``wake`` was set."""
+        if wake is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
+            return False
+        if not wake.is_set():
+            tasks = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(wake.wait())]
+            try:
+                await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+        woken = wake.is_set()
+        wake.clear()
+        return woken
+
+    def announce(self, outbox: str) -> None:
+        """A new outbox was published (``""``: maybe some, unheard): discover at once."""
+        if outbox in self.partitions:
+            return  # known already (another class of write, or a stream made again)
+        if outbox:
+            self._announced.add(outbox)
+        self._wake.set()
 
     async def discover(self) -> None:
         """Find partition outboxes and make sure our consumer group exists on each (reading
@@ -77,6 +133,8 @@ class PartitionDiscovery:
             seconds, micros = await self.client.time()  # the first discovery: our start
             self._group_start = f"{seconds * 1000 + micros // 1000}-0"
         found, labels = await self._registered()
+        found |= self._announced  # (not in the registry yet: the writer adds it next)
+        self._announced = set()
         if time.monotonic() - self._last_scan >= RESCAN_INTERVAL_S:
             # The registry is a hint (a writer that lost it, a stream made by hand): a
             # SCAN now and then finds every outbox.
@@ -102,15 +160,17 @@ class PartitionDiscovery:
                 self.broken.mark(PARTITIONS_KEY, problem)
             return found, labels
         self.broken.ok(PARTITIONS_KEY)
+        known, self._members = self._members, {}
         for raw in members:
-            label = _member_label(_text(raw))
+            label, outbox, problem = known.get(raw) or _parse_member(raw)
+            self._members[raw] = (label, outbox, problem)  # parsed once, not every round
             labels.add(label)
             if self.broken.skipped(label):
                 continue
-            try:
-                found.add(PartitionKeys.from_member(as_text(raw)).outbox)
-            except (InvalidIdError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-                self.broken.mark(label, f"not a <cls>:<partition> name ({err})")
+            if outbox is None:
+                self.broken.mark(label, problem)
+            else:
+                found.add(outbox)
         return found, labels
 
     async def _scan(self) -> None:

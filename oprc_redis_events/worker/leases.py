@@ -82,11 +82,15 @@ class Leases:
         self,
         partitions: dict[str, PartitionKeys],
         busy: set[str] = frozenset(),  # type: ignore[assignment]
+        *,
+        renew: bool = True,
     ) -> list[PartitionKeys]:
-        """Renew our leases, give up those above our share (not ``busy`` ones first), take
-        free ones up to it.  Returns the partitions newly acquired."""
+        """Renew our leases (unless not ``renew``: an extra round between regular ones),
+        give up those above our share (not ``busy`` ones first), take free ones up to it.
+        Returns the partitions newly acquired."""
         alive = await self.heartbeat()
-        await self._renew()
+        if renew:
+            await self._renew()
         for stream in [s for s in self.owned if s not in partitions]:  # gone, or broken
             await self.release(stream)
         share = math.ceil(len(partitions) / alive) if partitions else 0
@@ -94,6 +98,12 @@ class Leases:
             extra = sorted(self.owned, key=lambda s: (s in busy, s))[: len(self.owned) - share]
             for stream in extra:
                 await self.release(stream)
+        return await self._take(partitions, share, alive)
+
+    async def _take(
+        self, partitions: dict[str, PartitionKeys], share: int, alive: int
+    ) -> list[PartitionKeys]:
+        """Take free partitions (in random order) until we hold ``share``."""
         acquired: list[PartitionKeys] = []
         free = [s for s in partitions if s not in self.owned]
         random.shuffle(free)

@@ -57,6 +57,7 @@ from .publisher import Publisher, ZenohPublisher
 from .reading import OutboxReading
 from .stats import WorkerStats
 from .supervisor import Supervisor, WorkerFailedError
+from .waking import freeze_loaded_heap
 
 __all__ = ["Worker", "WorkerFailedError", "WorkerStats"]
 
@@ -73,7 +74,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         client: aredis.Redis | None = None,
         publisher: Publisher | None = None,
         delivery: Delivery = "put",
-        block_ms: int = 500,
+        block_ms: int | None = None,
         discover_interval: float = 1.0,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
@@ -84,7 +85,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.client = client or async_redis_client(self.settings)
         self.publisher = publisher
         self.delivery = delivery
-        self.block_ms = block_ms
+        self.block_ms = block_ms or (500 if self.cluster else 25)  # see waking.py
         # Leases are renewed and heartbeats sent on this tick: well inside the lease time.
         self.discover_interval = min(discover_interval, self.settings.claim_idle_ms / 4000)
         self.metrics_port = metrics_port
@@ -104,6 +105,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self.broken = BrokenPartitions(self.problems)
         self.leases.quiet = self.broken.is_unresolved  # no take/release line per retry
         self.supervisor = Supervisor(self._stop, self.problems)
+        self._init_wakeups()
         self._last_scan = -RESCAN_INTERVAL_S
         self._scan_found: set[str] = set()
         self._scan_labels: set[str] = set()
@@ -133,6 +135,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         asyncio.run(self._main())
 
     async def _main(self) -> None:
+        freeze_loaded_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -152,14 +155,16 @@ class Worker(OutboxReading, PartitionMaintenance):
         async with contextlib.AsyncExitStack() as resources:  # one failing close skips none
             resources.push_async_callback(self.client.aclose)
             if self.settings.check_permissions:  # before anything: a missing right, named
+                own = "worker" if self.settings.capture == "off" else "capture"
                 await check_worker_async(
-                    self.client, "worker" if self.settings.capture == "off" else "capture"
+                    self.client, (own, "writer") if self.settings.serve_objects else (own,)
                 )
             if self.publisher is None and not await self._open_publisher(resources):
                 return self.stats  # stopped before Zenoh could be reached
             resources.callback(lambda: log.info("worker stopped: %s", self.summary()))
             resources.callback(self.dispatcher.close)
             resources.push_async_callback(self._settle)
+            resources.push_async_callback(self._close_blocking)
             resources.callback(self._stop.set)
             self._log_start()
             await self._serve_objects(resources)
@@ -256,6 +261,7 @@ class Worker(OutboxReading, PartitionMaintenance):
             self.client,
             events_enabled=self.settings.events_enabled,
         )
+        self.capture.announce = self.announce  # its first entry in an outbox: take it now
         return self.capture
 
     def _supervise(self) -> None:
@@ -264,6 +270,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         # Not cancelled at the end: redis-py may swallow a cancellation in the middle of a
         # command; the tasks check the stop flag instead.
         self.supervisor.start("maintenance", self._maintain_forever)
+        self.supervisor.start("new-outbox listener", lambda: self.announcements.run(self._stop))
         if self.settings.capture == "keyspace":
             capture = self._new_capture()
             self.supervisor.start("keyspace capture", lambda: capture.run(self._stop))
@@ -306,7 +313,9 @@ class Worker(OutboxReading, PartitionMaintenance):
                 if burst:
                     await self.maintain()
                 handled = await self._step(block=not burst)
-                self._last_turn = self._last_redis_ok = time.monotonic()
+                self._last_turn = time.monotonic()
+                if self.states:  # the turn read from Redis (else maintenance tells)
+                    self._last_redis_ok = self._last_turn
                 if backoff > 0.1:
                     self.problems.resolved(("loop", "redis"))
                     log.info("Redis is reachable again")
@@ -334,16 +343,3 @@ class Worker(OutboxReading, PartitionMaintenance):
             if burst and idle:
                 await self._flush_acks(wait=True)
                 return
-
-    async def _unavailable(self, err: Exception, backoff: float) -> float:
-        """Wait out a Redis (or a cluster's slot, or primary) that cannot be used; then
-        re-read our pending entries (a read whose reply was lost left some there); return
-        the next backoff."""
-        self._last_turn = time.monotonic()
-        self.problems.warning(
-            ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
-        )
-        await self._sleep(backoff)
-        for state in self.states.values():
-            state.retry_at = state.retry_at or time.monotonic()
-        return min(backoff * 2, 5.0)

@@ -2,7 +2,8 @@
 
 A mixin of :class:`~oprc_redis_events.worker.loop.Worker`, run by its maintenance task every
 ``discover_interval`` (and inline in burst mode), beside the loop that reads and
-dispatches.  Discovery is in :mod:`~oprc_redis_events.worker.discovery`.  A Redis error on one
+dispatches; a new outbox announced wakes it at once for a quick round (discover, take).
+Discovery is in :mod:`~oprc_redis_events.worker.discovery`.  A Redis error on one
 partition's keys drops that partition only (see ``on_partition``); a step that fails
 for another reason is logged once (then with a count at a slow interval) and the other
 steps go on.  What still escapes (the heartbeat cannot be written, say) ends the task,
@@ -44,6 +45,7 @@ class PartitionMaintenance(PartitionDiscovery):
     discover_interval: float
     metrics_port: int | None
     _last_claim: float
+    _last_redis_ok: float
     _last_trim: float
     _last_progress: float
     _last_counts: tuple[int, ...]
@@ -52,33 +54,44 @@ class PartitionMaintenance(PartitionDiscovery):
         """The maintenance task: Redis going away is waited out here; anything else that
         escapes a round ends the task (for the supervisor to log and restart)."""
         backoff = self.discover_interval
+        quick = False
         while not self._stop.is_set():
             try:
-                await self.maintain()
+                await self.maintain(quick=quick)
+                self._last_redis_ok = time.monotonic()
                 if backoff > self.discover_interval:
                     self.problems.resolved(("maintenance", "redis"))
                 backoff = self.discover_interval
             except (redis.RedisError, *TOPOLOGY_ERRORS) as err:
                 if not redis_unusable(err):
                     raise
+                self._last_redis_ok = 0.0  # not ready until Redis answers again
                 self.problems.warning(
                     ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
                 )
                 backoff = min(backoff * 2, 5.0)
-            await self._sleep(backoff)
+            quick = await self._sleep(backoff, self._wake)  # woken: a new outbox
 
-    async def maintain(self) -> None:
-        """Discover partitions, rebalance leases, claim abandoned entries, trim."""
+    async def maintain(self, *, quick: bool = False) -> None:
+        """Discover partitions, rebalance leases, claim abandoned entries, trim.  ``quick``
+        (a new outbox was announced): discover and take partitions only, leaving the
+        renewals, claims, lag and trimming to the regular round."""
         await self.discover()
         busy = {s for s, st in self.states.items() if st.retry_at is not None}
-        await self.leases.rebalance(self.partitions, busy)
+        await self.leases.rebalance(self.partitions, busy, renew=not quick)
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
+        taken = False
         for stream, partition in list(self.leases.owned.items()):
             if stream not in self.states:  # newly taken, or kept while we rediscovered
                 self.states[stream] = PartitionState(partition)
                 async with self.on_partition(stream):
                     await self._claim(stream, force=True)
+                taken = True
+        if taken:
+            await self._wake_loop()
+        if quick:
+            return
         now = time.monotonic()
         if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
             self._last_claim = now

@@ -30,6 +30,7 @@ from ..protocol.keys import PartitionKeys, as_text
 from .broken import is_server_wide
 from .discovery import PartitionState
 from .handling import EntryHandling
+from .waking import WakeableRead
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
 
@@ -68,6 +69,7 @@ class OutboxReading(EntryHandling):
     """The worker's reads (see the module docstring)."""
 
     block_ms: int
+    _last_turn: float  # when the loop last turned (liveness)
     _poll_s: float = POLL_MIN_S
 
     @property
@@ -86,7 +88,7 @@ class OutboxReading(EntryHandling):
         reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
         block_ms = self._block_ms(now) if block else None
         if not reading:
-            await self._sleep((block_ms or 0) / 1000)
+            await self._sleep((block_ms or 0) / 1000, self._states_changed)
             return handled
         if self.cluster:
             read = await self._read_each(reading)
@@ -174,7 +176,7 @@ class OutboxReading(EntryHandling):
         if read or block_ms is None:
             self._poll_s = POLL_MIN_S
             return
-        await self._sleep(min(self._poll_s, block_ms / 1000))
+        await self._sleep(min(self._poll_s, block_ms / 1000), self._states_changed)
         self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
 
     def _block_ms(self, now: float) -> int:
@@ -182,9 +184,35 @@ class OutboxReading(EntryHandling):
         soonest = min(waits, default=self.block_ms / 1000)
         return max(1, min(self.block_ms, int(soonest * 1000)))
 
+    async def _unavailable(self, err: Exception, backoff: float) -> float:
+        """Wait out a Redis (or a cluster's slot, or primary) that cannot be used; then
+        re-read our pending entries (a read whose reply was lost left some there); return
+        the next backoff."""
+        self._last_turn = time.monotonic()
+        self.problems.warning(
+            ("loop", "redis"), "Redis unavailable (%s); retrying in %.1fs", err, backoff
+        )
+        await self._sleep(backoff)
+        for state in self.states.values():
+            state.retry_at = state.retry_at or time.monotonic()
+        return min(backoff * 2, 5.0)
+
+    async def _close_blocking(self) -> None:
+        if self._blocking is not None:
+            await self._blocking.aclose()
+
     async def _xreadgroup(
         self, streams: dict[str, str], *, block_ms: int | None
     ) -> list[tuple[str, str, dict[bytes, bytes]]]:
+        if block_ms is not None:  # one Redis: on the connection maintenance can wake
+            if self._blocking is None:
+                self._blocking = WakeableRead(self.client)
+            s = self.settings
+            return _entries(
+                await self._blocking.xreadgroup(
+                    s.group, s.consumer, streams, s.batch_size, block_ms
+                )
+            )
         reply = await self.client.xreadgroup(
             self.settings.group,
             self.settings.consumer,
