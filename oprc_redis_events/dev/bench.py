@@ -113,7 +113,9 @@ def _step(name: str) -> Iterator[None]:
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     yield
-    print(f"bench: {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    print(
+        f"bench: {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True
+    )
 
 
 def rate(count: int, fn: Callable[[], object]) -> float:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
@@ -45,8 +44,16 @@ NEW = 3  # brand-new partitions written in turn (1 with --quick)
 class E2E:
     """The processes and Redis of the end-to-end rows."""
 
-    def __init__(self, url: str, client: redis.Redis, sizes: Sizes, procs: list[Proc], *,
-                 private: bool, cluster: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        client: redis.Redis,
+        sizes: Sizes,
+        procs: list[Proc],
+        *,
+        private: bool,
+        cluster: bool,
+    ) -> None:
         self.url, self.client, self.sizes, self.procs = url, client, sizes, procs
         self.private, self.cluster = private, cluster
         self.cls = CLASSES["e2e"]
@@ -61,7 +68,9 @@ class E2E:
         if self.private:
             proc = cli_worker(self.url, GROUP, self.sub.endpoint)
         else:
-            proc = own_worker(self.url, GROUP, self.sub.endpoint, self.cls, PARTITIONS + NEW)
+            extra = ["--cluster"] if self.cluster else []
+            args = (self.url, GROUP, self.sub.endpoint, self.cls, PARTITIONS + NEW, *extra)
+            proc = own_worker(*args)
         self.procs.append(proc)
         self.workers.append(proc)
         return proc
@@ -129,8 +138,9 @@ def new_partition(e2e: E2E, tries: int) -> tuple[float, bool]:
     return worst, arrived
 
 
-def e2e_rows(url: str, client: redis.Redis, sizes: Sizes, *, private: bool,
-             cluster: bool) -> list[Result]:  # fmt: skip
+def e2e_rows(
+    url: str, client: redis.Redis, sizes: Sizes, *, private: bool, cluster: bool
+) -> list[Result]:
     """Every end-to-end row; each process started here is stopped here."""
     with processes() as procs:
         with step("end-to-end setup (subscriber, worker)"):

@@ -85,12 +85,18 @@ def worker_row(e2e: E2E, size: int) -> Result:
     with step("worker"):
         ours = _paused_run(e2e, n)
     floor = min(redis_floor, zenoh_floor)
-    return Result("worker", "triggers/s", floor, ours,
-                  f"min(raw XREADGROUP+XACK {redis_floor:,.0f}/s, raw Zenoh put of {size} B to "
-                  f"a subscriber process {zenoh_floor:,.0f}/s)",
-                  "CLI worker process -> subscriber process, JSON payloads", "higher", ">= 0.5",
-                  {"redis_floor": redis_floor, "zenoh_floor": zenoh_floor,
-                   "payload_bytes": size})  # fmt: skip
+    return Result(
+        "worker",
+        "triggers/s",
+        floor,
+        ours,
+        f"min(raw XREADGROUP+XACK {redis_floor:,.0f}/s, raw Zenoh put of {size} B to "
+        f"a subscriber process {zenoh_floor:,.0f}/s)",
+        "CLI worker process -> subscriber process, JSON payloads",
+        "higher",
+        ">= 0.5",
+        {"redis_floor": redis_floor, "zenoh_floor": zenoh_floor, "payload_bytes": size},
+    )
 
 
 def worker_x2_row(e2e: E2E, one: Result) -> Result:
@@ -98,10 +104,18 @@ def worker_x2_row(e2e: E2E, one: Result) -> Result:
         e2e.start_worker()
         split = _wait_split(e2e, 5 if e2e.sizes.quick else 30)
         ours = _paused_run(e2e, e2e.sizes.entries)
-    return Result("worker_x2", "triggers/s", one.baseline, ours, one.baseline_what,
-                  f"two CLI worker processes of one group, {_partitions()} partitions"
-                  + ("" if split else " (the leases had not split yet)"), "higher", ">= 0.5",
-                  {"one_worker": one.measured, "leases_split": split})  # fmt: skip
+    return Result(
+        "worker_x2",
+        "triggers/s",
+        one.baseline,
+        ours,
+        one.baseline_what,
+        f"two CLI worker processes of one group, {_partitions()} partitions"
+        + ("" if split else " (the leases had not split yet)"),
+        "higher",
+        ">= 0.5",
+        {"one_worker": one.measured, "leases_split": split},
+    )
 
 
 def _partitions() -> int:
@@ -123,6 +137,8 @@ def _wait_split(e2e: E2E, timeout: float) -> bool:
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return 0.0
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
@@ -144,27 +160,56 @@ def latency_rows(e2e: E2E, size: int, first_ms: float, arrived: bool) -> list[Re
         writer = e2e.helper("write", e2e.url, e2e.cls, _partitions(), n, rate, *cluster)
         with OutboxWatch(e2e.client, e2e.outboxes()) as watch:
             ours = _latencies(e2e, writer, n)
-    what = f"at {rate:,.0f}/s, {n} writes"
-    rows = [
-        Result(f"latency_{name}", "ms", _percentile(raw, q), _percentile(ours, q),
-               f"raw Zenoh put from a process to the subscriber process, {what}",
-               f"write (writer process) -> CLI worker -> subscriber process, {what}",
-               "lower", goal)  # fmt: skip
-        for name, q, goal in (("p50", 0.5, ""), ("p99", 0.99, "measured <= 5 ms at 1,000/s"),
-                              ("p999", 0.999, ""))  # fmt: skip
-    ]
-    rows.append(Result("new_partition_first_event", "ms", _percentile(ours, 0.5), first_ms,
-                       "steady write -> receipt p50 (latency_p50)",
-                       "first write of a brand-new partition -> receipt, worker already running"
-                       + ("" if arrived else " (did not arrive within 10 s)"), "lower",
-                       "measured <= 100 ms", {"arrived": arrived})  # fmt: skip
-    )
-    rows.append(Result("outbox_length", "entries", rate, watch.most,
-                       "writes in one second at the rate",
-                       f"largest total length of the {_partitions()} outboxes meanwhile",
-                       "lower", "stays small while the worker keeps up")  # fmt: skip
+    rows = _percentile_rows(raw, ours, f"at {rate:,.0f}/s, {n} writes, {len(ours)} received")
+    rows.append(_first_event_row(_percentile(ours, 0.5), first_ms, arrived))
+    rows.append(
+        Result(
+            "outbox_length",
+            "entries",
+            rate,
+            watch.most,
+            "writes in one second at the rate",
+            f"largest total length of the {_partitions()} outboxes meanwhile",
+            "lower",
+            "stays small while the worker keeps up",
+        )
     )
     return rows
+
+
+def _percentile_rows(raw: list[float], ours: list[float], what: str) -> list[Result]:
+    return [
+        Result(
+            f"latency_{name}",
+            "ms",
+            _percentile(raw, q),
+            _percentile(ours, q),
+            f"raw Zenoh put from a process to the subscriber process, {what}",
+            f"write (writer process) -> CLI worker -> subscriber process, {what}",
+            "lower",
+            goal,
+        )
+        for name, q, goal in (
+            ("p50", 0.5, ""),
+            ("p99", 0.99, "measured <= 5 ms at 1,000/s"),
+            ("p999", 0.999, ""),
+        )
+    ]
+
+
+def _first_event_row(steady_ms: float, first_ms: float, arrived: bool) -> Result:
+    return Result(
+        "new_partition_first_event",
+        "ms",
+        steady_ms,
+        first_ms,
+        "steady write -> receipt p50 (latency_p50)",
+        "first write of a brand-new partition -> receipt, worker already running"
+        + ("" if arrived else " (did not arrive within 10 s)"),
+        "lower",
+        "measured <= 100 ms",
+        {"arrived": arrived},
+    )
 
 
 def rss_row(e2e: E2E) -> Result:
@@ -181,8 +226,14 @@ def rss_row(e2e: E2E) -> Result:
             for stream in e2e.outboxes():
                 e2e.client.xtrim(stream, maxlen=0)
     mib = 1024 * 1024
-    return Result("worker_rss", "MiB", samples[0] / mib, samples[-1] / mib,
-                  f"worker RSS after the first tenth (warm-up, {each:,} triggers)",
-                  f"worker RSS after {each * rounds:,} triggers", "lower", "flat: ratio ~ 1",
-                  {"samples_mib": [round(s / mib, 1) for s in samples]})  # fmt: skip
-
+    return Result(
+        "worker_rss",
+        "MiB",
+        samples[0] / mib,
+        samples[-1] / mib,
+        f"worker RSS after the first tenth (warm-up, {each:,} triggers)",
+        f"worker RSS after {each * rounds:,} triggers",
+        "lower",
+        "flat: ratio ~ 1",
+        {"samples_mib": [round(s / mib, 1) for s in samples]},
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 
@@ -37,9 +38,8 @@ def bench_keys(client: redis.Redis) -> list[bytes]:
 
 
 def _members(client: redis.Redis) -> set[bytes]:
-    return {
-        m for m in client.sscan_iter(PARTITIONS_KEY, match=f"{CLASS_PREFIX}*", count=1000)  # type: ignore[misc]
-    }
+    found: Any = client.sscan_iter(PARTITIONS_KEY, match=f"{CLASS_PREFIX}*", count=1000)
+    return set(found)
 
 
 @contextlib.contextmanager

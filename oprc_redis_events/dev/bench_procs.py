@@ -119,9 +119,11 @@ def cli_worker(url: str, group: str, endpoint: str, *extra: str) -> Proc:
     return Proc([*args, "--log-level", "error", *extra], talk=False)
 
 
-def own_worker(url: str, group: str, endpoint: str, cls_id: str, partitions: int) -> Proc:
+def own_worker(
+    url: str, group: str, endpoint: str, cls_id: str, partitions: int, *extra: str
+) -> Proc:
     """A worker process serving only the bench's class (on a Redis the user gave)."""
-    args = [*HELPER, "worker", url, group, endpoint, cls_id, str(partitions)]
+    args = [*HELPER, "worker", url, group, endpoint, cls_id, str(partitions), *extra]
     return Proc(args, talk=False)
 
 

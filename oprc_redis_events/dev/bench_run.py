@@ -20,14 +20,33 @@ __all__ = ["ROWS", "machine", "run_all", "table", "to_json"]
 
 #: every row of a run on one Redis, in the order of the table
 ROWS = (
-    "write", "write_pipelined", "write_events_disabled", "payload_json", "payload_protobuf",
-    "match_redis_time", "dispatch", "worker", "worker_x2", "latency_p50", "latency_p99",
-    "latency_p999", "new_partition_first_event",
-    "write_triggers_1", "write_triggers_10", "write_triggers_100",
-    "write_targets_1", "write_targets_10", "write_targets_100",
-    "worker_partitions_1", "worker_partitions_16", "worker_partitions_256",
-    "memory_config_index", "memory_shadow", "outbox_length", "worker_rss",
-)  # fmt: skip
+    "write",
+    "write_pipelined",
+    "write_events_disabled",
+    "payload_json",
+    "payload_protobuf",
+    "match_redis_time",
+    "dispatch",
+    "worker",
+    "worker_x2",
+    "latency_p50",
+    "latency_p99",
+    "latency_p999",
+    "new_partition_first_event",
+    "write_triggers_1",
+    "write_triggers_10",
+    "write_triggers_100",
+    "write_targets_1",
+    "write_targets_10",
+    "write_targets_100",
+    "worker_partitions_1",
+    "worker_partitions_16",
+    "worker_partitions_256",
+    "memory_config_index",
+    "memory_shadow",
+    "outbox_length",
+    "worker_rss",
+)
 
 
 def run_all(url: str, sizes: Sizes, *, cluster: bool, private: bool) -> list[Result]:
@@ -123,7 +142,7 @@ def table(results: list[Result]) -> str:
 
 def to_json(results: list[Result]) -> str:
     """``{"machine": {...}, "rows": [...]}``: each row with its ratio and the core count."""
-    info = next((r.extra["machine"] for r in results if "machine" in r.extra), {})
+    info: dict[str, Any] = next((r.extra["machine"] for r in results if "machine" in r.extra), {})
     rows = []
     for r in results:
         extra = {k: v for k, v in r.extra.items() if k != "machine"}

@@ -154,11 +154,15 @@ def write(url: str, cls_id: str, partitions: int, n: int, rate: float, cluster: 
         client.close()
 
 
-def worker(url: str, group: str, endpoint: str, cls_id: str, partitions: int) -> None:
+def worker(
+    url: str, group: str, endpoint: str, cls_id: str, partitions: int, cluster: bool
+) -> None:
     from ..worker.publisher import ZenohPublisher
     from .demo import DemoWorker
 
-    settings = Settings.from_env({}, redis_url=url, group=group, zenoh_connect=(endpoint,))
+    settings = Settings.from_env(
+        {}, redis_url=url, group=group, zenoh_connect=(endpoint,), cluster=cluster
+    )
     from ..connect.zenoh_session import open_session
 
     session = open_session(settings, mode="client", connect=(endpoint,), listen=())
@@ -179,7 +183,7 @@ def main(argv: list[str]) -> None:
     elif role == "write":
         write(args[0], args[1], int(args[2]), int(args[3]), float(args[4]), "--cluster" in args)
     elif role == "worker":
-        worker(args[0], args[1], args[2], args[3], int(args[4]))
+        worker(args[0], args[1], args[2], args[3], int(args[4]), "--cluster" in args)
     else:
         raise SystemExit(f"unknown role {role!r}")
 

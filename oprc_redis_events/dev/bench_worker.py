@@ -78,18 +78,31 @@ def worker_rows(client: redis.Redis, base: Settings, sizes: Sizes) -> list[Resul
         floor = raw_read_ack(client, fields, n)
         ours = _burst(client, base, CLASSES["dispatch"], [0], n)
     rows = [
-        Result("dispatch", "entries/s", floor, ours, "raw XREADGROUP (500) + XACK, same entries",
-               "worker in process (burst): read, decode, build JSON payload + wrapper, ack",
-               "higher", ">= 0.5")  # fmt: skip
+        Result(
+            "dispatch",
+            "entries/s",
+            floor,
+            ours,
+            "raw XREADGROUP (500) + XACK, same entries",
+            "worker in process (burst): read, decode, build JSON payload + wrapper, ack",
+            "higher",
+            ">= 0.5",
+        )
     ]
     for count in (1, 16, 256):
         with step(f"worker_partitions_{count}"):
             cls_id = f"{CLASSES['growth']}-p{count}"
             ours = _burst(client, base, cls_id, list(range(count)), max(n, count * 4))
         rows.append(
-            Result(f"worker_partitions_{count}", "entries/s", floor, ours,
-                   "raw XREADGROUP (500) + XACK, one stream",
-                   f"worker in process (burst) over {count} partition(s)", "higher",
-                   "flat in partitions")  # fmt: skip
+            Result(
+                f"worker_partitions_{count}",
+                "entries/s",
+                floor,
+                ours,
+                "raw XREADGROUP (500) + XACK, one stream",
+                f"worker in process (burst) over {count} partition(s)",
+                "higher",
+                "flat in partitions",
+            )
         )
     return rows

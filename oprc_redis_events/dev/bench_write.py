@@ -6,6 +6,7 @@ round of each, so that a burst of other work on the machine hits both alike."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,9 @@ __all__ = ["write_rows"]
 ROUNDS = 5
 
 
-def _paired(n: int, raw: Callable[[int], object], ours: Callable[[int], object]) -> tuple[float, float]:
+def _paired(
+    n: int, raw: Callable[[int], object], ours: Callable[[int], object]
+) -> tuple[float, float]:
     """(raw us/op, ours us/op): the medians of :data:`ROUNDS` interleaved rounds of ``n``."""
     raws, mine = [], []
     for _ in range(ROUNDS):
@@ -56,11 +59,27 @@ def bench_write(client: redis.Redis, n: int) -> list[Result]:
         lambda i: off.update(cls, 0, 2, {1: str(i).encode()}),
     )
     return [
-        Result("write", "us/write", raw, ours, "redis-py HSET, one per call",
-               "store.update of one field, one matching trigger", "lower", "<= 1.3"),
-        Result("write_events_disabled", "us/write", raw2, disabled, "redis-py HSET, one per call",
-               "store.update with events_enabled=False", "lower", "<= 1.05"),
-    ]  # fmt: skip
+        Result(
+            "write",
+            "us/write",
+            raw,
+            ours,
+            "redis-py HSET, one per call",
+            "store.update of one field, one matching trigger",
+            "lower",
+            "<= 1.3",
+        ),
+        Result(
+            "write_events_disabled",
+            "us/write",
+            raw2,
+            disabled,
+            "redis-py HSET, one per call",
+            "store.update with events_enabled=False",
+            "lower",
+            "<= 1.05",
+        ),
+    ]
 
 
 def bench_write_pipelined(client: redis.Redis, batches: int) -> Result:
@@ -77,9 +96,16 @@ def bench_write_pipelined(client: redis.Redis, batches: int) -> Result:
 
     raw = rate(batches * 100, lambda: run(client, RAW["pipelined"]))
     ours = rate(batches * 100, lambda: run(wrapped, PartitionKeys.of(cls, 0).obj("2")))
-    return Result("write_pipelined", "writes/s", raw, ours, "HSET x100 pipelined",
-                  "EventedRedis pipeline of 100 hset (one matching trigger each)", "higher",
-                  ">= 0.5")  # fmt: skip
+    return Result(
+        "write_pipelined",
+        "writes/s",
+        raw,
+        ours,
+        "HSET x100 pipelined",
+        "EventedRedis pipeline of 100 hset (one matching trigger each)",
+        "higher",
+        ">= 0.5",
+    )
 
 
 def _entry(client: redis.Redis) -> Any:
@@ -113,14 +139,19 @@ def bench_payload(client: redis.Redis, n: int) -> list[Result]:
     rows = []
     for fmt in ("json", "protobuf"):
         floor = _floor(entry, event, fmt)
-        raw, ours = _paired(
-            n, lambda _: floor(), lambda _: build_dispatch(entry, event, 0, payload_format=fmt)
-        )
+        build = functools.partial(build_dispatch, entry, event, 0, payload_format=fmt)
+        raw, ours = _paired(n, lambda _, f=floor: f(), lambda _, b=build: b())  # type: ignore[misc]
         rows.append(
-            Result(f"payload_{fmt}", "us/trigger", raw, ours,
-                   f"serializing the same {fmt} payload + wrapper, built beforehand",
-                   f"protocol.encode.build_dispatch ({fmt}: payload build + serialize + wrapper)",
-                   "lower", "measured <= 5 us")  # fmt: skip
+            Result(
+                f"payload_{fmt}",
+                "us/trigger",
+                raw,
+                ours,
+                f"serializing the same {fmt} payload + wrapper, built beforehand",
+                f"protocol.encode.build_dispatch ({fmt}: payload build + serialize + wrapper)",
+                "lower",
+                "measured <= 5 us",
+            )
         )
     return rows
 
@@ -161,10 +192,16 @@ def bench_match(client: redis.Redis, n: int) -> Result:
         lambda: [store.update(cls, 0, 1, {1: str(i).encode()}) for i in range(n)],
     )
     client.delete(RAW["stream"])
-    return Result("match_redis_time", "us/event", base, ours,
-                  "Redis time of HSET + XADD of a same-size entry (INFO commandstats)",
-                  "Redis time of the write script, one matching trigger (INFO commandstats)",
-                  "lower", "measured - baseline <= 1 us")  # fmt: skip
+    return Result(
+        "match_redis_time",
+        "us/event",
+        base,
+        ours,
+        "Redis time of HSET + XADD of a same-size entry (INFO commandstats)",
+        "Redis time of the write script, one matching trigger (INFO commandstats)",
+        "lower",
+        "measured - baseline <= 1 us",
+    )
 
 
 def bench_growth(client: redis.Redis, n: int) -> list[Result]:
@@ -180,11 +217,23 @@ def bench_growth(client: redis.Redis, n: int) -> list[Result]:
                 lambda i: client.hset(RAW["write"], "1", str(i)),
                 lambda i, oid=oid: store.update(cls, 0, oid, {1: str(i).encode()}),  # type: ignore[misc]
             )
-            what = (f"{count} trigger(s) configured, one matching" if kind == "triggers"
-                    else f"one matching trigger with {count} target(s)")  # fmt: skip
-            rows.append(Result(f"write_{kind}_{count}", "us/write", raw, ours,
-                               "redis-py HSET, one per call", f"store.update, {what}", "lower",
-                               "flat in triggers; linear in targets"))  # fmt: skip
+            what = (
+                f"{count} trigger(s) configured, one matching"
+                if kind == "triggers"
+                else f"one matching trigger with {count} target(s)"
+            )
+            rows.append(
+                Result(
+                    f"write_{kind}_{count}",
+                    "us/write",
+                    raw,
+                    ours,
+                    "redis-py HSET, one per call",
+                    f"store.update, {what}",
+                    "lower",
+                    "flat in triggers; linear in targets",
+                )
+            )
         client.delete(PartitionKeys.of(cls, 0).outbox)
     return rows
 
