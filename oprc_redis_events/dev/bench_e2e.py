@@ -69,8 +69,8 @@ class E2E:
             proc = cli_worker(self.url, GROUP, self.sub.endpoint)
         else:
             extra = ["--cluster"] if self.cluster else []
-            args = (self.url, GROUP, self.sub.endpoint, self.cls, PARTITIONS + NEW, *extra)
-            proc = own_worker(*args)
+            served = PARTITIONS + NEW
+            proc = own_worker(self.url, GROUP, self.sub.endpoint, self.cls, served, *extra)
         self.procs.append(proc)
         self.workers.append(proc)
         return proc
