@@ -146,6 +146,6 @@ def to_json(results: list[Result]) -> str:
     rows = []
     for r in results:
         extra = {k: v for k, v in r.extra.items() if k != "machine"}
-        row = {**asdict(r), "extra": extra, "ratio": round(r.ratio, 4)}
+        row = {**asdict(r), "extra": extra, "ratio": r.ratio}
         rows.append({**row, "cpu_count": os.cpu_count()})
     return json.dumps({"machine": info, "rows": rows}, indent=2)
