@@ -157,9 +157,20 @@ def bench_payload(client: redis.Redis, n: int) -> list[Result]:
 
 
 def _commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    """(calls, usec) by command, from INFO commandstats."""
-    info: Any = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): (v["calls"], v["usec"]) for k, v in info.items()}
+    """(calls, usec) by command, from INFO commandstats (summed over a cluster's primaries)."""
+    if isinstance(client, redis.RedisCluster):
+        info: Any = client.info("commandstats", target_nodes=redis.RedisCluster.PRIMARIES)
+        flat = any(isinstance(v, dict) and "calls" in v for v in info.values())
+        by_node = [info] if flat else list(info.values())
+    else:
+        by_node = [client.info("commandstats")]
+    found: dict[str, tuple[int, int]] = {}
+    for stats in by_node:
+        for k, v in stats.items():
+            if isinstance(v, dict) and "calls" in v:
+                calls, usec = found.get(k.removeprefix("cmdstat_"), (0, 0))
+                found[k.removeprefix("cmdstat_")] = (calls + v["calls"], usec + v["usec"])
+    return found
 
 
 def _usec(client: redis.Redis, names: list[str], fn: Callable[[], object]) -> float:
