@@ -21,10 +21,11 @@ __all__ = ["latency_rows", "rss_row", "worker_row", "worker_x2_row"]
 
 
 class OutboxWatch:
-    """The largest total length of ``streams``, sampled every 20 ms while it runs."""
+    """The largest total length of ``streams`` and the largest number of their entries not
+    yet acknowledged by the bench's group (pending + lag), sampled every 20 ms while it runs."""
 
     def __init__(self, client: redis.Redis, streams: list[str]) -> None:
-        self.client, self.streams, self.most = client, streams, 0
+        self.client, self.streams, self.most, self.waiting = client, streams, 0, 0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -33,7 +34,10 @@ class OutboxWatch:
             pipe = self.client.pipeline(transaction=False)
             for stream in self.streams:
                 pipe.xlen(stream)
-            self.most = max(self.most, sum(pipe.execute()))
+                pipe.xinfo_groups(stream)
+            replies = pipe.execute()
+            self.most = max(self.most, sum(replies[0::2]))
+            self.waiting = max(self.waiting, sum(_unacked(groups) for groups in replies[1::2]))
 
     def __enter__(self) -> OutboxWatch:
         self.thread.start()
@@ -42,6 +46,13 @@ class OutboxWatch:
     def __exit__(self, *_: Any) -> None:
         self.done.set()
         self.thread.join()
+
+
+def _unacked(groups: list[dict[str, Any]]) -> int:
+    for group in groups:
+        if group.get("name") in (GROUP, GROUP.encode()):
+            return int(group.get("pending") or 0) + int(group.get("lag") or 0)
+    return 0
 
 
 def _zenoh_floor(e2e: E2E, n: int, size: int) -> float:
@@ -169,9 +180,11 @@ def latency_rows(e2e: E2E, size: int, first_ms: float, arrived: bool) -> list[Re
             rate,
             watch.most,
             "writes in one second at the rate",
-            f"largest total length of the {_partitions()} outboxes meanwhile",
+            f"largest total length (XLEN) of the {_partitions()} outboxes meanwhile (extra: "
+            "most entries not yet acknowledged)",
             "lower",
             "stays small while the worker keeps up",
+            {"most_unacknowledged": watch.waiting},
         )
     )
     return rows
