@@ -35,7 +35,9 @@ from ..pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
 from ..worker.loop import Worker
 from .demo import DemoWorker
 
-__all__ = ["CLASSES", "GROUP", "RAW", "Result", "Sizes", "run_benchmarks", "step"]
+__all__ = [
+    "CLASSES", "GROUP", "RAW", "Result", "Sizes", "run_benchmarks", "step", "table", "to_json",
+]  # fmt: skip
 
 #: the bench's classes, by benchmark (every class name starts with ``oprc-bench-``)
 CLASSES = {
@@ -94,7 +96,7 @@ class Sizes:
 
     @property
     def latency_writes(self) -> int:
-        return int(self.rate * (0.5 if self.quick else 5))
+        return max(20, int(self.rate * (0.2 if self.quick else 5)))
 
     @property
     def rss(self) -> int:
@@ -186,3 +188,18 @@ def run_benchmarks(
             return results
     with owned_keys(redis_url, cluster=cluster):
         return run_all(redis_url, sizes, cluster=cluster, private=False)
+
+
+def table(results: list[Result]) -> str:
+    """The results as a table, then what each row measures and the machine
+    (:func:`.bench_run.table`)."""
+    from .bench_run import table as render
+
+    return render(results)
+
+
+def to_json(results: list[Result]) -> str:
+    """``{"machine": {...}, "rows": [...]}`` (:func:`.bench_run.to_json`)."""
+    from .bench_run import to_json as render
+
+    return render(results)
