@@ -134,10 +134,13 @@ def rss_bytes(pid: int) -> int:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
-    except OSError:  # not Linux
-        import resource
+    except OSError:  # not Linux: psutil when installed (the dev extra), else unknown
+        try:
+            import psutil
 
-        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+            return int(psutil.Process(pid).memory_info().rss)
+        except ImportError:
+            return 0
     return 0
 
 
