@@ -136,7 +136,7 @@ def rss_bytes(pid: int) -> int:
                     return int(line.split()[1]) * 1024
     except OSError:  # not Linux: psutil when installed (the dev extra), else unknown
         try:
-            import psutil
+            import psutil  # type: ignore[import-untyped]
 
             return int(psutil.Process(pid).memory_info().rss)
         except ImportError:
