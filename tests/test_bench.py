@@ -62,3 +62,17 @@ def test_the_cluster_rows_compare_one_redis_with_three_primaries(redis_url: str)
     assert [r["name"] for r in json.loads(to_json(rows))["rows"]] == [r.name for r in rows]
     assert children() == before  # the cluster's nodes are stopped
     assert Sizes(quick=True).rss < Sizes().rss < Sizes(full=True).rss == 1_000_000
+
+
+@pytest.mark.quick
+def test_the_bench_options_are_those_the_readme_names() -> None:
+    from click.testing import CliRunner
+
+    from oprc_redis_events.cli import main
+
+    shown = CliRunner().invoke(main, ["bench", "--help"]).output
+    for option in ("--quick", "--full", "--rate", "--rss-triggers", "--json", "--redis-url"):
+        assert option in shown, option
+    assert Sizes(rate=5000).latency_writes == 25_000 and Sizes(quick=True).rss == 2000
+    bad = CliRunner().invoke(main, ["bench", "--rate", "0"])
+    assert bad.exit_code != 0 and "--rate" in bad.output
