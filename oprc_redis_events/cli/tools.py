@@ -149,7 +149,8 @@ def bench(
 ) -> None:
     """Measure the write path, the worker, latency and memory as ratios against raw redis-py,
     raw Redis Streams and raw Zenoh, measured in the same run, and print a table (and JSON).
-    A progress line per benchmark goes to stderr.  With --cluster and no --redis-url, also
+    A progress line per benchmark goes to stderr; Ctrl-C or SIGTERM stops every process it
+    started and deletes its keys.  With --cluster and no --redis-url, also
     write and dispatch on a private 3-primary cluster against the same work on the private
     single Redis."""
     from ..dev.bench import Sizes, run_benchmarks
@@ -157,7 +158,12 @@ def bench(
 
     configure_logging("warning")
     sizes = Sizes(quick=quick, full=full, rate=rate, rss_triggers=rss_triggers)
-    results = run_benchmarks(redis_url, cluster=bool(cluster), sizes=sizes)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop what it started, as on Ctrl-C
+    try:
+        results = run_benchmarks(redis_url, cluster=bool(cluster), sizes=sizes)
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything started was stopped", err=True)
+        sys.exit(130)
     click.echo(table(results))
     if json_path == "-":
         click.echo(to_json(results))
