@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,20 @@ def test_the_bench_options_are_those_the_readme_names() -> None:
     assert Sizes(rate=5000).latency_writes == 25_000 and Sizes(quick=True).rss == 2000
     bad = CliRunner().invoke(main, ["bench", "--rate", "0"])
     assert bad.exit_code != 0 and "--rate" in bad.output
+
+
+def test_sigterm_stops_everything_the_bench_started() -> None:
+    with subprocess.Popen(
+        [*CLI, "bench", "--quick"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as bench:
+        assert bench.stderr is not None
+        for line in bench.stderr:  # the worker process and the subscriber are up
+            if line.startswith("bench: new_partition_first_event"):
+                break
+        started = psutil.Process(bench.pid).children(recursive=True)
+        assert len(started) >= 3  # redis-server, subscriber, worker
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(60) == 130
+        assert "interrupted: everything started was stopped" in bench.stderr.read()
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive
