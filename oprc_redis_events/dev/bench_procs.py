@@ -83,6 +83,7 @@ class Subscriber(Proc):
 
     def count(self, n: int) -> None:
         self.send(f"count {n}")
+        self.expect("armed", 30)
 
     def answer(self, word: str, timeout: float) -> list[str]:
         """The answer to the command in hand; after ``timeout`` s, what arrived by then."""
@@ -99,6 +100,7 @@ class Subscriber(Proc):
 
     def latencies(self, n: int) -> None:
         self.send(f"lat {n}")
+        self.expect("armed", 30)
 
     def latencies_ns(self, timeout: float = 120.0) -> list[int]:
         return [int(v) for v in self.answer("lat", timeout)]

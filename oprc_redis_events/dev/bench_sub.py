@@ -41,6 +41,7 @@ class Listener:
         with self.lock:
             self.expected, self.latency, self.first, self.size = n, latency, 0, 0
             self.seen = []
+            print("armed", flush=True)  # before any answer; only now may the bench start
 
     def __call__(self, sample: Any) -> None:
         now = time.time_ns()
