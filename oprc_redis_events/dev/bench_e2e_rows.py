@@ -65,7 +65,7 @@ def _zenoh_floor(e2e: E2E, n: int, size: int) -> float:
         started = time.time_ns()
         putter.send("go")
 
-    _, last, _, got = e2e.delivered(n, go, 120)
+    _, last, _, got = e2e.delivered(n, go, 30 + n / 1000)
     putter.send("end")
     putter.stop()
     return got / ((last - started) / 1e9)
@@ -84,7 +84,7 @@ def _paused_run(e2e: E2E, n: int) -> float:
         for proc in e2e.workers:
             proc.pause(False)
 
-    _, last, _, got = e2e.delivered(count, resume, 300)
+    _, last, _, got = e2e.delivered(count, resume, 30 + count / 1000)
     return got / ((last - started) / 1e9)
 
 
@@ -235,7 +235,7 @@ def rss_row(e2e: E2E) -> Result:
     with step(f"worker_rss ({each * rounds:,} triggers)"):
         samples = []
         for _ in range(rounds):
-            e2e.delivered(each, lambda: e2e.fill(each), 600)
+            e2e.delivered(each, lambda: e2e.fill(each), 30 + each / 1000)
             samples.append(rss_bytes(worker.pid))
             if each >= 10_000:  # keep Redis small: drop what was delivered and acknowledged
                 time.sleep(0.3)  # the acks (delayed 200 ms)
