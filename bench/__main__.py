@@ -1,5 +1,5 @@
-"""``python -m bench [--quick] [--json PATH] [--redis-url URL]``: the same as
-``oprc-redis-events bench``."""
+"""``python -m bench [--quick] [--full] [--rate N] [--rss-triggers N] [--json PATH]
+[--redis-url URL] [--cluster]``: the same as ``oprc-redis-events bench``."""
 
 from oprc_redis_events.cli import main
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -233,34 +232,6 @@ def test_demo_writer_mode(redis_url: str, client, store: ObjectStore) -> None:  
     mine = store.get("orders", 0, 1001)
     assert mine is not None and mine.entries == {42: b"mine"} and mine.version == 1
     assert not client.exists("oprc:{orders:0}:outbox")
-
-
-def test_bench_prints_a_table_and_json(tmp_path: Path) -> None:
-    """With --cluster (no --redis-url) the cluster rows come after the single Redis's."""
-    before = children()
-    out = subprocess.run(
-        [*CLI, "bench", "--quick", "--cluster", "--json", str(tmp_path / "b.json")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "ratio" in out.stdout.splitlines()[0]
-    assert f"machine: {os.cpu_count()} CPU core(s)" in out.stdout
-    assert "the ratio says little" in out.stdout
-    results = json.loads((tmp_path / "b.json").read_text())
-    assert [r["name"] for r in results] == [
-        "write",
-        "write_pipelined",
-        "dispatch",
-        "zenoh_end_to_end",
-        "cluster_write",
-        "cluster_write_pipelined",
-        "cluster_dispatch",
-    ]
-    assert all(r["baseline"] > 0 and r["measured"] > 0 for r in results)
-    assert all(r["cpu_count"] == os.cpu_count() for r in results)
-    assert children() == before  # the private Redis and the cluster's nodes are stopped
 
 
 def test_every_command_is_documented_and_every_documented_command_exists() -> None:

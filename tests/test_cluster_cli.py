@@ -42,7 +42,7 @@ RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
     (("delete",), ["orders", "P0", "1", "1"], "event(s) queued"),
 ]
 DAEMONS = {("worker",), ("serve",), ("objects",)}  # long-running: --cluster checked by parsing
-ELSEWHERE = {("bench",), ("demo",)}  # bench: test_cli and test_dev_tools_keys; demo: below
+ELSEWHERE = {("bench",), ("demo",)}  # bench: test_bench and test_dev_tools_keys; demo: below
 
 
 def one_partition_per_primary(cluster: RedisCluster) -> list[int]:

@@ -14,12 +14,14 @@ import redis
 
 from oprc_redis_events import ObjectStore
 from oprc_redis_events.dev import bench
+from oprc_redis_events.dev.bench_run import ROWS
 from oprc_redis_events.dev.cluster import RedisCluster
 from oprc_redis_events.errors import OprcEventsError
 
 from .helpers import watch_all
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
+TINY = bench.Sizes(quick=True, rss_triggers=40)
 
 
 def users_data(client: redis.Redis, store: ObjectStore) -> dict[bytes, object]:
@@ -40,8 +42,8 @@ def test_bench_on_a_users_redis_keeps_to_its_own_keys(
     client: redis.Redis, store: ObjectStore, redis_url: str
 ) -> None:
     before = users_data(client, store)
-    results = bench.run_benchmarks(redis_url, quick=True)
-    assert [r.name for r in results] == ["write", "write_pipelined", "dispatch", "zenoh_end_to_end"]
+    results = bench.run_benchmarks(redis_url, sizes=TINY)
+    assert [r.name for r in results] == list(ROWS)
     assert dump(client) == before  # nothing of the user's read, changed or flushed; ours gone
     assert client.xpending("oprc:{orders:0}:outbox", "oprc-events")["pending"] == 0
 
@@ -51,7 +53,7 @@ def test_bench_refuses_a_redis_that_has_keys_of_its_own(
 ) -> None:
     client.set(bench.RAW["write"], "left over")
     with pytest.raises(OprcEventsError, match="already has keys of the bench's"):
-        bench.run_benchmarks(redis_url, quick=True)
+        bench.run_benchmarks(redis_url, sizes=TINY)
     assert client.get(bench.RAW["write"]) == b"left over"
 
 
@@ -76,8 +78,8 @@ def test_bench_on_a_users_cluster_keeps_to_its_own_keys(
             store.client.xgroup_create(f"oprc:{{orders:{pid}}}:outbox", "oprc-events", id="0")
         store.client.set("plain:1", "mine")
     before = cluster_dump(redis_cluster_server)
-    results = bench.run_benchmarks(cluster_url, quick=True, cluster=True)
-    assert [r.name for r in results] == ["write", "write_pipelined", "dispatch", "zenoh_end_to_end"]
+    results = bench.run_benchmarks(cluster_url, cluster=True, sizes=TINY)
+    assert [r.name for r in results] == list(ROWS)
     assert all(r.measured > 0 for r in results)
     assert cluster_dump(redis_cluster_server) == before  # nothing of the user's touched; ours gone
     with ObjectStore.from_url(cluster_url, cluster=True) as store:

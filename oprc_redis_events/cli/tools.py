@@ -114,22 +114,56 @@ def _interrupt(signum: int, frame: object) -> None:
     "Cluster, through a seed node).",
     env=False,
 )
-@click.option("--quick", is_flag=True, help="Smaller runs (about 5 s; about 10 s with --cluster).")
+@click.option("--quick", is_flag=True, help="A smoke run of tiny sizes (seconds; not figures).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The long run: the worker's RSS over 1,000,000 triggers (default 100,000).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1),
+    default=1000.0,
+    show_default=True,
+    help="Writes per second of the latency rows (write -> subscriber receipt).",
+)
+@click.option(
+    "--rss-triggers",
+    type=click.IntRange(min=1),
+    help="Triggers the worker delivers for the worker_rss row (overrides --quick/--full).",
+)
 @click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the results as JSON to this file ('-': standard output).",
 )
-def bench(redis_url: str | None, cluster: bool | None, quick: bool, json_path: str | None) -> None:
-    """Measure the write path and the worker as ratios against raw redis-py and Zenoh,
-    measured in the same run, and print a table (and JSON).  With --cluster and no
-    --redis-url, also write and dispatch on a private 3-primary cluster against the same
-    work on the private single Redis."""
-    from ..dev.bench import run_benchmarks, table, to_json
+def bench(
+    redis_url: str | None,
+    cluster: bool | None,
+    quick: bool,
+    full: bool,
+    rate: float,
+    rss_triggers: int | None,
+    json_path: str | None,
+) -> None:
+    """Measure the write path, the worker, latency and memory as ratios against raw redis-py,
+    raw Redis Streams and raw Zenoh, measured in the same run, and print a table (and JSON).
+    A progress line per benchmark goes to stderr; Ctrl-C or SIGTERM stops every process it
+    started and deletes its keys.  With --cluster and no --redis-url, also
+    write and dispatch on a private 3-primary cluster against the same work on the private
+    single Redis."""
+    from ..dev.bench import Sizes, run_benchmarks
+    from ..dev.bench_run import table, to_json
 
     configure_logging("warning")
-    results = run_benchmarks(redis_url, quick=quick, cluster=bool(cluster))
+    sizes = Sizes(quick=quick, full=full, rate=rate, rss_triggers=rss_triggers)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop what it started, as on Ctrl-C
+    try:
+        results = run_benchmarks(redis_url, cluster=bool(cluster), sizes=sizes)
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything started was stopped", err=True)
+        sys.exit(130)
     click.echo(table(results))
     if json_path == "-":
         click.echo(to_json(results))

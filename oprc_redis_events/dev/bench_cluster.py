@@ -33,7 +33,8 @@ from ..config import Settings
 from ..connect.redis_client import redis_client
 from ..protocol.keys import PartitionKeys
 from ..worker.publisher import MemoryPublisher
-from .bench import GROUP, Result, _config, _fill, _rate
+from .bench import GROUP, Result, fill, rate
+from .bench import config as _config
 from .cluster import RedisCluster
 from .demo import DemoWorker
 
@@ -66,7 +67,7 @@ def _write(client: redis.Redis, pids: list[int], n: int) -> float:
     store, cls = ObjectStore(client, Settings.from_env({})), SPREAD["write"]
     for pid in pids:
         store.create(cls, pid, 1, {1: b"0"}, event=_config())
-    return _rate(
+    return rate(
         n,
         lambda: (
             [store.update(cls, pids[i % len(pids)], 1, {1: str(i).encode()}) for i in range(n)]
@@ -90,7 +91,7 @@ def _pipelined(client: redis.Redis, pids: list[int], batches: int) -> float:
                 pipe.hset(objects[i % len(objects)], "1", f"{b}-{i}")
             pipe.execute()
 
-    return _rate(batches * 100, run)
+    return rate(batches * 100, run)
 
 
 def _dispatch(client: redis.Redis, base: Settings, pids: list[int], n: int) -> float:
@@ -102,11 +103,11 @@ def _dispatch(client: redis.Redis, base: Settings, pids: list[int], n: int) -> f
         store.create(cls, pid, 1, {1: b"0"}, event=_config())
         store.update(cls, pid, 1, {1: b"x" * 100})
         first: Any = client.xrange(keys.outbox, count=1)
-        _fill(client, keys.outbox, each - 1, first[0][1])
+        fill(client, keys.outbox, each - 1, first[0][1])
     worker = DemoWorker(
         base.replace(group=GROUP), [cls], partitions=pids, publisher=MemoryPublisher()
     )
-    return _rate(each * len(pids), lambda: asyncio.run(worker.run_async(burst=True)))
+    return rate(each * len(pids), lambda: asyncio.run(worker.run_async(burst=True)))
 
 
 def _figures(url: str, pids: dict[str, list[int]], scale: int, *, cluster: bool) -> list[float]:
