@@ -22,7 +22,8 @@ import redis
 
 from ..config import ENV_VARS, Settings, check_redis_url
 from ..connect.zenoh_session import zenoh_message
-from ..errors import ConfigError, OprcEventsError, RedisUnavailableError
+from ..errors import ConfigError, InvalidIdError, OprcEventsError, RedisUnavailableError
+from ..protocol.keys import validate_id
 
 __all__ = [
     "UserErrorGroup",
@@ -282,3 +283,17 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("redis").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def class_ids(
+    _ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A repeatable class option's values (an environment value split at commas), each a
+    valid ``cls_id``: a bad one is a usage error naming the option."""
+    classes = tuple(c.strip() for v in value for c in v.split(",") if c.strip())
+    for cls_id in classes:
+        try:
+            validate_id("cls_id", cls_id)
+        except InvalidIdError as err:
+            raise click.BadParameter(str(err), param=param) from None
+    return classes

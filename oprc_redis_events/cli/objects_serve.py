@@ -16,7 +16,7 @@ from ..protocol.objdata import (
     DEFAULT_MAX_WRITES_PER_S,
     served_expressions,
 )
-from .base import configure_logging, env_option, redis_url_option, setting_option
+from .base import class_ids, configure_logging, env_option, redis_url_option, setting_option
 from .base import zenoh_endpoint_options as _zenoh_endpoints
 from .worker import settings_from_flags
 
@@ -33,7 +33,7 @@ log = logging.getLogger("oprc_redis_events.worker.objects_api")
     multiple=True,
     required=True,
     metavar="CLS",
-    callback=lambda _ctx, _param, value: _classes(value),
+    callback=class_ids,
     help="Class whose objects to serve, every partition (repeatable; env: comma-separated).",
 )
 @click.option(
@@ -89,11 +89,6 @@ def objects(
     for cls_id in settings.serve_objects:
         served_expressions(cls_id)  # an invalid class id: an Error line before connecting
     asyncio.run(_serve(settings, partitions or None, max_writes_per_s))
-
-
-def _classes(value: tuple[str, ...]) -> tuple[str, ...]:
-    """``--serve`` values, an environment value split at commas."""
-    return tuple(c.strip() for v in value for c in v.split(",") if c.strip())
 
 
 async def _serve(settings: Settings, partitions: tuple[int, ...] | None, max_writes: int) -> None:

@@ -11,11 +11,14 @@ from typing import Any
 
 import click
 
-from ..config import CAPTURE_MODES, PAYLOAD_FORMATS, ZENOH_MODES, Settings
+from ..config import CAPTURE_MODES, ENV_VARS, PAYLOAD_FORMATS, ZENOH_MODES, Settings
+from ..errors import ConfigError, InvalidIdError
 from ..protocol.encode import DELIVERY_MODES
+from ..protocol.keys import validate_id
 from .base import (
     F,
     apply,
+    class_ids,
     configure_logging,
     env_option,
     redis_url_option,
@@ -49,7 +52,13 @@ def settings_from_flags(**flags: Any) -> Settings:
     for name in ("zenoh_connect", "zenoh_listen", "serve_objects"):
         if flags.get(name) == ():
             flags[name] = None
-    return Settings.from_env(**flags)
+    settings = Settings.from_env(**flags)
+    for cls_id in settings.serve_objects:  # from the environment: named before starting
+        try:
+            validate_id("cls_id", cls_id)
+        except InvalidIdError as err:
+            raise ConfigError(f"{ENV_VARS['serve_objects']}: {err}") from None
+    return settings
 
 
 def _log_level_option(default: str) -> Callable[[F], F]:
@@ -157,6 +166,7 @@ _WORKER_OPTIONS = [
         "--serve-objects",
         multiple=True,
         metavar="CLS",
+        callback=class_ids,
         help="Also serve the ODGM data API (Zenoh GET, set, DELETE on "
         "oprc/{cls}/*/objects/*) of this class from Redis, every partition (repeatable; "
         "env: comma-separated).",
