@@ -200,6 +200,21 @@ def test_the_check_is_skipped_where_acl_dryrun_is_refused(acl_user: Users) -> No
         store.close()
 
 
+def one_error_line(*args: str, secret: str) -> str:
+    """Run the CLI with ``args``: it must exit 1 with one ``Error:`` line (returned), no
+    traceback, and never show ``secret``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "oprc_redis_events.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert "Traceback" not in out.stderr and secret not in out.stderr, out.stderr
+    return errors[0]
+
+
 @pytest.mark.parametrize(
     ("role", "drop", "named"),
     [("worker", "+xack", "XACK on oprc:{*}:outbox"),
@@ -210,30 +225,14 @@ def test_the_worker_exits_with_one_error_line_naming_what_is_missing(
 ) -> None:
     url = acl_user(role, drop=drop)
     capture = ["--capture", "keyspace"] if role == "capture" else []
-    out = subprocess.run(
-        [sys.executable, "-m", "oprc_redis_events.cli", "worker", "--redis-url", url, *capture],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
-    assert out.returncode == 1 and len(errors) == 1, out.stderr
-    assert named in errors[0] and f"acl --role {role}" in errors[0], errors[0]
-    assert "Traceback" not in out.stderr and f"pw-{role}" not in out.stderr
+    error = one_error_line("worker", "--redis-url", url, *capture, secret=f"pw-{role}")
+    assert named in error and f"acl --role {role}" in error, error
 
 
 def test_serving_objects_as_the_worker_role_names_the_writers_rights(acl_user: Users) -> None:
-    command = ["objects", "--serve", "c", "--redis-url", acl_user("worker")]
-    out = subprocess.run(
-        [sys.executable, "-m", "oprc_redis_events.cli", *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
-    assert out.returncode == 1 and len(errors) == 1, out.stderr
-    assert "may not run" in errors[0] and "acl --role writer" in errors[0], errors[0]
-    assert "Traceback" not in out.stderr and "pw-worker" not in out.stderr
+    url = acl_user("worker")
+    error = one_error_line("objects", "--serve", "c", "--redis-url", url, secret="pw-worker")
+    assert "may not run" in error and "acl --role writer" in error, error
 
 
 def test_a_user_with_two_roles_has_the_rights_of_both(acl_user: Users) -> None:
@@ -259,16 +258,9 @@ def test_the_worker_names_a_missing_role_or_refused_credentials(
     url = acl_user("worker")
     if flags == ["--wrong-password"]:
         url, flags = url.replace(":pw-worker@", ":not-the-password@"), []
-    out = subprocess.run(
-        [sys.executable, "-m", "oprc_redis_events.cli", "worker", "--redis-url", url, *flags],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
-    assert out.returncode == 1 and len(errors) == 1, out.stderr
-    assert named in errors[0] and "Traceback" not in out.stderr, errors[0]
-    assert "pw-worker" not in out.stderr and "not-the-password" not in out.stderr
+    secret = url.split(":")[2].split("@")[0]  # the password the URL carries
+    error = one_error_line("worker", "--redis-url", url, *flags, secret=secret)
+    assert named in error, error
 
 
 def test_a_worker_whose_credentials_redis_refuses_is_not_ready(acl_user: Users) -> None:
