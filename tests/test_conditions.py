@@ -10,10 +10,12 @@ import logging
 
 import pytest
 import redis
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.cli.main import main
 from oprc_redis_events.errors import InvalidTriggerError
 from oprc_redis_events.protocol.conditions import ConditionFailed, holds, variables
 from oprc_redis_events.protocol.keys import PartitionKeys
@@ -218,3 +220,31 @@ def test_set_triggers_refuses_a_bad_condition_and_keeps_the_old_triggers(
         bad = TriggerTarget(cls_id="svc", fn_id="x", req_options={WHEN: "new.startsWith("})
         store.add_trigger("orders", 0, 3, "on_update", "status", bad)
     assert store.get_triggers("orders", 0, 3) == good
+
+
+def test_the_cli_adds_a_condition_and_explain_shows_its_verdict(
+    store: ObjectStore, redis_url: str
+) -> None:
+    store.create("orders", 0, 4, {"status": b"pending"})
+    runner = CliRunner()
+    base = ["orders", "0", "4", "--redis-url", redis_url]
+    when = 'old == "pending" && new == "paid"'
+    added = runner.invoke(
+        main,
+        ["triggers", "add", *base, "on_update", "status", "billing/0/on_paid", "--when", when,
+         "--include-old"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    [target] = store.get_triggers("orders", 0, 4).data_trigger_str["status"].on_update
+    assert dict(target.req_options) == {WHEN: when, "oprc.include_old": "true"}
+    paid = runner.invoke(main, ["explain", *base, "status=paid"]).output
+    assert "dispatched: condition " + when + ' is true; old="pending", new="paid"' in paid
+    other = runner.invoke(main, ["explain", *base, "status=shipped"]).output
+    assert (
+        "NOT dispatched: condition" in other and 'is false; old="pending", new="shipped"' in other
+    )
+    bad = runner.invoke(
+        main, ["triggers", "add", *base, "on_update", "status", "billing/0/x", "--when", "old =="]
+    )
+    assert bad.exit_code != 0 and "oprc.when" in bad.output and "column 7" in bad.output
+    assert len(store.get_triggers("orders", 0, 4).data_trigger_str["status"].on_update) == 1
