@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.cli.main import main
 from oprc_redis_events.errors import InvalidTriggerError
+from oprc_redis_events.lua.loader import register
 from oprc_redis_events.protocol.conditions import ConditionFailed, holds, variables
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.triggers import OLD_MARK, build_index, coerce_event
@@ -248,3 +249,25 @@ def test_the_cli_adds_a_condition_and_explain_shows_its_verdict(
     )
     assert bad.exit_code != 0 and "oprc.when" in bad.output and "column 7" in bad.output
     assert len(store.get_triggers("orders", 0, 4).data_trigger_str["status"].on_update) == 1
+
+
+def test_keyspace_capture_adds_the_old_value_from_its_shadow(
+    store: ObjectStore, client: redis.Redis
+) -> None:
+    keys = PartitionKeys.of("orders", 0)
+    ev = _event("old != null")
+    ev.data_trigger_str["status"].on_delete.append(
+        TriggerTarget(cls_id="svc", fn_id="gone", req_options={"oprc.include_old": "true"})
+    )
+    ev.data_trigger_str["plain"].on_update.append(TriggerTarget(cls_id="svc", fn_id="p"))
+    store.create("orders", 0, 5, {"status": b"a", "plain": b"x"}, event=ev)
+    capture = register(client, "capture")
+    args = [keys.obj("5"), keys.meta("5"), keys.outbox, keys.shadow("5")]
+    capture(keys=args, args=["5", "keep", "1"])  # first sight: the shadow is made
+    client.hset(keys.obj("5"), mapping={"status": "b", "plain": "y"})  # behind the library
+    capture(keys=args, args=["5", "keep", "1"])
+    client.hdel(keys.obj("5"), "status")
+    capture(keys=args, args=["5", "keep", "1"])
+    entries = [f for _, f in client.xrange(keys.outbox)]
+    found = [(f[b"k%d" % i], f.get(b"q%d" % i)) for f in entries for i in (1, 2) if b"k%d" % i in f]
+    assert sorted(found) == [(b"plain", None), (b"status", b"a"), (b"status", b"b")]
