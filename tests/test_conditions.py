@@ -92,6 +92,14 @@ def test_an_expression_that_does_not_compile_is_refused(expression: str, where: 
 
 
 @pytest.mark.quick
+def test_include_old_is_true_or_false() -> None:
+    ev = _event("true")
+    ev.data_trigger_str["status"].on_update[0].req_options["oprc.include_old"] = "yes"
+    with pytest.raises(InvalidTriggerError, match=r"oprc\.include_old='yes' is neither"):
+        coerce_event(ev)
+
+
+@pytest.mark.quick
 def test_only_targets_that_need_the_old_value_mark_their_index() -> None:
     ev = _event('new == "x"')
     ev.data_trigger_str["status"].on_create.append(TriggerTarget(cls_id="svc", fn_id="plain"))

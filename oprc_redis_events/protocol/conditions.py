@@ -38,6 +38,7 @@ __all__ = [
     "INCLUDE_OLD_OPTION",
     "WHEN_OPTION",
     "ConditionFailed",
+    "check_options",
     "check_when",
     "compiled",
     "holds",
@@ -106,6 +107,17 @@ def check_when(expression: str) -> None:
             f"req_options {WHEN_OPTION} {expression!r} does not compile at line {line}, "
             f"column {column}: {what}"
         ) from None
+
+
+def check_options(when: str | None, include_old: str | None) -> None:
+    """Raise ``ValueError`` naming the option when ``oprc.when`` does not compile or
+    ``oprc.include_old`` is neither ``"true"`` nor ``"false"``."""
+    if include_old is not None and include_old not in ("true", "false"):
+        raise ValueError(
+            f"req_options {INCLUDE_OLD_OPTION}={include_old!r} is neither 'true' nor 'false'"
+        )
+    if when is not None:
+        check_when(when)
 
 
 def includes_old(options: Mapping[str, str]) -> bool:

@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
-from .conditions import WHEN_OPTION, check_when, needs_old
+from .conditions import INCLUDE_OLD_OPTION, WHEN_OPTION, check_options, needs_old
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
 from .limits import DEFAULT_LIMITS, Limits
 from .targets import (
@@ -92,6 +92,7 @@ def check_target(target: Target) -> None:
         target.object_id_str,
         mode,
         target.options.get(WHEN_OPTION),
+        target.options.get(INCLUDE_OLD_OPTION),
     )
 
 
@@ -104,6 +105,7 @@ def _check(
     object_id_str: str | None,
     mode: str | None,
     when: str | None = None,
+    include_old: str | None = None,
 ) -> None:
     # Cached: a target is checked once, not per trigger (errors are not cached).
     validate_id("cls_id", cls_id)
@@ -119,9 +121,9 @@ def _check(
         raise InvalidIdError(
             f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
         )
-    if when is not None:
+    if when is not None or include_old is not None:
         try:
-            check_when(when)
+            check_options(when, include_old)
         except ValueError as err:
             raise InvalidIdError(f"target {cls_id}.{fn_id}: {err}") from None
 
