@@ -279,3 +279,22 @@ def test_keyspace_capture_adds_the_old_value_from_its_shadow(
     entries = [f for _, f in client.xrange(keys.outbox)]
     found = [(f[b"k%d" % i], f.get(b"q%d" % i)) for f in entries for i in (1, 2) if b"k%d" % i in f]
     assert sorted(found) == [(b"plain", None), (b"status", b"a"), (b"status", b"b")]
+
+
+def test_a_condition_on_a_function_event_sees_its_output(
+    settings: Settings, store: ObjectStore
+) -> None:
+    ev = ObjectEvent()
+    for slot, when in (("on_complete", 'event == "complete" && new == "ok" && old == null'),
+                       ("on_error", 'new.startsWith("timeout")')):  # fmt: skip
+        getattr(ev.func_trigger["pay"], slot).append(
+            TriggerTarget(cls_id="svc", fn_id=slot, req_options={WHEN: when})
+        )
+    store.create("orders", 0, 6, {"status": b"a"}, event=ev)
+    store.report_function_result("orders", 0, 6, "pay", ok=True, output=b"ok")
+    store.report_function_result("orders", 0, 6, "pay", ok=True, output=b"other")
+    store.report_function_result("orders", 0, 6, "pay", error="timeout after 5 s")
+    store.report_function_result("orders", 0, 6, "pay", error="refused")
+    publisher, worker = _run(settings)
+    assert _fired(publisher) == ["on_complete", "on_error"]
+    assert worker.stats.condition_skips == 2
