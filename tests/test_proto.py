@@ -65,7 +65,8 @@ WIRE_FIELDS = {
         "req_options": 5,
         "object_id_str": 6,
     },
-    data.TriggerPayload: {"event_info": 1, "original_payload": 3},
+    # previous_payload = 4: our additive field (issue 15, oprc.include_old), not in WIRE.md
+    data.TriggerPayload: {"event_info": 1, "original_payload": 3, "previous_payload": 4},
     data.EventInfo: {
         "source_cls_id": 1,
         "source_partition_id": 2,

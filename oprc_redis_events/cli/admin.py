@@ -6,15 +6,18 @@ A target spec names a trigger target the way its Zenoh key does:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
 from ..protocol.codes import DATA_EVENTS, FUNC_EVENTS
+from ..protocol.conditions import WHEN_OPTION, ConditionFailed, holds, variables
 from ..protocol.diff import Change
 from ..protocol.keys import (
     FieldKey,
     check_utf8,
+    field_name,
     object_segment,
     parse_object_segment,
     validate_id,
@@ -102,8 +105,19 @@ def list_triggers(event: ObjectEvent) -> Iterator[tuple[str, str, str, TriggerTa
                 yield "func_trigger", fn_id, slot, t
 
 
-def explain(event: ObjectEvent, changes: list[Change], depth: int, max_depth: int) -> list[str]:
-    """Readable lines: each change, the targets it fires and why, or why none."""
+#: where an explained change happens: (cls, partition, object id as spelled in keys)
+Source = tuple[str, int, str]
+
+
+def explain(
+    event: ObjectEvent,
+    changes: list[Change],
+    depth: int,
+    max_depth: int,
+    source: Source = ("", 0, ""),
+) -> list[str]:
+    """Readable lines: each change, the targets it fires and why, or why none (the depth
+    limit, a condition ``oprc.when`` that is false or fails, with the values it saw)."""
     lines: list[str] = []
     if not changes:
         return ["no field changes: nothing fires (unchanged values emit no event)"]
@@ -122,7 +136,7 @@ def explain(event: ObjectEvent, changes: list[Change], depth: int, max_depth: in
             continue
         for t in targets:
             verdict = (
-                "dispatched"
+                _verdict(t, ch, depth, source)
                 if depth < max_depth
                 else f"NOT dispatched: depth {depth} >= max {max_depth}"
             )
@@ -132,3 +146,27 @@ def explain(event: ObjectEvent, changes: list[Change], depth: int, max_depth: in
 
 def _show(value: bytes | None) -> str:
     return "(absent)" if value is None else repr(value)
+
+
+def _verdict(t: TriggerTarget, ch: Change, depth: int, source: Source) -> str:
+    """``dispatched`` or why not, for a target's condition (when it has one)."""
+    expression = t.req_options.get(WHEN_OPTION)
+    if expression is None:
+        return "dispatched"
+    cls_id, partition, object_id = source
+    values = variables(
+        old=ch.old, new=ch.new, event_type=ch.kind.number, key=field_name(ch.key),
+        object_id=object_id, cls=cls_id, partition=partition, depth=depth,
+    )  # fmt: skip
+    seen = f"old={_cel(values['old'])}, new={_cel(values['new'])}"
+    try:
+        matched = holds(expression, values)
+    except ConditionFailed as err:
+        return f"NOT dispatched: condition {expression} failed ({err}), taken as false; {seen}"
+    if matched:
+        return f"dispatched: condition {expression} is true; {seen}"
+    return f"NOT dispatched: condition {expression} is false; {seen}"
+
+
+def _cel(value: object) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)

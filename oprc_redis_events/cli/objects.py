@@ -9,9 +9,16 @@ import click
 
 from ..errors import ObjectExistsError
 from ..protocol.diff import field_changes
-from ..protocol.keys import FieldKey, field_name, parse_field_name, parse_object_segment
+from ..protocol.keys import (
+    FieldKey,
+    field_name,
+    object_segment,
+    parse_field_name,
+    parse_object_segment,
+)
 from . import admin
 from .base import json_bytes, redis_settings, redis_url_option
+from .trigger_options import edit_args, target_options
 
 __all__ = ["delete", "explain", "get", "put", "triggers"]
 
@@ -193,50 +200,19 @@ def _edit(
     event: str,
     key: str,
     target: str,
-    options: tuple[str, ...],
+    options: dict[str, str],
 ) -> int:
     """One atomic add or remove (``store.add_trigger`` / ``remove_trigger``): 1 when it
     changed the configuration, 0 when there was nothing to do."""
-    spec = admin.parse_target(target, dict(o.split("=", 1) for o in options if "=" in o))
+    spec = admin.parse_target(target, options)
     field: FieldKey = key if event in admin.FUNC_SLOTS else _field(key)
     with _store(redis_url, cluster) as store:
         edit = store.add_trigger if add else store.remove_trigger
         return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
 
 
-def _check_options(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    seen: set[str] = set()
-    for option in value:
-        key = option.partition("=")[0]
-        if "=" not in option or not key:
-            raise click.BadParameter(
-                f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
-            )
-        if key in seen:
-            raise click.BadParameter(f"{key!r} is given twice; give each KEY once", ctx, param)
-        seen.add(key)
-    return value
-
-
-_edit_args = [
-    click.argument("event", type=click.Choice(admin.DATA_SLOTS + admin.FUNC_SLOTS)),
-    click.argument("key"),
-    click.argument("target"),
-    click.option(
-        "--option",
-        "options",
-        multiple=True,
-        metavar="K=V",
-        callback=_check_options,
-        help="A req_option of the target, KEY=VALUE (repeatable).",
-    ),
-]
-
-
 def _edit_command(fn: Any) -> Any:
-    for decorator in reversed(_edit_args):
+    for decorator in reversed(edit_args):
         fn = decorator(fn)
     return _object_args(fn)
 
@@ -253,9 +229,12 @@ def triggers_add(
     key: str,
     target: str,
     options: tuple[str, ...],
+    when: str | None,
+    include_old: bool,
 ) -> None:
     """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
-    if _edit(redis_url, cluster, cls_id, partition, object_id, True, event, key, target, options):
+    spec = target_options(options, when, include_old)
+    if _edit(redis_url, cluster, cls_id, partition, object_id, True, event, key, target, spec):
         click.echo(f"added {event} {key} -> {target}")
     else:
         click.echo(f"already there: {event} {key} -> {target}")
@@ -273,11 +252,12 @@ def triggers_remove(
     key: str,
     target: str,
     options: tuple[str, ...],
+    when: str | None,
+    include_old: bool,
 ) -> None:
     """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
-    if not _edit(
-        redis_url, cluster, cls_id, partition, object_id, False, event, key, target, options
-    ):
+    spec = target_options(options, when, include_old)
+    if not _edit(redis_url, cluster, cls_id, partition, object_id, False, event, key, target, spec):
         raise click.ClickException(f"no {event} trigger of {key} targets {target}")
     click.echo(f"removed {event} {key} -> {target}")
 
@@ -322,5 +302,6 @@ def explain(
     current = {k: (v, record.types.get(k, 0)) for k, v in record.entries.items()}
     written = {k: (v, 0) for k, v in sets.items()}  # FIELD=VALUE writes plain bytes
     changes = field_changes(current, written, removed, delete_all=delete_object)
-    for line in admin.explain(record.event, changes, depth, max_depth):
+    source = (cls_id, partition, object_segment(_oid(object_id)))
+    for line in admin.explain(record.event, changes, depth, max_depth, source):
         click.echo(line)

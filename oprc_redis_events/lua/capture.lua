@@ -65,15 +65,15 @@ for i = 1, #current, 2 do
   local name, value = current[i], current[i + 1]
   if name ~= SENTINEL then
     if seen[name] == nil then
-      changes[#changes + 1] = {"c", name, value}
+      changes[#changes + 1] = {"c", name, value, false}
     elseif seen[name] ~= value then
-      changes[#changes + 1] = {"u", name, value}
+      changes[#changes + 1] = {"u", name, value, seen[name]}
     end
   end
 end
 for name, _ in pairs(seen) do
   if name ~= SENTINEL and now_map[name] == nil then
-    changes[#changes + 1] = {"d", name, false}
+    changes[#changes + 1] = {"d", name, false, seen[name]}
   end
 end
 

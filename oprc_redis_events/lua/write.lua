@@ -40,7 +40,8 @@
 -- one HGET of t:<c|u|d>:<field> per changed field.  One stream entry per write, and only
 -- while the capture flag exists, the changes are mirrored into the shadow so that keyspace
 -- capture does not report them a second time.
--- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>], t<i>
+-- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>],
+-- [q<i>] (the old value, for targets that need it: a condition or oprc.include_old), t<i>
 -- (a write with more than 500 matched events is split over several entries; the last id is
 -- returned).  The entry format and the matching are in lib/events.lua.
 --
@@ -182,7 +183,7 @@ local function write(A, o, obj, meta, shadow)
   if mode == "func" then
     local output = values[1]
     if string.len(types[1]) > 2 then output = false end
-    changes[1] = {string.sub(types[1], 1, 2), names[1], output}
+    changes[1] = {string.sub(types[1], 1, 2), names[1], output, false}
   end
 
   if mode == "setnx" and n > 0 then
@@ -215,9 +216,9 @@ local function write(A, o, obj, meta, shadow)
       local oldtype = oldtypes[i + t] or "0"
       if not old[i] then
         created = created + 1
-        changes[#changes + 1] = {"c", names[i], values[i]}
+        changes[#changes + 1] = {"c", names[i], values[i], false}
       elseif old[i] ~= values[i] or oldtype ~= types[i] then
-        changes[#changes + 1] = {"u", names[i], values[i]}
+        changes[#changes + 1] = {"u", names[i], values[i], old[i]}
       end
       args[#args + 1] = names[i]
       args[#args + 1] = values[i]
@@ -262,11 +263,11 @@ local function write(A, o, obj, meta, shadow)
     local cmd = (mode == "incr") and "HINCRBY" or "HINCRBYFLOAT"
     newvalue = tostring(redis.call(cmd, obj, names[1], values[1]))
     if incr_old ~= newvalue then
-      changes[1] = {code, names[1], newvalue}
+      changes[1] = {code, names[1], newvalue, incr_old}
       if not incr_old then created = 1 end
     end
   end
-  if events then batches, matched = match_events(meta, changes, index, known) end
+  if events then batches, matched = match_events(meta, changes, index, known, obj) end
   if #batches == 0 then
     bad = lazy_outbox and check_type(outbox, "stream")  -- no XADD to check it
     if bad then return bad end

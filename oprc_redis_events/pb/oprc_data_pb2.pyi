@@ -179,9 +179,11 @@ class EventInfo(_message.Message):
     def __init__(self, source_cls_id: _Optional[str] = ..., source_partition_id: _Optional[int] = ..., source_object_id: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ..., fn_id: _Optional[str] = ..., key: _Optional[int] = ..., timestamp: _Optional[int] = ..., context: _Optional[_Mapping[str, str]] = ..., source_object_id_str: _Optional[str] = ..., key_str: _Optional[str] = ...) -> None: ...
 
 class TriggerPayload(_message.Message):
-    __slots__ = ("event_info", "original_payload")
+    __slots__ = ("event_info", "original_payload", "previous_payload")
     EVENT_INFO_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     event_info: EventInfo
     original_payload: bytes
-    def __init__(self, event_info: _Optional[_Union[EventInfo, _Mapping]] = ..., original_payload: _Optional[bytes] = ...) -> None: ...
+    previous_payload: bytes
+    def __init__(self, event_info: _Optional[_Union[EventInfo, _Mapping]] = ..., original_payload: _Optional[bytes] = ..., previous_payload: _Optional[bytes] = ...) -> None: ...

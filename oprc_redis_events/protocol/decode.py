@@ -85,6 +85,8 @@ def _payload_from_json(body: bytes) -> TriggerPayload:
     message = TriggerPayload(event_info=EventInfo(**info))
     if doc.get("original_payload") is not None:
         message.original_payload = bytes(doc["original_payload"])
+    if doc.get("previous_payload") is not None:
+        message.previous_payload = bytes(doc["previous_payload"])
     return message
 
 

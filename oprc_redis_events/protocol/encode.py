@@ -25,6 +25,7 @@ from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
 from .codes import FUNC_NUMBERS
+from .conditions import includes_old
 from .keys import (
     PartitionKeys,
     parse_field_name,
@@ -113,23 +114,39 @@ def _event_fields(
     return info
 
 
-def trigger_payload_json(entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]) -> bytes:
-    """The platform's JSON ``TriggerPayload`` (see the module docstring for the shape)."""
+def trigger_payload_json(
+    entry: OutboxEntry,
+    event: OutboxEvent,
+    context: dict[str, str],
+    previous: bytes | None = None,
+) -> bytes:
+    """The platform's JSON ``TriggerPayload`` (see the module docstring for the shape);
+    ``previous_payload`` only when ``previous`` is given (``oprc.include_old``)."""
     payload = None if event.payload is None else list(event.payload)
-    doc = {"event_info": _event_fields(entry, event, context), "original_payload": payload}
+    doc: dict[str, Any] = {
+        "event_info": _event_fields(entry, event, context),
+        "original_payload": payload,
+    }
+    if previous is not None:
+        doc["previous_payload"] = list(previous)
     return _json.encode(doc)
 
 
 def trigger_payload(
-    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
+    entry: OutboxEntry,
+    event: OutboxEvent,
+    context: dict[str, str],
+    previous: bytes | None = None,
 ) -> TriggerPayload:
-    """The ``TriggerPayload`` protobuf message."""
+    """The ``TriggerPayload`` protobuf message (``previous_payload`` set from ``previous``)."""
     fields = _event_fields(entry, event, context)
     info = EventInfo(**{k: v for k, v in fields.items() if v is not None and k != "context"})
     info.context.update(context)
     message = TriggerPayload(event_info=info)
     if event.payload is not None:
         message.original_payload = event.payload
+    if previous is not None:
+        message.previous_payload = previous
     return message
 
 
@@ -151,18 +168,25 @@ class _EventParts:
         self.json: tuple[bytes, bytes] | None = None
         self.pb: pb_wire.EventParts | None = None
 
-    def body(self, payload_format: str, context: dict[str, str]) -> bytes:
+    def body(
+        self, payload_format: str, context: dict[str, str], previous: bytes | None = None
+    ) -> bytes:
+        """The payload of one trigger; ``previous``: the previous value it carries (field
+        4 / ``previous_payload``, the last of the message: appended)."""
         if payload_format == "protobuf":
             if self.pb is None:
                 fields = _event_fields(self.entry, self.event, {})
                 del fields["context"]
                 self.pb = pb_wire.event_parts(fields, self.event.payload)
-            return pb_wire.trigger_payload(self.pb, context)
+            return pb_wire.trigger_payload(self.pb, context) + pb_wire.previous(previous)
         if self.json is None:
             whole = trigger_payload_json(self.entry, self.event, _MARK)  # type: ignore[arg-type]
             at = whole.index(_MARKED) + len(b'"context":')
             self.json = whole[:at], whole[at + len(_MARKED) - len(b'"context":') :]
-        return self.json[0] + _json.encode(context) + self.json[1]
+        if previous is None:
+            return self.json[0] + _json.encode(context) + self.json[1]
+        end = b',"previous_payload":' + _json.encode(list(previous)) + b"}"
+        return self.json[0] + _json.encode(context) + self.json[1][:-1] + end
 
 
 _last: list[_EventParts | None] = [None]  # the event the worker builds triggers for now
@@ -176,8 +200,22 @@ def _parts(entry: OutboxEntry, event: OutboxEvent) -> _EventParts:
     return parts
 
 
+#: the prefix of req_options that configure the event system (oprc.delivery, oprc.when,
+#: oprc.include_old, ...): never passed on in the request's ``options``
+CONFIG_PREFIX: Final = "oprc."
+
+
+def request_options(target: Target, extra: dict[str, str]) -> dict[str, str]:
+    """The ``options`` of a target's request: ``extra`` and its ``req_options`` (which win)
+    without the ``oprc.*`` configuration keys."""
+    if not any(k.startswith(CONFIG_PREFIX) for k in target.options):
+        return {**extra, **target.options}
+    own = {k: v for k, v in target.options.items() if not k.startswith(CONFIG_PREFIX)}
+    return {**extra, **own}
+
+
 def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
-    options = {**extra, **target.options}
+    options = request_options(target, extra)
     if target.stateful:
         request = ObjectInvocationRequest(
             partition_id=target.partition_id,
@@ -236,7 +274,8 @@ def build_dispatch(
         "traceparent": f"00-{trace_id}-{inv_id.replace('-', '')[:16]}-{flags}",
         "invocation_id": inv_id,
     }
-    body = parts.body(payload_format, context)
+    previous = event.old if includes_old(target.options) else None
+    body = parts.body(payload_format, context, previous)
     return Dispatch(
         trigger_key(target, inv_id, mode),
         _wrap(target, body, context),

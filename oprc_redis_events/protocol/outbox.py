@@ -10,6 +10,8 @@ An entry (written by ``lua/write.lua``) is self-contained::
     e<i> event type (3 create, 4 update, 5 delete, 1 complete, 2 error)
     k<i> field name (data events) or function id (function events)
     p<i> new value / function output (absent for delete)
+    q<i> the field's previous value (only when a target needs it: ``oprc.when`` or
+         ``oprc.include_old``; absent when the field had none)
     t<i> matched targets (msgpack, see :mod:`oprc_redis_events.protocol.triggers`)
 """
 
@@ -50,6 +52,7 @@ class OutboxEvent:
     key: str
     payload: bytes | None
     targets: list[Target]
+    old: bytes | None = None  # q<i>: the previous value, for targets that need it
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,8 @@ def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
         raise PoisonEntryError(f"targets of event {i} cannot be decoded: {err}") from None
     check = _check_field if kind.data else _check_fn_id
     key = _checked(fields, b"k%d" % i, check)
-    return OutboxEvent(i, event_type, key, fields.get(b"p%d" % i), targets)
+    old = fields.get(b"q%d" % i)
+    return OutboxEvent(i, event_type, key, fields.get(b"p%d" % i), targets, old)
 
 
 def _check_object(text: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 
-__all__ = ["EventParts", "event_parts", "trigger_payload", "varint"]
+__all__ = ["EventParts", "event_parts", "previous", "trigger_payload", "varint"]
 
 #: an event's EventInfo fields before its context, after it, and TriggerPayload's field 3
 EventParts = tuple[bytes, bytes, bytes]
@@ -56,3 +56,11 @@ def trigger_payload(parts: EventParts, context: Mapping[str, str]) -> bytes:
     before, after, payload = parts
     info = before + _serialized(EventInfo(context=context)) + after
     return b"\x0a" + varint(len(info)) + info + payload
+
+
+def previous(value: bytes | None) -> bytes:
+    """``TriggerPayload``'s field 4 (``previous_payload``) holding ``value``; ``b""`` for
+    ``None`` (not set).  The last field of the message, so it is appended."""
+    if value is None:
+        return b""
+    return b"\x22" + varint(len(value)) + value

@@ -14,7 +14,10 @@ The index turns a configuration into hash fields of the object's meta hash, one 
     t:fe:<fn_id>  FUNC_ERROR
 
 so the write script finds the targets of a change with one HGET, whatever the size of
-the whole configuration.
+the whole configuration.  A value whose targets need the field's previous value (a
+condition ``oprc.when`` or ``oprc.include_old``, see :mod:`.conditions`) starts with
+:data:`OLD_MARK`: the script then strips the mark and adds the old value to the entry
+(``q<i>``); every other value, and so every other entry, stays as it was.
 """
 
 from __future__ import annotations
@@ -24,20 +27,28 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from google.protobuf.message import DecodeError
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
+from .conditions import INCLUDE_OLD_OPTION, WHEN_OPTION, check_options, needs_old
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
 from .limits import DEFAULT_LIMITS, Limits
+from .targets import (
+    Target,
+    UnreadableTarget,
+    decode_targets,
+    encode_targets,
+    only_targets,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
     "INDEX_PREFIX",
     "MAX_CONFIG_BYTES",
     "MAX_TARGETS",
+    "OLD_MARK",
     "TRIGGER_EVENTS",
     "Target",
     "TargetEdit",
@@ -51,6 +62,9 @@ __all__ = [
 ]
 
 INDEX_PREFIX = "t:"
+#: the first byte of an index value whose targets need the previous value (no msgpack
+#: list starts with it); lib/events.lua tests for it (byte 33)
+OLD_MARK = b"!"
 #: how the worker can deliver a trigger; a target's ``req_options["oprc.delivery"]``
 #: overrides the worker's choice for that target
 DELIVERY_MODES = ("put", "put-odgm", "invoke")
@@ -60,69 +74,6 @@ MAX_CONFIG_BYTES = DEFAULT_LIMITS.max_config_bytes
 
 #: the events a target can be added for (their slots): field events, then function events
 TRIGGER_EVENTS = tuple(e.slot for e in EVENTS)
-
-
-class Target(msgspec.Struct, array_like=True, frozen=True):
-    """A trigger target as the worker needs it: compact, decoded without protobuf."""
-
-    cls_id: str
-    partition_id: int
-    object_id: int | None
-    object_id_str: str | None
-    fn_id: str
-    options: dict[str, str]
-
-    @property
-    def stateful(self) -> bool:
-        return self.object_id is not None or self.object_id_str is not None
-
-    @property
-    def object_segment(self) -> str:
-        return str(self.object_id) if self.object_id_str is None else self.object_id_str
-
-
-class UnreadableTarget(Target, frozen=True, array_like=True):
-    """A target of an index value or outbox entry that does not decode (not UTF-8, wrong
-    shape) while the others do: :func:`check_target` refuses it with ``reason``."""
-
-    reason: str = ""
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[Target])
-_raw_items = msgspec.msgpack.Decoder(list[msgspec.Raw])
-_one = msgspec.msgpack.Decoder(Target)
-
-
-def encode_targets(targets: list[Target]) -> bytes:
-    return _encoder.encode(targets)
-
-
-def decode_targets(blob: bytes) -> list[Target]:
-    """Decode an index value; raises :class:`msgspec.DecodeError` when it is not a list.
-
-    A list with some items that do not decode keeps its positions: each such item is an
-    :class:`UnreadableTarget` (refused by :func:`check_target`), so the others still go."""
-    try:
-        return _decoder.decode(blob)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: text not UTF-8
-        return [_decode_one(i, raw) for i, raw in enumerate(_raw_items.decode(blob))]
-
-
-def _decode_one(index: int, raw: msgspec.Raw) -> Target:
-    try:
-        return _one.decode(raw)
-    except UnicodeDecodeError:
-        reason = f"target {index} holds text that is not UTF-8"
-    except msgspec.DecodeError as err:
-        reason = f"target {index} cannot be decoded: {err}"
-    return UnreadableTarget("", 0, None, None, "", {}, reason=reason)
-
-
-def only_targets(blob: bytes, keep: Iterable[int]) -> bytes:
-    """``blob`` (encoded targets) with only the items at ``keep``, copied byte for byte."""
-    items = _raw_items.decode(blob)
-    return _encoder.encode([items[i] for i in keep])
 
 
 def check_target(target: Target) -> None:
@@ -140,6 +91,8 @@ def check_target(target: Target) -> None:
         target.object_id,
         target.object_id_str,
         mode,
+        target.options.get(WHEN_OPTION),
+        target.options.get(INCLUDE_OLD_OPTION),
     )
 
 
@@ -151,6 +104,8 @@ def _check(
     object_id: int | None,
     object_id_str: str | None,
     mode: str | None,
+    when: str | None = None,
+    include_old: str | None = None,
 ) -> None:
     # Cached: a target is checked once, not per trigger (errors are not cached).
     validate_id("cls_id", cls_id)
@@ -166,6 +121,11 @@ def _check(
         raise InvalidIdError(
             f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
         )
+    if when is not None or include_old is not None:
+        try:
+            check_options(when, include_old)
+        except ValueError as err:
+            raise InvalidIdError(f"target {cls_id}.{fn_id}: {err}") from None
 
 
 def coerce_event(event: object, limits: Limits = DEFAULT_LIMITS) -> ObjectEvent | None:
@@ -258,7 +218,10 @@ def to_target(t: TriggerTarget) -> Target:
 
 def _encoded(targets: Iterable[TriggerTarget]) -> bytes | None:
     converted = [to_target(t) for t in targets]
-    return encode_targets(converted) if converted else None
+    if not converted:
+        return None
+    blob = encode_targets(converted)
+    return OLD_MARK + blob if any(needs_old(t.options) for t in converted) else blob
 
 
 def build_index(event: ObjectEvent | None) -> dict[str, bytes]:

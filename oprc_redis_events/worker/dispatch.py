@@ -109,20 +109,25 @@ def _check_size(entry: OutboxEntry, limits: Limits) -> None:
 
 
 def screened(
-    entry: OutboxEntry, build: Callable[[OutboxEvent, int], Dispatch], limits: Limits
+    entry: OutboxEntry,
+    build: Callable[[OutboxEvent, int], Dispatch],
+    limits: Limits,
+    skip: Callable[[OutboxEvent, int], bool] | None = None,
 ) -> tuple[list[Dispatch], list[Forged]]:
     """The dispatches of ``entry``'s targets that ``build`` (``build_dispatch``) accepts,
     and the others: a target read back from Redis may have been forged by hand, and fails
     the API's own rule (:func:`~oprc_redis_events.protocol.triggers.check_target`, which
-    ``build_dispatch`` applies first); it is skipped alone.  An entry beyond the limits is
-    a poison entry (:class:`PoisonEntryError`)."""
+    ``build_dispatch`` applies first); it is skipped alone.  A target for which ``skip``
+    is true (its condition) is not built.  An entry beyond the limits is a poison entry
+    (:class:`PoisonEntryError`)."""
     _check_size(entry, limits)
     dispatches: list[Dispatch] = []
     forged: list[Forged] = []
     for event in entry.events:
         for i in range(len(event.targets)):
             try:  # build_dispatch checks the target (check_target) first; the entry's own
-                dispatches.append(build(event, i))  # fields were checked when decoded
+                if skip is None or not skip(event, i):  # fields were checked when decoded
+                    dispatches.append(build(event, i))
             except InvalidIdError as err:
                 where = f"event {event.index} target {i} {_shown(event.targets[i])}"
                 forged.append((event.index, i, f"{where}: {err}"))

@@ -22,6 +22,7 @@ from ..protocol.limits import limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
 from .broken import topology_changing
+from .conditions import skipped
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
 from .dispatch import Dispatcher, Forged, Outcome, Plan, forged_letters, screened
@@ -76,6 +77,7 @@ class EntryHandling(PartitionDiscovery):
                 entry, event, i, payload_format=self.settings.payload_format, delivery=self.delivery
             ),
             limits_of(self.settings),
+            lambda event, i: skipped(entry, event, i, self.stats, self.problems),
         )
 
     def _plans(

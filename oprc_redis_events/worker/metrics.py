@@ -59,6 +59,16 @@ class WorkerCollector(Collector):
                 "Targets read back from Redis that fail validation: dead-lettered, not sent",
                 stats.forged_targets,
             ),
+            (
+                "condition_skips",
+                "Triggers not sent because their condition (oprc.when) was false",
+                stats.condition_skips,
+            ),
+            (
+                "condition_errors",
+                "Conditions (oprc.when) that failed at run time and were taken as false",
+                stats.condition_errors,
+            ),
         ]
         for name, doc, value in simple:
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=value)

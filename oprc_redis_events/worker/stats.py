@@ -22,4 +22,6 @@ class WorkerStats:
     claimed: int = 0
     trimmed: int = 0
     forged_targets: int = 0
+    condition_skips: int = 0  # targets whose oprc.when was false
+    condition_errors: int = 0  # targets whose oprc.when failed at run time (taken as false)
     sent_by_target: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))

@@ -3,8 +3,10 @@
 --
 -- The outbox entry format lives here and only here (decoded by outbox.py):
 --   o, v, d, ts, [tp], n, then per event i: e<i> (type), k<i> (field or fn id),
---   [p<i>] (new value / output), t<i> (encoded targets)
--- A change is {code, key, value or false}; code c | u | d (data) or fc | fe (function).
+--   [p<i>] (new value / output), [q<i>] (old value, only for targets that need it), t<i>
+--   (encoded targets)
+-- A change is {code, key, value or false, [old value or false]}; code c | u | d (data) or
+-- fc | fe (function).
 --
 -- Checks: a script runs every check below before its first write, so that a write is
 -- refused whole, never applied half.  A check returns nil, or an error reply that the script
@@ -106,7 +108,10 @@ end
 -- change are index[t:<code>:<key>] when an index (a new configuration, not written yet) is
 -- given, else known[<code>][<key>] when the caller already read field t:<code>:<key> of
 -- `meta` (false: absent), else one HGET of that field.  Returns (batches, number matched).
-local function match_events(meta, changes, index, known)
+-- Targets starting with "!" (byte 33, protocol/triggers.py OLD_MARK) need the field's
+-- previous value: the mark is dropped and the entry gets q<i> = the old value, ch[4] when
+-- the caller knows it (false: absent), else read from `obj` (not written yet).
+local function match_events(meta, changes, index, known, obj)
   local batches, matched = {}, 0
   local entry, count = nil, 0
   for _, ch in ipairs(changes) do
@@ -119,6 +124,14 @@ local function match_events(meta, changes, index, known)
       if targets == nil then targets = redis.call("HGET", meta, "t:" .. ch[1] .. ":" .. ch[2]) end
     end
     if targets then
+      local old = false
+      if string.byte(targets, 1) == 33 then
+        targets = string.sub(targets, 2)
+        old = ch[4]
+        if old == nil and obj and (ch[1] == "u" or ch[1] == "d") then
+          old = redis.call("HGET", obj, ch[2])
+        end
+      end
       if entry == nil or count == EVENTS_PER_ENTRY then
         entry, count = {}, 0
         batches[#batches + 1] = entry
@@ -134,6 +147,10 @@ local function match_events(meta, changes, index, known)
       if ch[3] then
         entry[#entry + 1] = count == 1 and "p1" or "p" .. i
         entry[#entry + 1] = ch[3]
+      end
+      if old then
+        entry[#entry + 1] = "q" .. i
+        entry[#entry + 1] = old
       end
       entry[#entry + 1] = count == 1 and "t1" or "t" .. i
       entry[#entry + 1] = targets

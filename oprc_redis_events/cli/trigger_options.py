@@ -1,0 +1,67 @@
+"""The options of ``triggers add`` / ``triggers remove`` that build a target's req_options:
+``--option K=V`` (repeatable), ``--when EXPR`` (oprc.when) and ``--include-old``."""
+
+from __future__ import annotations
+
+import click
+
+from ..protocol.conditions import INCLUDE_OLD_OPTION, WHEN_OPTION
+from . import admin
+
+__all__ = ["edit_args", "target_options"]
+
+
+def _check_options(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for option in value:
+        key = option.partition("=")[0]
+        if "=" not in option or not key:
+            raise click.BadParameter(
+                f"{option!r} is not KEY=VALUE; write e.g. --option channel=sms", ctx, param
+            )
+        if key in seen:
+            raise click.BadParameter(f"{key!r} is given twice; give each KEY once", ctx, param)
+        seen.add(key)
+    return value
+
+
+edit_args = [
+    click.argument("event", type=click.Choice(admin.DATA_SLOTS + admin.FUNC_SLOTS)),
+    click.argument("key"),
+    click.argument("target"),
+    click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="K=V",
+        callback=_check_options,
+        help="A req_option of the target, KEY=VALUE (repeatable).",
+    ),
+    click.option(
+        "--when",
+        metavar="EXPR",
+        help="A CEL condition (req_options oprc.when): the target fires only when it is true.",
+    ),
+    click.option(
+        "--include-old",
+        is_flag=True,
+        help="Send the field's previous value too (req_options oprc.include_old=true).",
+    ),
+]
+
+
+def target_options(options: tuple[str, ...], when: str | None, include_old: bool) -> dict[str, str]:
+    """The target's req_options: ``--option`` pairs, ``--when`` and ``--include-old``."""
+    found = dict(o.split("=", 1) for o in options if "=" in o)
+    for flag, key, value in (
+        ("--when", WHEN_OPTION, when),
+        ("--include-old", INCLUDE_OLD_OPTION, "true" if include_old else None),
+    ):
+        if value is None:
+            continue
+        if key in found:
+            raise click.UsageError(f"{flag} and --option {key}=... both set {key}: give one")
+        found[key] = value
+    return found
