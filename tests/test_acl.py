@@ -18,7 +18,7 @@ from oprc_redis_events import EventedRedis, ObjectStore, PermissionDeniedError, 
 from oprc_redis_events.cli.main import main
 from oprc_redis_events.connect.permissions import check_access, dryruns, verdict
 from oprc_redis_events.dev.servers import RedisServer
-from oprc_redis_events.protocol.acl import checks
+from oprc_redis_events.protocol.acl import checks, rules
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
@@ -365,3 +365,11 @@ def test_an_operator_command_refused_to_the_writer_names_the_admin_role(acl_user
     assert code == 1 and output.count("Error:") == 1, output
     assert "Redis refused the command" in output and "acl --role admin" in output, output
     assert "pw-writer" not in output
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("role", ["writer", "worker", "capture", "admin"])
+def test_every_role_that_runs_the_write_script_may_announce_a_new_outbox(role: str) -> None:
+    printed = rules(role)
+    assert "&oprc:new-outbox" in printed
+    assert "+publish" in printed or "+@all" in printed  # write.lua PUBLISHes a new outbox

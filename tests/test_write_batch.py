@@ -222,3 +222,35 @@ def test_a_batch_on_a_cluster(cluster_url: str) -> None:
         assert store.get("orders", 3, 1).entries == {1: b"b"}  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def test_a_cluster_batch_cut_short_after_a_call_was_applied_is_of_unknown_outcome(
+    redis_url: str, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster the runs go one call at a time: a call without a reply after another
+    was applied cannot be 'nothing sent' (RedisUnavailableError); the applied partitions
+    are registered as single writes register them."""
+    from oprc_redis_events.client.sync_generated import batch as module
+    from oprc_redis_events.errors import WriteOutcomeUnknownError
+
+    calls = 0
+    real_one = module.WriteBatch._one
+
+    def one(script: Any, run: Any, target: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+        return real_one(script, run, target)
+
+    monkeypatch.setattr(module, "is_cluster", lambda _client: True)
+    monkeypatch.setattr(module.WriteBatch, "_one", staticmethod(one))
+    store = ObjectStore.from_url(redis_url)
+    try:
+        with pytest.raises(WriteOutcomeUnknownError, match="1 were applied"), store.batch() as b:
+            b.create("c", 0, 1, {1: b"a"}, event=watch_all([1]))
+            b.create("c", 1, 1, {1: b"a"}, event=watch_all([1]))
+    finally:
+        store.close()
+    assert client.hget(PartitionKeys.of("c", 0).obj(1), "1") == b"a"
+    assert client.smembers("oprc:partitions") == {b"c:0"}

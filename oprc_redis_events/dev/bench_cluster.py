@@ -82,7 +82,7 @@ def _pipelined(client: redis.Redis, pids: list[int], batches: int) -> float:
     for pid in pids:
         store.create(cls, pid, 1, {1: b"0"}, event=_config())
     objects = [PartitionKeys.of(cls, pid).obj("1") for pid in pids]
-    wrapped = EventedRedis(client)
+    wrapped = EventedRedis(client, Settings.from_env({}))  # not the user's environment
 
     def run() -> None:
         for b in range(batches):

@@ -27,8 +27,8 @@ class Proc:
 
     def __init__(self, args: list[str], *, talk: bool = True) -> None:
         pipe = subprocess.PIPE if talk else subprocess.DEVNULL
-        # the user's OPRC_EVENTS_* settings (a Zenoh listen address, ...) stay out of the bench
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPRC_EVENTS_")}
+        # the user's settings (a Zenoh listen address, events off, ...) stay out of the bench
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPRC_EVENTS_", "ODGM_"))}
         self.process = subprocess.Popen(
             args, stdin=pipe, stdout=pipe, stderr=subprocess.DEVNULL, text=True, env=env
         )

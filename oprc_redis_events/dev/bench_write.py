@@ -83,7 +83,7 @@ def bench_write(client: redis.Redis, n: int) -> list[Result]:
 
 
 def bench_write_pipelined(client: redis.Redis, batches: int) -> list[Result]:
-    wrapped = EventedRedis(client)
+    wrapped = EventedRedis(client, Settings.from_env({}))  # not the user's environment
     cls = CLASSES["pipelined"]
     store = _store(client)
     store.create(cls, 0, 2, {1: b"0"}, event=config())

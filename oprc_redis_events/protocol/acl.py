@@ -75,8 +75,9 @@ WORKER: Final = (
     "+zrangebyscore +smembers +sadd +type +exists +time",
     # dead-lettering and dlq replay check the dead-letter stream's type under WATCH
     "+watch +unwatch",
-    # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR)
-    "+hget +hmget +hkeys +hexists +hset +hdel",
+    # the write script, recording function events (FUNC_COMPLETE / FUNC_ERROR), which
+    # announces an outbox it starts (PUBLISH)
+    "+hget +hmget +hkeys +hexists +hset +hdel +publish",
 )
 #: what keyspace capture adds: capture.lua, its flag, the notifications, CONFIG GET
 CAPTURE: Final = ("+hgetall +psubscribe +punsubscribe +config|get",)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ...connect.cluster import is_cluster
-from ...errors import OprcEventsError
+from ...errors import OprcEventsError, WriteOutcomeUnknownError
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId
 from .. import core as ops
 from ..batch_core import batch_call, batch_replies, groups
@@ -140,16 +140,35 @@ class WriteBatch:
         client: Any = self.store.client
         script = self.store._write
         if is_cluster(client):  # one call at a time: each run is in one slot
-            sent = [self._one(script, [calls[i] for i in run], client) for run in runs]
+            sent = self._each(script, calls, runs)
         else:
             pipe: Any = client.pipeline(transaction=False)
             for run in runs:
                 self._one(script, [calls[i] for i in run], pipe)
             sent = pipe.execute(raise_on_error=False)
-        replies: list[Any] = []
-        for run, reply in zip(runs, sent, strict=True):
-            replies += batch_replies(reply, len(run)) if len(run) > 1 else [reply]
-        return replies
+        return _flat(runs, sent)
+
+    def _each(self, script: Any, calls: list[ops.ScriptCall], runs: list[list[int]]) -> list[Any]:
+        """Cluster: the runs one call at a time; a call that gets no reply after others were
+        applied leaves the batch's outcome unknown (those are registered first)."""
+        sent: list[Any] = []
+        for run in runs:
+            try:
+                sent.append(self._one(script, [calls[i] for i in run], self.store.client))
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                if not sent:
+                    raise
+                done = [calls[i] for run in runs[: len(sent)] for i in run]
+                self.results = [
+                    _outcome(c, r) for c, r in zip(done, _flat(runs, sent), strict=True)
+                ]
+                self._register(done)
+                raise WriteOutcomeUnknownError(
+                    f"batch of {len(calls)} writes: {len(done)} were applied, then no reply from "
+                    f"Redis ({err}), so the others may or may not have been: read the objects' "
+                    "versions (get) before writing again"
+                ) from err
+        return sent
 
     @staticmethod
     def _one(script: Any, calls: list[ops.ScriptCall], client: Any) -> Any:
@@ -170,6 +189,14 @@ class WriteBatch:
             if isinstance(result, WriteResult) and result.entry_id and member not in known:
                 self.store.client.sadd(PARTITIONS_KEY, member)
                 known.add(member)
+
+
+def _flat(runs: list[list[int]], sent: list[Any]) -> list[Any]:
+    """Each write's reply, from each call's reply (a batch call answers for its run)."""
+    replies: list[Any] = []
+    for run, reply in zip(runs, sent, strict=False):  # sent may stop short of runs
+        replies += batch_replies(reply, len(run)) if len(run) > 1 else [reply]
+    return replies
 
 
 def _outcome(call: ops.ScriptCall, reply: Any) -> Outcome | OprcEventsError:
