@@ -207,7 +207,7 @@ class Dispatcher:
         outcome = await self._in_thread(publisher, plans)
         try:
             for dispatch, response in outcome.answers:
-                await self._record(dispatch, response)
+                await self.record(dispatch, response)
         except BaseException:
             # Redis failed: forget what went out, so that the retry records every answer
             # (asking the functions again: at least once, never an answer lost).
@@ -215,7 +215,7 @@ class Dispatcher:
             raise
         return outcome
 
-    async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
+    async def record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
         """Record an invoked function's outcome on its target object (function event)."""
         target = dispatch.target
         if not target.stateful:

@@ -1,0 +1,110 @@
+"""Open batches of batched targets (``oprc.batch_max`` / ``oprc.batch_ms``): the worker's
+bookkeeping, pure.
+
+Per partition, the triggers of a batched target gather in an :class:`OpenBatch` (one per
+target: :func:`~oprc_redis_events.protocol.batch_wire.batch_group`) in event order.  A
+batch closes when it holds ``batch_max`` triggers or ``batch_ms`` passed since its first.
+An entry with a trigger in an open batch is *held*: it is not acknowledged until every
+batch holding one of its triggers went out, so a worker stopped before that leaves it
+pending and the next reader forms the same batches again from the pending entries, read
+in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..protocol.batch_wire import batch_group
+from ..protocol.batching import batch_settings
+from ..protocol.encode import Dispatch
+from ..protocol.keys import PartitionKeys
+from .dispatch import Plan
+
+__all__ = ["Batches", "OpenBatch"]
+
+
+@dataclass
+class OpenBatch:
+    """The triggers gathered for one target of one partition, and their entries."""
+
+    partition: PartitionKeys
+    size: int | None  # batch_max
+    due: float | None  # monotonic time its window ends (batch_ms after its first)
+    members: list[Dispatch] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)  # the entry of each member
+
+    def full(self) -> bool:
+        return self.size is not None and len(self.members) >= self.size
+
+
+class Batches:
+    """The open batches of a worker's partitions and the entries they hold."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, tuple[object, ...]], OpenBatch] = {}
+        #: stream -> entry id -> triggers of that entry in open (or unsent) batches
+        self.held: dict[str, dict[str, int]] = {}
+
+    def add(
+        self, partition: PartitionKeys, plan: Plan, d: Dispatch, now: float
+    ) -> OpenBatch | None:
+        """Gather trigger ``d`` of ``plan``; return its batch when that is now full."""
+        stream = partition.outbox
+        key = (stream, batch_group(d))
+        batch = self.open.get(key)
+        if batch is None:
+            size, window = batch_settings(d.target.options) or (None, None)
+            due = None if window is None else now + window / 1000
+            batch = self.open[key] = OpenBatch(partition, size, due)
+        batch.members.append(d)
+        batch.plans.append(plan)
+        held = self.held.setdefault(stream, {})
+        held[plan.entry_id] = held.get(plan.entry_id, 0) + 1
+        if batch.full():
+            del self.open[key]
+            return batch
+        return None
+
+    def holds(self, stream: str, entry_id: str) -> bool:
+        """Whether ``entry_id`` of ``stream`` has a trigger in a batch not yet sent."""
+        return entry_id in self.held.get(stream, ())
+
+    def due(self, now: float) -> list[OpenBatch]:
+        """Close and return the batches whose window ended, oldest first."""
+        keys = [k for k, b in self.open.items() if b.due is not None and b.due <= now]
+        closed = [self.open.pop(k) for k in keys]
+        return sorted(closed, key=lambda b: b.due or 0.0)
+
+    def next_due(self) -> float | None:
+        """When the next window ends (``None``: no open batch has one)."""
+        return min((b.due for b in self.open.values() if b.due is not None), default=None)
+
+    def sent(self, batch: OpenBatch) -> list[str]:
+        """``batch`` went out: the entries no batch holds any more, to acknowledge."""
+        held = self.held.get(batch.partition.outbox, {})
+        free: list[str] = []
+        for plan in batch.plans:
+            left = held.get(plan.entry_id, 0) - 1
+            if left <= 0:
+                held.pop(plan.entry_id, None)
+                if plan.entry_id not in free:
+                    free.append(plan.entry_id)
+            else:
+                held[plan.entry_id] = left
+        return free
+
+    def drop(self, stream: str) -> int:
+        """Forget ``stream``'s batches (their entries stay pending: read again, they form
+        the same batches); return how many entries that leaves held."""
+        for key in [k for k in self.open if k[0] == stream]:
+            del self.open[key]
+        return len(self.held.pop(stream, {}))
+
+    def streams(self) -> Iterator[str]:
+        """The streams with held entries."""
+        return (s for s, held in self.held.items() if held)
+
+    def pending(self) -> bool:
+        """Whether any batch is open."""
+        return bool(self.open)
