@@ -1,0 +1,123 @@
+"""Batched delivery in the worker (a real Redis, a memory publisher): sizes, windows,
+order, entries held unacknowledged until their batch went out, and a worker stopped before
+acknowledging: the next one forms the same batches, with the same invocation ids."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from oprc_redis_events import ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.pb.oprc_data_pb2 import ObjectEvent
+from oprc_redis_events.protocol.decode import decode_batch, decode_trigger
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
+
+OUTBOX = "oprc:{orders:0}:outbox"
+
+
+def _config(**options: str) -> ObjectEvent:
+    ev = ObjectEvent()
+    updates = ev.data_trigger[1].on_update
+    updates.append(TriggerTarget(cls_id="svc", fn_id="sum", req_options=options))
+    updates.append(TriggerTarget(cls_id="svc", fn_id="each"))
+    return ev
+
+
+def _write(store: ObjectStore, count: int, **options: str) -> None:
+    store.create("orders", 0, 1, {1: b"0"}, event=_config(**options))
+    for n in range(1, count + 1):
+        store.update("orders", 0, 1, {1: b"%d" % n})
+
+
+def _batches(sent: list[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]]:
+    """(invocation id, the values it carries) of each batch sent."""
+    found = []
+    for key, body in sent:
+        if "/sum/" in key:
+            batch = decode_batch(key, body)
+            found.append((batch.invocation_id, [t.original_payload for t in batch.triggers]))
+    return found
+
+
+def test_sizes_window_and_order(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "200"})
+    publisher = MemoryPublisher()
+    stats = asyncio.run(Worker(settings, publisher=publisher).run_async(burst=True))
+    got = _batches(publisher.sent)
+    assert [values for _, values in got] == [
+        [b"1", b"2", b"3"],
+        [b"4", b"5", b"6"],
+        [b"7"],  # sent when its window ended
+    ]
+    each = [
+        decode_trigger(k, b).payload.original_payload for k, b in publisher.sent if "/each/" in k
+    ]
+    assert each == [b"%d" % n for n in range(1, 8)]  # the other target: one by one
+    assert stats.batches_sent == 3 and stats.triggers_sent == 14
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_entries_stay_pending_until_their_batch_went_out(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    _write(store, 2, **{"oprc.batch_ms": "60000"})
+    publisher = MemoryPublisher()
+    worker = Worker(settings.replace(ack_delay_ms=0), publisher=publisher)
+
+    async def run() -> int:
+        task = asyncio.ensure_future(worker.run_async())
+        deadline = time.monotonic() + 10
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # acks of the unbatched target are due by now
+        pending = int(client.xpending(OUTBOX, "oprc-events")["pending"])
+        worker.stop()
+        await task
+        return pending
+
+    assert asyncio.run(run()) == 2  # held by the open batch (its window is a minute)
+    assert _batches(publisher.sent) == []  # a stopped worker does not cut a window short
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 2
+
+
+def test_a_worker_stopped_before_acknowledging_leaves_the_same_batches(
+    settings: Settings, store: ObjectStore, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "100"})
+
+    class Crashing(MemoryPublisher):
+        worker: Worker
+
+        def put(self, key: str, payload: bytes) -> None:
+            super().put(key, payload)
+            if len(_batches(self.sent)) == 2:
+                self.worker.stop()  # then "killed": nothing acknowledged
+
+    crashing = Crashing()
+    crashed = Worker(settings.replace(consumer="w1", claim_idle_ms=500), publisher=crashing)
+    crashing.worker = crashed
+    never: Any = lambda *_args, **_kw: []  # noqa: E731
+    monkeypatch.setattr(crashed.acks, "take", never)
+    asyncio.run(crashed.run_async(burst=True))
+    first = _batches(crashing.sent)
+    assert [len(values) for _, values in first] == [3, 3]
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 7
+
+    time.sleep(0.6)  # the entries must be idle for claim_idle_ms
+    rescued = MemoryPublisher()
+    rescuer = Worker(settings.replace(consumer="w2", claim_idle_ms=500), publisher=rescued)
+    asyncio.run(rescuer.run_async(burst=True))
+    again = _batches(rescued.sent)
+    assert again[:2] == first  # the same invocation ids and triggers
+    assert [key for key, _ in rescued.sent if "/sum/" in key][:2] == [
+        key for key, _ in crashing.sent if "/sum/" in key
+    ]
+    assert [values for _, values in again[2:]] == [[b"7"]]
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
