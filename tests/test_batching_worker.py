@@ -38,7 +38,7 @@ def _batches(sent: list[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]]:
     """(invocation id, the values it carries) of each batch sent."""
     found = []
     for key, body in sent:
-        if "/sum/" in key:
+        if "sum" in key.split("/"):
             batch = decode_batch(key, body)
             found.append((batch.invocation_id, [t.original_payload for t in batch.triggers]))
     return found
@@ -120,4 +120,69 @@ def test_a_worker_stopped_before_acknowledging_leaves_the_same_batches(
         key for key, _ in crashing.sent if "/sum/" in key
     ]
     assert [values for _, values in again[2:]] == [[b"7"]]
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_the_cli_sets_batch_options_and_refuses_bad_ones(
+    store: ObjectStore, redis_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from oprc_redis_events.cli.main import main
+
+    store.create("orders", 0, 4, {"status": b"a"})
+    runner = CliRunner()
+    base = ["triggers", "add", "orders", "0", "4", "--redis-url", redis_url, "on_update", "status"]
+    added = runner.invoke(main, [*base, "billing/0/sum", "--batch-max", "50", "--batch-ms", "200"])
+    assert added.exit_code == 0, added.output
+    [target] = store.get_triggers("orders", 0, 4).data_trigger_str["status"].on_update
+    assert dict(target.req_options) == {"oprc.batch_max": "50", "oprc.batch_ms": "200"}
+    for flag, value in (("--batch-max", "0"), ("--batch-max", "10001"), ("--batch-ms", "60001")):
+        bad = runner.invoke(main, [*base, "billing/0/x", flag, value])
+        assert bad.exit_code == 2 and flag in bad.output, bad.output
+    twice = runner.invoke(
+        main, [*base, "billing/0/x", "--batch-max", "2", "--option", "oprc.batch_max=3"]
+    )
+    assert twice.exit_code != 0 and "oprc.batch_max" in twice.output
+    forged = runner.invoke(main, [*base, "billing/0/x", "--option", "oprc.batch_ms=soon"])
+    assert forged.exit_code == 1 and "Error: " in forged.output
+    assert "oprc.batch_ms" in forged.output and "billing.x" in forged.output
+    removed = runner.invoke(
+        main,
+        [
+            "triggers",
+            "remove",
+            *base[2:],
+            "billing/0/sum",
+            "--batch-max",
+            "50",
+            "--batch-ms",
+            "200",
+        ],
+    )
+    assert removed.exit_code == 0, removed.output
+
+
+def test_invoke_delivery_sends_one_get_per_batch_and_retries_it_whole(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    from oprc_redis_events.client.invoke import InvokeResult
+    from oprc_redis_events.pb.oprc_invoke_pb2 import InvocationResponse, ResponseStatus
+
+    _write(store, 4, **{"oprc.batch_max": "2", "oprc.delivery": "invoke"})
+    publisher = MemoryPublisher()
+    answers = iter([False, True, True])
+
+    def responder(key: str, body: bytes) -> InvokeResult:
+        answered = next(answers, True)
+        return InvokeResult(InvocationResponse(status=ResponseStatus.OKAY), answered)
+
+    publisher.responder = responder
+    worker = Worker(settings.replace(retry_base_ms=1), publisher=publisher)
+    stats = asyncio.run(worker.run_async(burst=True))
+    got = _batches(publisher.invoked)
+    assert [values for _, values in got] == [[b"1", b"2"], [b"1", b"2"], [b"3", b"4"]]
+    assert got[0][0] == got[1][0]  # the retry: the same batch, the same id
+    assert "/invokes/sum" in publisher.invoked[0][0]
+    assert stats.batches_sent == 2 and stats.retries == 1
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0

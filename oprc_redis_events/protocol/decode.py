@@ -143,7 +143,8 @@ class ReceivedBatch:
 
     @property
     def invocation_id(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
+        """The batch's invocation id (the request's ``invocation_id`` option)."""
+        return self.request.options.get("invocation_id") or self.key.rsplit("/", 1)[-1]
 
 
 def decode_batch(key: str, body: bytes) -> ReceivedBatch:
