@@ -94,17 +94,23 @@ class BatchHandling(EntryHandling):
             stream = batch.partition.outbox
             if stream in failed or stream not in self.states:
                 continue
-            d = batch_dispatch(batch.members, self.settings.payload_format)
-            outcome = await self._send_batch(d)
-            if outcome.done == 0:
-                failed.add(stream)
-                await self._batch_failed(batch, outcome)
-                continue
-            self.stats.triggers_sent += len(batch.members)
-            self.stats.batches_sent += 1
-            self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += len(batch.members)
-            due = time.monotonic() + self.settings.ack_delay_ms / 1000
-            self.acks.add(DeferredAck(due, batch.partition, self.batches.sent(batch), []))
+            async with self.on_partition(stream):  # a Redis error of the partition: its own
+                if not await self._send_one(batch):
+                    failed.add(stream)
+
+    async def _send_one(self, batch: OpenBatch) -> bool:
+        """Send ``batch``; queue the acknowledgement of the entries it frees."""
+        d = batch_dispatch(batch.members, self.settings.payload_format)
+        outcome = await self._send_batch(d)
+        if outcome.done == 0:
+            await self._batch_failed(batch, outcome)
+            return False
+        self.stats.triggers_sent += len(batch.members)
+        self.stats.batches_sent += 1
+        self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += len(batch.members)
+        due = time.monotonic() + self.settings.ack_delay_ms / 1000
+        self.acks.add(DeferredAck(due, batch.partition, self.batches.sent(batch), []))
+        return True
 
     async def _send_batch(self, d: Dispatch) -> Outcome:
         """PUT (or GET, ``invoke``) one batch: ``Outcome(1)`` when it went out."""
