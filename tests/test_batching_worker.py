@@ -186,3 +186,25 @@ def test_invoke_delivery_sends_one_get_per_batch_and_retries_it_whole(
     assert "/invokes/sum" in publisher.invoked[0][0]
     assert stats.batches_sent == 2 and stats.retries == 1
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_a_window_longer_than_claim_idle_ms_is_not_claimed_away(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    _write(store, 3, **{"oprc.batch_ms": "2000"})
+    publisher = MemoryPublisher()
+    worker = Worker(settings.replace(claim_idle_ms=500), publisher=publisher, block_ms=20)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(worker.run_async())
+        deadline = time.monotonic() + 10
+        while not _batches(publisher.sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # its acknowledgement
+        worker.stop()
+        await task
+
+    asyncio.run(run())
+    assert [values for _, values in _batches(publisher.sent)] == [[b"1", b"2", b"3"]]
+    assert worker.stats.claimed == 0 and worker.stats.batches_sent == 1
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
