@@ -208,3 +208,29 @@ def test_a_window_longer_than_claim_idle_ms_is_not_claimed_away(
     assert [values for _, values in _batches(publisher.sent)] == [[b"1", b"2", b"3"]]
     assert worker.stats.claimed == 0 and worker.stats.batches_sent == 1
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_a_batch_that_keeps_failing_dead_letters_its_entries(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    from oprc_redis_events.errors import ZenohUnavailableError
+
+    _write(store, 3, **{"oprc.batch_max": "2"})
+
+    class Refusing(MemoryPublisher):
+        def put(self, key: str, payload: bytes) -> None:
+            if "sum" in key.split("/"):
+                raise ZenohUnavailableError("no route")
+            super().put(key, payload)
+
+    publisher = Refusing()
+    worker = Worker(settings.replace(max_deliveries=2, retry_base_ms=1), publisher=publisher)
+    stats = asyncio.run(worker.run_async(burst=True))
+    letters = client.xrange("oprc:{orders:0}:dlq")
+    reasons = [fields[b"dlq:reason"].decode() for _, fields in letters]
+    assert len(letters) == 3 and all(r.startswith("batch: ") for r in reasons), reasons
+    assert stats.dead_letters == 3 and stats.batches_sent == 0
+    # the unbatched target got each trigger, some again when a batch's entries were read
+    # again (at least once), with the same invocation id
+    assert len({key for key, _ in publisher.sent}) == 3
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
