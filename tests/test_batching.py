@@ -5,6 +5,7 @@ would get alone), the batch's invocation id, the open batches' bookkeeping."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -121,15 +122,29 @@ def test_open_batches_close_when_full_or_due_and_free_their_entries() -> None:
     for n in range(1, 8):
         entry = _entry(n)
         plan = Plan(entry.entry_id, {}, entry, [])
-        full = batches.add(PARTITION, plan, _dispatch(n), now=10.0 + n / 1000)
-        if full is not None:
-            closed.append(full)
+        closed += batches.add(PARTITION, plan, _dispatch(n), now=10.0 + n / 1000)
     assert [len(b.members) for b in closed] == [3, 3]
     assert batches.holds(PARTITION.outbox, "7-0") and batches.holds(PARTITION.outbox, "1-0")
     assert batches.sent(closed[0]) == ["1-0", "2-0", "3-0"]
     assert not batches.holds(PARTITION.outbox, "1-0")
     assert batches.due(10.0) == []
-    assert batches.next_due() == pytest.approx(10.007 + 0.05)
+    assert batches.next_due() == pytest.approx(10.007)  # written long ago: due at once
     [last] = batches.due(11.0)
     assert [p.entry_id for p in last.plans] == ["7-0"] and not batches.pending()
     assert batches.drop(PARTITION.outbox) == 4  # 4..7 still held: their batches not sent
+
+
+def test_a_window_is_measured_from_the_writes() -> None:
+    """A trigger written after its batch's window starts the next batch, whenever it is
+    read; the window of a fresh write ends batch_ms after it (by the worker's clock)."""
+    batches = Batches()
+    now_ms = int(time.time() * 1000)
+    closed = []
+    for n, written in enumerate([now_ms, now_ms + 20, now_ms + 49, now_ms + 50, now_ms + 60]):
+        event = OutboxEvent(0, 4, "status", b"v%d" % n, [BATCHED], None)
+        entry = OutboxEntry(PARTITION, f"{n}-0", "7", 0, 0, written, None, [event])
+        d = build_dispatch(entry, event, 0)
+        closed += batches.add(PARTITION, Plan(entry.entry_id, {}, entry, [d]), d, now=100.0)
+    assert [len(b.members) for b in closed] == [3]  # 0, 20, 49 ms; 50 ms is the next one's
+    due = batches.next_due()
+    assert due is not None and 100.0 < due <= 100.05

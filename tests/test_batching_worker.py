@@ -47,7 +47,7 @@ def _batches(sent: list[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]]:
 def test_sizes_window_and_order(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
-    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "200"})
+    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "1000"})
     publisher = MemoryPublisher()
     stats = asyncio.run(Worker(settings, publisher=publisher).run_async(burst=True))
     got = _batches(publisher.sent)
@@ -90,7 +90,7 @@ def test_entries_stay_pending_until_their_batch_went_out(
 def test_a_worker_stopped_before_acknowledging_leaves_the_same_batches(
     settings: Settings, store: ObjectStore, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "100"})
+    _write(store, 7, **{"oprc.batch_max": "3", "oprc.batch_ms": "1000"})
 
     class Crashing(MemoryPublisher):
         worker: Worker

@@ -47,9 +47,9 @@ class Batches:
 def _config() -> ObjectEvent:
     ev = ObjectEvent()
     updates = ev.data_trigger_str["n"].on_update
-    sized = {"oprc.batch_max": "3", "oprc.batch_ms": "300", "k": "v"}
+    sized = {"oprc.batch_max": "3", "oprc.batch_ms": "1000", "k": "v"}
     updates.append(TriggerTarget(cls_id="sink", fn_id="sized", req_options=sized))
-    windowed = {"oprc.batch_ms": "300", "oprc.delivery": "put-odgm", "oprc.include_old": "true"}
+    windowed = {"oprc.batch_ms": "1000", "oprc.delivery": "put-odgm", "oprc.include_old": "true"}
     updates.append(TriggerTarget(cls_id="sink", fn_id="windowed", req_options=windowed))
     return ev
 
@@ -76,7 +76,7 @@ def test_batches_through_zenoh(
         deadline = time.monotonic() + 10
         while len(got.items) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(0.4)  # anything else would arrive by now
+        time.sleep(0.3)  # anything else would arrive by now
     finally:
         running.stop()
         subscriber.undeclare()
@@ -84,7 +84,7 @@ def test_batches_through_zenoh(
     assert got.values("sized") == [seven[0:3], seven[3:6], seven[6:]]
     windowed = got.values("windowed")
     assert [v for batch in windowed for v in batch] == seven  # in order, none twice
-    assert len(windowed) == 1  # all seven read within its 300 ms window
+    assert len(windowed) == 1  # all seven read within its 1000 ms window
     assert {b.payload_format for b in got.items} == {fmt}
     sized = [b for b in got.items if b.request.fn_id == "sized"]
     assert dict(sized[0].request.options)["k"] == "v"

@@ -82,9 +82,7 @@ class BatchHandling(EntryHandling):
         closed: list[OpenBatch] = []
         for plan, mine in zip(done, batched, strict=False):
             for d in mine:
-                full = self.batches.add(partition, plan, d, now)
-                if full is not None:
-                    closed.append(full)
+                closed += self.batches.add(partition, plan, d, now)
         return closed
 
     async def _send_batches(self, closed: list[OpenBatch]) -> None:

@@ -3,7 +3,11 @@ bookkeeping, pure.
 
 Per partition, the triggers of a batched target gather in an :class:`OpenBatch` (one per
 target: :func:`~oprc_redis_events.protocol.batch_wire.batch_group`) in event order.  A
-batch closes when it holds ``batch_max`` triggers or ``batch_ms`` passed since its first.
+batch closes when it holds ``batch_max`` triggers, or when its window ends: ``batch_ms``
+after its first trigger's write (the entry's timestamp), so that the same entries, read
+again later, gather the same way: a trigger written after the window starts the next batch;
+the worker's clock ends a window nobody else closes (never later than ``batch_ms`` after
+the batch opened in the worker, never before it opened).
 An entry with a trigger in an open batch is *held*: it is not acknowledged until every
 batch holding one of its triggers went out, so a worker stopped before that leaves it
 pending and the next reader forms the same batches again from the pending entries, read
@@ -12,6 +16,7 @@ in order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +36,7 @@ class OpenBatch:
     partition: PartitionKeys
     size: int | None  # batch_max
     due: float | None  # monotonic time its window ends (batch_ms after its first)
+    closes_at: int | None  # the write time (ms) from which a trigger is for the next batch
     members: list[Dispatch] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)  # the entry of each member
 
@@ -46,25 +52,36 @@ class Batches:
         #: stream -> entry id -> triggers of that entry in open (or unsent) batches
         self.held: dict[str, dict[str, int]] = {}
 
-    def add(
-        self, partition: PartitionKeys, plan: Plan, d: Dispatch, now: float
-    ) -> OpenBatch | None:
-        """Gather trigger ``d`` of ``plan``; return its batch when that is now full."""
+    def add(self, partition: PartitionKeys, plan: Plan, d: Dispatch, now: float) -> list[OpenBatch]:
+        """Gather trigger ``d`` of ``plan`` (``now``: monotonic); return the batches that
+        closed: its target's batch whose window ended before ``d`` was written, and its own
+        batch when that is now full."""
         stream = partition.outbox
         key = (stream, batch_group(d))
+        closed: list[OpenBatch] = []
         batch = self.open.get(key)
+        written = plan.entry.timestamp
+        if batch is not None and batch.closes_at is not None and written >= batch.closes_at:
+            closed.append(self.open.pop(key))
+            batch = None
         if batch is None:
-            size, window = batch_settings(d.target.options) or (None, None)
-            due = None if window is None else now + window / 1000
-            batch = self.open[key] = OpenBatch(partition, size, due)
+            batch = self.open[key] = self._opened(partition, d, written, now)
         batch.members.append(d)
         batch.plans.append(plan)
         held = self.held.setdefault(stream, {})
         held[plan.entry_id] = held.get(plan.entry_id, 0) + 1
         if batch.full():
-            del self.open[key]
-            return batch
-        return None
+            closed.append(self.open.pop(key))
+        return closed
+
+    @staticmethod
+    def _opened(partition: PartitionKeys, d: Dispatch, written: int, now: float) -> OpenBatch:
+        size, window = batch_settings(d.target.options) or (None, None)
+        if window is None:
+            return OpenBatch(partition, size, None, None)
+        left_ms = written + window - time.time() * 1000  # the window's rest, by write time
+        due = now + min(max(left_ms, 0.0), window) / 1000
+        return OpenBatch(partition, size, due, written + window)
 
     def holds(self, stream: str, entry_id: str) -> bool:
         """Whether ``entry_id`` of ``stream`` has a trigger in a batch not yet sent."""
