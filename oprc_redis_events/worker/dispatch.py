@@ -207,7 +207,7 @@ class Dispatcher:
         outcome = await self._in_thread(publisher, plans)
         try:
             for dispatch, response in outcome.answers:
-                await self.record(dispatch, response)
+                await self._record(dispatch, response)
         except BaseException:
             # Redis failed: forget what went out, so that the retry records every answer
             # (asking the functions again: at least once, never an answer lost).
@@ -216,6 +216,10 @@ class Dispatcher:
         return outcome
 
     async def record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
+        """Record an invoked function's outcome (a batch's answer: see batch_handling)."""
+        await self._record(dispatch, response)
+
+    async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
         """Record an invoked function's outcome on its target object (function event)."""
         target = dispatch.target
         if not target.stateful:
