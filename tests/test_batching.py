@@ -125,7 +125,7 @@ def test_open_batches_close_when_full_or_due_and_free_their_entries() -> None:
         closed += batches.add(PARTITION, plan, _dispatch(n), now=10.0 + n / 1000)
     assert [len(b.members) for b in closed] == [3, 3]
     assert batches.holds(PARTITION.outbox, "7-0") and batches.holds(PARTITION.outbox, "1-0")
-    assert batches.sent(closed[0]) == ["1-0", "2-0", "3-0"]
+    assert batches.sent(closed[0]) == (["1-0", "2-0", "3-0"], [])
     assert not batches.holds(PARTITION.outbox, "1-0")
     assert batches.due(10.0) == []
     assert batches.next_due() == pytest.approx(10.007)  # written long ago: due at once

@@ -234,3 +234,41 @@ def test_a_batch_that_keeps_failing_dead_letters_its_entries(
     # again (at least once), with the same invocation id
     assert len({key for key, _ in publisher.sent}) == 3
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_a_forged_target_of_a_held_entry_is_dead_lettered_after_its_batch(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    """Writing a dead letter acknowledges its entry: for an entry held by an open batch,
+    the letter of its forged target waits for the batch (else a crash would lose it)."""
+    from oprc_redis_events.protocol.triggers import Target, encode_targets
+
+    batched = TriggerTarget(cls_id="svc", fn_id="sum", req_options={"oprc.batch_max": "2"})
+    ev = ObjectEvent()
+    ev.data_trigger[1].on_create.append(batched)
+    store.create("orders", 0, 1, {1: b"a"}, event=ev)
+    [(first_id, fields)] = client.xrange(OUTBOX)
+    client.xdel(OUTBOX, first_id)
+    good = Target("svc", 0, None, None, "sum", {"oprc.batch_max": "2"})
+    forged = Target("svc", 0, None, None, "**", {})
+    client.xadd(OUTBOX, {**fields, b"t1": encode_targets([good, forged])})  # type: ignore[arg-type]
+    publisher = MemoryPublisher()
+    worker = Worker(settings, publisher=publisher)
+
+    async def first_turn() -> None:
+        task = asyncio.ensure_future(worker.run_async())
+        deadline = time.monotonic() + 10
+        while not worker.stats.forged_targets and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        worker.stop()
+        await task
+
+    asyncio.run(first_turn())
+    assert worker.stats.forged_targets == 1 and not client.xlen("oprc:{orders:0}:dlq")
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 1  # held: not acknowledged
+    client.xadd(OUTBOX, {**fields, b"t1": encode_targets([good])})  # type: ignore[arg-type]
+    stats = asyncio.run(Worker(settings, publisher=publisher).run_async(burst=True))
+    assert [len(values) for _, values in _batches(publisher.sent)] == [2]
+    assert stats.dead_letters == 1 and client.xlen("oprc:{orders:0}:dlq") == 1
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0

@@ -62,6 +62,7 @@ class BatchHandling(EntryHandling):
         closed = self._gather(partition, done, batched)
         acked = [p.entry_id for p in done if not self.batches.holds(stream, p.entry_id)]
         dead = forged_letters(dead, done, self.stats)  # the rest went out
+        dead = self.batches.hold_letters(stream, dead)  # held entries: once they are free
         if outcome.done < len(plans):
             verdict = await self._after_failure(partition, plans[outcome.done], outcome)
             if verdict is not None:
@@ -107,7 +108,7 @@ class BatchHandling(EntryHandling):
         self.stats.batches_sent += 1
         self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += len(batch.members)
         due = time.monotonic() + self.settings.ack_delay_ms / 1000
-        self.acks.add(DeferredAck(due, batch.partition, self.batches.sent(batch), []))
+        self.acks.add(DeferredAck(due, batch.partition, *self.batches.sent(batch)))
         return True
 
     async def _send_batch(self, d: Dispatch) -> Outcome:

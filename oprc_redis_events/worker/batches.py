@@ -24,6 +24,7 @@ from ..protocol.batch_wire import batch_group
 from ..protocol.batching import batch_settings
 from ..protocol.encode import Dispatch
 from ..protocol.keys import PartitionKeys
+from .deadletters import DeadLetterRecord
 from .dispatch import Plan
 
 __all__ = ["Batches", "OpenBatch"]
@@ -51,6 +52,9 @@ class Batches:
         self.open: dict[tuple[str, tuple[object, ...]], OpenBatch] = {}
         #: stream -> entry id -> triggers of that entry in open (or unsent) batches
         self.held: dict[str, dict[str, int]] = {}
+        #: stream -> entry id -> the dead letter of a held entry's forged targets, written
+        #: (which acknowledges the entry) once no batch holds the entry
+        self.letters: dict[str, dict[str, DeadLetterRecord]] = {}
 
     def add(self, partition: PartitionKeys, plan: Plan, d: Dispatch, now: float) -> list[OpenBatch]:
         """Gather trigger ``d`` of ``plan`` (``now``: monotonic); return the batches that
@@ -97,8 +101,29 @@ class Batches:
         """When the next window ends (``None``: no open batch has one)."""
         return min((b.due for b in self.open.values() if b.due is not None), default=None)
 
-    def sent(self, batch: OpenBatch) -> list[str]:
-        """``batch`` went out: the entries no batch holds any more, to acknowledge."""
+    def hold_letters(self, stream: str, dead: list[DeadLetterRecord]) -> list[DeadLetterRecord]:
+        """Keep the dead letters of held entries (writing one acknowledges its entry) until
+        the entry is free; return the others."""
+        held = self.held.get(stream, {})
+        if not any(r[0] in held for r in dead):
+            return dead
+        kept = self.letters.setdefault(stream, {})
+        kept.update((r[0], r) for r in dead if r[0] in held)
+        return [r for r in dead if r[0] not in held]
+
+    def sent(self, batch: OpenBatch) -> tuple[list[str], list[DeadLetterRecord]]:
+        """``batch`` went out: the entries no batch holds any more, to acknowledge, and the
+        dead letters kept for some of them (:meth:`hold_letters`), to write instead."""
+        stream = batch.partition.outbox
+        free = self._freed(batch)
+        kept = self.letters.get(stream, {})
+        letters = [kept.pop(e) for e in free if e in kept]
+        if letters:
+            done = {r[0] for r in letters}
+            free = [e for e in free if e not in done]
+        return free, letters
+
+    def _freed(self, batch: OpenBatch) -> list[str]:
         held = self.held.get(batch.partition.outbox, {})
         free: list[str] = []
         for plan in batch.plans:
@@ -116,6 +141,7 @@ class Batches:
         the same batches); return how many entries that leaves held."""
         for key in [k for k in self.open if k[0] == stream]:
             del self.open[key]
+        self.letters.pop(stream, None)
         return len(self.held.pop(stream, {}))
 
     def streams(self) -> Iterator[str]:
