@@ -1,10 +1,12 @@
 """The options of ``triggers add`` / ``triggers remove`` that build a target's req_options:
-``--option K=V`` (repeatable), ``--when EXPR`` (oprc.when) and ``--include-old``."""
+``--option K=V`` (repeatable), ``--when EXPR`` (oprc.when), ``--include-old``,
+``--batch-max N`` (oprc.batch_max) and ``--batch-ms T`` (oprc.batch_ms)."""
 
 from __future__ import annotations
 
 import click
 
+from ..protocol.batching import BATCH_MAX_OPTION, BATCH_MS_OPTION, MAX_BATCH_MAX, MAX_BATCH_MS
 from ..protocol.conditions import INCLUDE_OLD_OPTION, WHEN_OPTION
 from . import admin
 
@@ -49,15 +51,37 @@ edit_args = [
         is_flag=True,
         help="Send the field's previous value too (req_options oprc.include_old=true).",
     ),
+    click.option(
+        "--batch-max",
+        type=click.IntRange(1, MAX_BATCH_MAX),
+        metavar="N",
+        help="Deliver up to N triggers in one invocation (req_options oprc.batch_max).",
+    ),
+    click.option(
+        "--batch-ms",
+        type=click.IntRange(1, MAX_BATCH_MS),
+        metavar="T",
+        help="Deliver what gathered within T ms of a batch's first trigger in one invocation "
+        "(req_options oprc.batch_ms).",
+    ),
 ]
 
 
-def target_options(options: tuple[str, ...], when: str | None, include_old: bool) -> dict[str, str]:
-    """The target's req_options: ``--option`` pairs, ``--when`` and ``--include-old``."""
+def target_options(
+    options: tuple[str, ...],
+    when: str | None,
+    include_old: bool,
+    batch_max: int | None = None,
+    batch_ms: int | None = None,
+) -> dict[str, str]:
+    """The target's req_options: ``--option`` pairs, ``--when``, ``--include-old``,
+    ``--batch-max`` and ``--batch-ms``."""
     found = dict(o.split("=", 1) for o in options if "=" in o)
     for flag, key, value in (
         ("--when", WHEN_OPTION, when),
         ("--include-old", INCLUDE_OLD_OPTION, "true" if include_old else None),
+        ("--batch-max", BATCH_MAX_OPTION, None if batch_max is None else str(batch_max)),
+        ("--batch-ms", BATCH_MS_OPTION, None if batch_ms is None else str(batch_ms)),
     ):
         if value is None:
             continue

@@ -187,3 +187,9 @@ class TriggerPayload(_message.Message):
     original_payload: bytes
     previous_payload: bytes
     def __init__(self, event_info: _Optional[_Union[EventInfo, _Mapping]] = ..., original_payload: _Optional[bytes] = ..., previous_payload: _Optional[bytes] = ...) -> None: ...
+
+class TriggerBatch(_message.Message):
+    __slots__ = ("triggers",)
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    triggers: _containers.RepeatedCompositeFieldContainer[TriggerPayload]
+    def __init__(self, triggers: _Optional[_Iterable[_Union[TriggerPayload, _Mapping]]] = ...) -> None: ...

@@ -10,12 +10,19 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ..errors import OprcEventsError
-from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
+from ..pb.oprc_data_pb2 import EventInfo, TriggerBatch, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import zenoh_keys
 from .codes import by_number
 
-__all__ = ["ReceivedTrigger", "decode_trigger", "parse_trigger_payload"]
+__all__ = [
+    "ReceivedBatch",
+    "ReceivedTrigger",
+    "decode_batch",
+    "decode_trigger",
+    "parse_trigger_batch",
+    "parse_trigger_payload",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +87,10 @@ class ReceivedTrigger:
 
 
 def _payload_from_json(body: bytes) -> TriggerPayload:
-    doc: dict[str, Any] = json.loads(body)
+    return _payload_from_doc(json.loads(body))
+
+
+def _payload_from_doc(doc: dict[str, Any]) -> TriggerPayload:
     info = {k: v for k, v in doc["event_info"].items() if v is not None}
     message = TriggerPayload(event_info=EventInfo(**info))
     if doc.get("original_payload") is not None:
@@ -113,3 +123,40 @@ def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
         return ReceivedTrigger(key, request, parse_trigger_payload(inner), fmt)
     except (DecodeError, ValueError, KeyError, TypeError) as err:
         raise OprcEventsError(f"message on {key!r} is not a trigger: {err}") from err
+
+
+def parse_trigger_batch(body: bytes) -> list[TriggerPayload]:
+    """The triggers of a ``TriggerBatch`` (a batched target's payload), JSON or protobuf."""
+    if body[:1] == b"{":
+        return [_payload_from_doc(t) for t in json.loads(body)["triggers"]]
+    return list(TriggerBatch.FromString(body).triggers)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedBatch:
+    """One received batch: the request wrapper and the triggers inside it, in order."""
+
+    key: str
+    request: InvocationRequest | ObjectInvocationRequest
+    triggers: list[TriggerPayload]
+    payload_format: str
+
+    @property
+    def invocation_id(self) -> str:
+        """The batch's invocation id (the request's ``invocation_id`` option)."""
+        return self.request.options.get("invocation_id") or self.key.rsplit("/", 1)[-1]
+
+
+def decode_batch(key: str, body: bytes) -> ReceivedBatch:
+    """Decode a batch put on ``key``; raises :class:`OprcEventsError` when it is not one."""
+    stateful = "/objects/" in key
+    request: InvocationRequest | ObjectInvocationRequest = (
+        ObjectInvocationRequest() if stateful else InvocationRequest()
+    )
+    try:
+        request.ParseFromString(body)
+        inner = request.payload
+        fmt = "json" if inner[:1] == b"{" else "protobuf"
+        return ReceivedBatch(key, request, parse_trigger_batch(inner), fmt)
+    except (DecodeError, ValueError, KeyError, TypeError) as err:
+        raise OprcEventsError(f"message on {key!r} is not a trigger batch: {err}") from err

@@ -24,6 +24,7 @@ from ..errors import InvalidIdError
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
+from .batching import is_batched
 from .codes import FUNC_NUMBERS
 from .conditions import includes_old
 from .keys import (
@@ -46,6 +47,7 @@ __all__ = [
     "trigger_key",
     "trigger_payload",
     "trigger_payload_json",
+    "wrap",
 ]
 
 Delivery = Literal["put", "put-odgm", "invoke"]
@@ -214,7 +216,8 @@ def request_options(target: Target, extra: dict[str, str]) -> dict[str, str]:
     return {**extra, **own}
 
 
-def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
+def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
+    """``payload`` as the request of ``target`` (options: :func:`request_options`)."""
     options = request_options(target, extra)
     if target.stateful:
         request = ObjectInvocationRequest(
@@ -237,6 +240,9 @@ def _wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
     ).SerializeToString(deterministic=True)
 
 
+_wrap = wrap  # the name tests/test_pb_wire.py knows
+
+
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """One trigger ready to send: Zenoh key, wrapped bytes and what it is for."""
@@ -250,6 +256,8 @@ class Dispatch:
     mode: str = "put"
     traceparent: str | None = None
     depth: int = 0
+    #: the TriggerPayload alone (a batched target's trigger: it goes into a TriggerBatch)
+    payload: bytes | None = None
 
 
 def build_dispatch(
@@ -278,7 +286,7 @@ def build_dispatch(
     body = parts.body(payload_format, context, previous)
     return Dispatch(
         trigger_key(target, inv_id, mode),
-        _wrap(target, body, context),
+        wrap(target, body, context),
         inv_id,
         ev_id,
         target,
@@ -286,6 +294,7 @@ def build_dispatch(
         mode,
         context["traceparent"],
         entry.depth,
+        body if is_batched(target.options) else None,
     )
 
 

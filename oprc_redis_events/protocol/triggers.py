@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
+from .batching import BATCH_MAX_OPTION, BATCH_MS_OPTION, check_batch
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
 from .conditions import INCLUDE_OLD_OPTION, WHEN_OPTION, check_options, needs_old
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
@@ -93,6 +94,8 @@ def check_target(target: Target) -> None:
         mode,
         target.options.get(WHEN_OPTION),
         target.options.get(INCLUDE_OLD_OPTION),
+        target.options.get(BATCH_MAX_OPTION),
+        target.options.get(BATCH_MS_OPTION),
     )
 
 
@@ -106,6 +109,8 @@ def _check(
     mode: str | None,
     when: str | None = None,
     include_old: str | None = None,
+    batch_max: str | None = None,
+    batch_ms: str | None = None,
 ) -> None:
     # Cached: a target is checked once, not per trigger (errors are not cached).
     validate_id("cls_id", cls_id)
@@ -121,9 +126,10 @@ def _check(
         raise InvalidIdError(
             f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
         )
-    if when is not None or include_old is not None:
+    if any(o is not None for o in (when, include_old, batch_max, batch_ms)):
         try:
             check_options(when, include_old)
+            check_batch(batch_max, batch_ms)
         except ValueError as err:
             raise InvalidIdError(f"target {cls_id}.{fn_id}: {err}") from None
 

@@ -27,6 +27,7 @@ from ..config import Settings
 from ..errors import InvalidIdError
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .acks import AckQueue
+from .batches import Batches
 from .broken import BrokenPartitions, full_stream, is_server_wide
 from .deadletters import DeadLetterStreamError
 from .logonce import ThrottledLog
@@ -71,6 +72,7 @@ class PartitionDiscovery:
     states: dict[str, PartitionState]
     broken: BrokenPartitions
     acks: AckQueue
+    batches: Batches
     _stop: asyncio.Event
     _last_scan: float
     _scan_found: set[str]  # outboxes found by the last SCAN
@@ -225,6 +227,7 @@ class PartitionDiscovery:
         """Stop serving ``stream`` for now: its state, its deferred acknowledgements (its
         entries stay pending and are read again) and, at the next rebalance, its lease."""
         self.acks.drop(stream)
+        self.batches.drop(stream)
         self.states.pop(stream, None)
         self.partitions.pop(stream, None)
         if "NOGROUP" in str(err):  # the group is gone: discovery creates it again
@@ -250,4 +253,5 @@ class PartitionDiscovery:
         rebalance, and no partition waits for a lease we forgot we held."""
         self.partitions.clear()
         self.states.clear()
+        self.batches = Batches()
         self._last_scan = -RESCAN_INTERVAL_S

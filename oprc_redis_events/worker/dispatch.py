@@ -215,6 +215,10 @@ class Dispatcher:
             raise
         return outcome
 
+    async def record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
+        """Record an invoked function's outcome (a batch's answer: see batch_handling)."""
+        await self._record(dispatch, response)
+
     async def _record(self, dispatch: Dispatch, response: InvocationResponse) -> None:
         """Record an invoked function's outcome on its target object (function event)."""
         target = dispatch.target

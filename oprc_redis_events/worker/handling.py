@@ -20,18 +20,17 @@ from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
 from ..protocol.limits import limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
-from .acks import DeferredAck
 from .broken import topology_changing
 from .conditions import skipped
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
-from .dispatch import Dispatcher, Forged, Outcome, Plan, forged_letters, screened
+from .dispatch import Dispatcher, Forged, Outcome, Plan, screened
 from .logonce import ThrottledLog
 from .policy import Failure, after_failure
 from .publisher import Publisher
 from .stats import WorkerStats
 
-__all__ = ["EntryHandling"]
+__all__ = ["EntryHandling", "describe"]
 
 log = logging.getLogger("oprc_redis_events.worker.loop")
 
@@ -39,7 +38,8 @@ log = logging.getLogger("oprc_redis_events.worker.loop")
 POISON_LINES = 10
 
 
-def _describe(err: Exception) -> str:
+def describe(err: Exception) -> str:
+    """An error as a line of a log or a dead letter's reason."""
     if isinstance(err, OprcEventsError):
         return str(err)
     return f"{type(err).__name__}: {err}"
@@ -93,7 +93,7 @@ class EntryHandling(PartitionDiscovery):
                 plans.append(Plan(entry_id, fields, entry, *self.plan(entry)))
                 self.stats.events_read += len(entry.events)
             except Exception as err:  # whatever it is, this entry must not stop the others
-                reason = f"cannot be dispatched: {_describe(err)}"
+                reason = f"cannot be dispatched: {describe(err)}"
                 dead.append((entry_id, fields, reason, "", 1))
         self._log_poison(partition, dead)
         return plans, dead
@@ -124,25 +124,6 @@ class EntryHandling(PartitionDiscovery):
                 partition.partition_id,
             )
 
-    async def _handle(
-        self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
-    ) -> int:
-        """Dispatch one partition's entries in order; acknowledge and dead-letter."""
-        plans, dead = self._plans(partition, entries)
-        outcome = await self._publish(plans)
-        acked = [p.entry_id for p in plans[: outcome.done]]
-        dead = forged_letters(dead, plans[: outcome.done], self.stats)  # the rest went out
-        if outcome.done < len(plans):
-            verdict = await self._after_failure(partition, plans[outcome.done], outcome)
-            if verdict is not None:
-                dead.append(verdict)
-        if outcome.done and any(p.dispatches for p in plans[: outcome.done]):
-            due = time.monotonic() + self.settings.ack_delay_ms / 1000
-            self.acks.add(DeferredAck(due, partition, acked, dead))
-        else:
-            await self._finish(partition, acked, dead)
-        return len(entries)
-
     async def _publish(self, plans: list[Plan]) -> Outcome:
         """Publish ``plans``; an unforeseen exception is a failed attempt of the plan that
         raised it (found by publishing the plans one at a time)."""
@@ -154,7 +135,7 @@ class EntryHandling(PartitionDiscovery):
                 raise
             if len(plans) > 1:
                 return await self._publish_one_by_one(plans)
-            return Outcome(0, error=_describe(err))
+            return Outcome(0, error=describe(err))
 
     async def _publish_one_by_one(self, plans: list[Plan]) -> Outcome:
         for done, plan in enumerate(plans):

@@ -46,6 +46,7 @@ from ..errors import OprcEventsError
 from ..protocol.encode import DELIVERY_MODES, Delivery
 from ..protocol.keys import PartitionKeys
 from .acks import AckQueue
+from .batches import Batches
 from .broken import TOPOLOGY_ERRORS, BrokenPartitions, redis_unusable
 from .discovery import RESCAN_INTERVAL_S, PartitionState
 from .dispatch import Dispatcher
@@ -110,6 +111,7 @@ class Worker(OutboxReading, PartitionMaintenance):
         self._scan_found: set[str] = set()
         self._scan_labels: set[str] = set()
         self.acks = AckQueue()
+        self.batches = Batches()
         self.capture: Any = None  # a KeyspaceCapture when settings.capture == "keyspace"
         self.objects_api: Any = None  # an ObjectsApi when settings.serve_objects is set
         self.lag: dict[str, int] = {}  # partition -> entries not yet read by the group
@@ -340,6 +342,5 @@ class Worker(OutboxReading, PartitionMaintenance):
                 backoff = await self._unavailable(err, backoff)
                 continue
             idle = not handled and not any(st.retry_at for st in self.states.values())
-            if burst and idle:
-                await self._flush_acks(wait=True)
+            if burst and idle and await self._burst_over():
                 return

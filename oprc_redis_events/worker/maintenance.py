@@ -78,9 +78,11 @@ class PartitionMaintenance(PartitionDiscovery):
         renewals, claims, lag and trimming to the regular round."""
         await self.discover()
         busy = {s for s, st in self.states.items() if st.retry_at is not None}
+        busy.update(s for s in self.batches.streams() if s in self.states)  # held entries
         await self.leases.rebalance(self.partitions, busy, renew=not quick)
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
+            self.batches.drop(stream)  # its held entries stay pending, for the new owner
         taken = False
         for stream, partition in list(self.leases.owned.items()):
             if stream not in self.states:  # newly taken, or kept while we rediscovered

@@ -38,6 +38,11 @@ class WorkerCollector(Collector):
         yield from self._partitions()
         yield from self._capture()
         yield from self._objects_api()
+        yield CounterMetricFamily(
+            f"{PREFIX}_batches_sent",
+            "Batches sent to batched targets (oprc.batch_max / oprc.batch_ms)",
+            value=self.worker.stats.batches_sent,
+        )
 
     def _counters(self) -> Iterator[Metric]:
         stats = self.worker.stats

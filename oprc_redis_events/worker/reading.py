@@ -27,9 +27,9 @@ import redis
 import redis.asyncio as aredis
 
 from ..protocol.keys import PartitionKeys, as_text
+from .batch_handling import BatchHandling
 from .broken import is_server_wide
 from .discovery import PartitionState
-from .handling import EntryHandling
 from .waking import WakeableRead
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
@@ -65,7 +65,7 @@ def _entries(reply: Any) -> list[Read]:
     ]
 
 
-class OutboxReading(EntryHandling):
+class OutboxReading(BatchHandling):
     """The worker's reads (see the module docstring)."""
 
     block_ms: int
@@ -79,6 +79,7 @@ class OutboxReading(EntryHandling):
 
     async def _step(self, *, block: bool) -> int:
         await self._flush_acks()
+        await self._close_due_batches()
         now = time.monotonic()
         handled = 0
         for stream, state in list(self.states.items()):
@@ -114,9 +115,16 @@ class OutboxReading(EntryHandling):
         await self._flush_acks(stream, wait=True)
         if stream not in self.states:  # settling them broke the partition
             return 0
-        pending = await self._xreadgroup({stream: "0"}, block_ms=None)
         state.retry_at = None
-        handled = await self._handle(state.keys, [(i, f) for _, i, f in pending])
+        handled, start = 0, "0"
+        while True:  # held entries (batches) may be more than one read's worth
+            pending = await self._xreadgroup({stream: start}, block_ms=None)
+            handled += await self._handle(state.keys, [(i, f) for _, i, f in pending])
+            if len(pending) < self.settings.batch_size or self.states.get(stream) is not state:
+                break
+            if state.retry_at is not None:  # it failed again: read again later
+                break
+            start = pending[-1][1]
         if stream in self.states:
             self.broken.ok(stream)
         return handled
@@ -181,6 +189,9 @@ class OutboxReading(EntryHandling):
 
     def _block_ms(self, now: float) -> int:
         waits = [st.retry_at - now for st in self.states.values() if st.retry_at is not None]
+        closing = self.batches.next_due()
+        if closing is not None:
+            waits.append(closing - now)
         soonest = min(waits, default=self.block_ms / 1000)
         return max(1, min(self.block_ms, int(soonest * 1000)))
 

@@ -15,6 +15,7 @@ class WorkerStats:
     entries_read: int = 0
     events_read: int = 0
     triggers_sent: int = 0
+    batches_sent: int = 0  # batches of batched targets (oprc.batch_max / oprc.batch_ms)
     depth_stops: int = 0
     dead_letters: int = 0
     retries: int = 0
