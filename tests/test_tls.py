@@ -18,7 +18,7 @@ import redis
 from oprc_redis_events import AsyncObjectStore, EventedRedis, ObjectStore, Settings
 from oprc_redis_events.connect.redis_client import redis_client
 from oprc_redis_events.dev.certs import Certificates, make_certificates
-from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.dev.servers import RedisServer, free_port
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
@@ -130,8 +130,10 @@ def test_an_untrusted_server_certificate_is_one_error_line(
 def test_the_cluster_client_over_tls(certificates: Certificates, tmp_path: Path) -> None:
     """A one-node Redis Cluster (every slot on it) with TLS on its client and bus ports:
     the store, the worker and the CLI with --cluster."""
+    # the bus port defaults to port + 10000, which a high free port overflows: pick one
     extra = ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-announce-ip",
-             "127.0.0.1", "--cluster-config-file", str(tmp_path / "nodes.conf")]  # fmt: skip
+             "127.0.0.1", "--cluster-config-file", str(tmp_path / "nodes.conf"),
+             "--cluster-port", str(free_port())]  # fmt: skip
     with RedisServer(tls=certificates, tls_auth_clients=True, extra=extra) as node:
         with redis.Redis.from_url(node.url) as admin:
             admin.execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)

@@ -128,7 +128,11 @@ class RedisServer:
             *self.extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # its pipe and directory too
+            raise
         return self
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
@@ -138,7 +142,8 @@ class RedisServer:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     err = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise OprcEventsError(f"redis-server exited at start: {err.strip()}")
+                    why = f"{err.strip()} {self._log()}".strip()
+                    raise OprcEventsError(f"redis-server exited at start: {why}")
                 try:
                     client.ping()
                     return
@@ -149,6 +154,14 @@ class RedisServer:
             raise OprcEventsError(f"redis-server on port {self.port} not ready in {timeout}s")
         finally:
             client.close()
+
+    def _log(self) -> str:
+        """The end of the server's log file (where it says why it stopped)."""
+        try:
+            lines = (Path(str(self.directory)) / "redis.log").read_text().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in lines[-3:])
 
     def kill(self) -> None:
         """SIGKILL the server (its directory stays, so it can be started again)."""
