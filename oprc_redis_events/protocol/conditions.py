@@ -31,8 +31,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import cel
+if TYPE_CHECKING:  # the package imports its CLI (prompt_toolkit): a quarter second, on use only
+    import cel
 
 __all__ = [
     "INCLUDE_OLD_OPTION",
@@ -83,6 +85,8 @@ def compiled(expression: str) -> tuple[cel.Program, tuple[str, ...]]:
     (only those are handed to it: converting the ten of them costs more than most
     evaluations); raises ``ValueError`` (:func:`check_when` words it) when it does not
     compile."""
+    import cel
+
     program = cel.compile(expression)
     return program, tuple(n for n in program.variables() if n in NAMES)
 
