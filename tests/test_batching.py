@@ -148,3 +148,14 @@ def test_a_window_is_measured_from_the_writes() -> None:
     assert [len(b.members) for b in closed] == [3]  # 0, 20, 49 ms; 50 ms is the next one's
     due = batches.next_due()
     assert due is not None and 100.0 < due <= 100.05
+
+
+def test_tail_shows_each_trigger_of_a_json_batch() -> None:
+    from oprc_redis_events.cli.tail import received
+
+    d = batch_dispatch([_dispatch(n, "json") for n in (1, 2, 3)], "json")
+    got = received(d.key, d.body)
+    assert [t.payload.original_payload for t in got] == [b"v1", b"v2", b"v3"]
+    assert {t.invocation_id for t in got} == {d.invocation_id}
+    single = _dispatch(1, "json")
+    assert len(received(single.key, single.body)) == 1

@@ -66,19 +66,34 @@ def as_json(key: str, t: Any) -> str:
     )
 
 
-def _printer(lines: queue.Queue[str], json_lines: bool) -> Any:
-    from ..protocol.decode import decode_trigger
+def received(key: str, body: bytes) -> list[Any]:
+    """The triggers of one message: a trigger, or each trigger of a JSON ``TriggerBatch``
+    (a batched target's; a protobuf batch cannot be told from a trigger by its bytes)."""
+    from ..protocol.decode import ReceivedTrigger, decode_batch, decode_trigger
 
+    try:
+        return [decode_trigger(key, body)]
+    except OprcEventsError as err:
+        try:
+            batch = decode_batch(key, body)
+        except OprcEventsError:
+            raise err from None
+        fmt = batch.payload_format
+        return [ReceivedTrigger(key, batch.request, t, fmt) for t in batch.triggers]
+
+
+def _printer(lines: queue.Queue[str], json_lines: bool) -> Any:
     def on_sample(sample: Any) -> None:
         key = str(sample.key_expr)
         try:
-            t = decode_trigger(key, sample.payload.to_bytes())
+            triggers = received(key, sample.payload.to_bytes())
         except OprcEventsError as err:
             lines.put(
                 json.dumps({"key": key, "error": str(err)}) if json_lines else f"{key}: {err}"
             )
             return
-        lines.put(as_json(key, t) if json_lines else f"{key}\n  {t.describe()}")
+        for t in triggers:
+            lines.put(as_json(key, t) if json_lines else f"{key}\n  {t.describe()}")
 
     return on_sample
 
