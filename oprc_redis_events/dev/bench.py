@@ -7,7 +7,8 @@ in order (see :data:`ROWS` and the README's "Performance"):
 * write path (:mod:`.bench_write`): ``write``, ``write_pipelined``, ``write_batch``,
   ``write_events_disabled``,
   ``payload_json``, ``payload_protobuf``, ``match_redis_time``, and the growth rows
-  ``write_triggers_{1,10,100}``, ``write_targets_{1,10,100}``;
+  ``write_triggers_{1,10,100}``, ``write_targets_{1,10,100}``, ``write_condition``,
+  ``condition_eval``;
 * worker (:mod:`.bench_e2e`, :mod:`.bench_worker`): ``dispatch`` (in process), ``worker`` and
   ``worker_x2`` (the CLI worker in its own process, the subscriber in another),
   ``latency_p50``/``latency_p99``/``latency_p999`` at a steady ``--rate``,

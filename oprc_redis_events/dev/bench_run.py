@@ -40,6 +40,8 @@ ROWS = (
     "write_targets_1",
     "write_targets_10",
     "write_targets_100",
+    "write_condition",
+    "condition_eval",
     "worker_partitions_1",
     "worker_partitions_16",
     "worker_partitions_256",

@@ -267,4 +267,8 @@ def write_rows(client: redis.Redis, sizes: Sizes) -> list[Result]:
         rows.append(bench_match(client, sizes.writes))
     with step("write_triggers_*, write_targets_*"):
         rows += bench_growth(client, max(20, sizes.writes // 5))
+    with step("write_condition, condition_eval"):
+        from .bench_conditions import condition_rows
+
+        rows += condition_rows(client, max(20, sizes.writes // 5))
     return rows
