@@ -109,8 +109,11 @@ def parse_trigger_payload(body: bytes) -> TriggerPayload:
     return payload
 
 
-def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
-    """Decode a trigger put on ``key``; raises :class:`OprcEventsError` when it is not one."""
+def _unwrap(
+    key: str, body: bytes, what: str
+) -> tuple[InvocationRequest | ObjectInvocationRequest, bytes, str]:
+    """The request wrapper of a message put on ``key`` (an object invocation when the key
+    names an object), its payload and that payload's format."""
     parts = zenoh_keys.parse_key(key)
     stateful = parts.object_segment is not None if parts is not None else "/objects/" in key
     request: InvocationRequest | ObjectInvocationRequest = (
@@ -118,8 +121,16 @@ def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
     )
     try:
         request.ParseFromString(body)
-        inner = request.payload
-        fmt = "json" if inner[:1] == b"{" else "protobuf"
+    except DecodeError as err:
+        raise OprcEventsError(f"message on {key!r} is not {what}: {err}") from err
+    inner = request.payload
+    return request, inner, "json" if inner[:1] == b"{" else "protobuf"
+
+
+def decode_trigger(key: str, body: bytes) -> ReceivedTrigger:
+    """Decode a trigger put on ``key``; raises :class:`OprcEventsError` when it is not one."""
+    request, inner, fmt = _unwrap(key, body, "a trigger")
+    try:
         return ReceivedTrigger(key, request, parse_trigger_payload(inner), fmt)
     except (DecodeError, ValueError, KeyError, TypeError) as err:
         raise OprcEventsError(f"message on {key!r} is not a trigger: {err}") from err
@@ -149,14 +160,8 @@ class ReceivedBatch:
 
 def decode_batch(key: str, body: bytes) -> ReceivedBatch:
     """Decode a batch put on ``key``; raises :class:`OprcEventsError` when it is not one."""
-    stateful = "/objects/" in key
-    request: InvocationRequest | ObjectInvocationRequest = (
-        ObjectInvocationRequest() if stateful else InvocationRequest()
-    )
+    request, inner, fmt = _unwrap(key, body, "a trigger batch")
     try:
-        request.ParseFromString(body)
-        inner = request.payload
-        fmt = "json" if inner[:1] == b"{" else "protobuf"
         return ReceivedBatch(key, request, parse_trigger_batch(inner), fmt)
     except (DecodeError, ValueError, KeyError, TypeError) as err:
         raise OprcEventsError(f"message on {key!r} is not a trigger batch: {err}") from err
