@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 
-from oprc_redis_events import ObjectEvent, TriggerTarget
+from oprc_redis_events import ObjectEvent, Settings, TriggerTarget
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.outbox import OutboxEntry, decode_entry
 from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import ZenohPublisher
 
 NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
 
@@ -71,3 +77,43 @@ def wait_for_text(path: Path, text: str, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def serving_worker(settings: Settings, session: Any, **options: Any) -> RunningWorker:
+    """A running worker that serves the data API of ``settings.serve_objects`` and publishes
+    on ``session``, once its queryables are declared (and have had time to reach the router)."""
+    worker = Worker(
+        settings,
+        publisher=ZenohPublisher(session),
+        block_ms=20,
+        discover_interval=0.05,
+        **options,
+    )
+    running = RunningWorker(worker)
+    deadline = time.monotonic() + 10
+    while worker.objects_api is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the queryables reach the router
+    return running
+
+
+@contextmanager
+def ready_process(args: list[str], env: dict[str, str], what: str) -> Iterator[Any]:
+    """A process that prints a line with ``ready`` once it serves; stopped at the end."""
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        proc.wait(5)
+        proc.stdout.close()
+        pytest.fail(f"{what} did not start: {line}")
+    time.sleep(0.5)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()

@@ -12,10 +12,9 @@ import pytest
 from oprc_redis_events import ObjData, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.pb.oprc_data_pb2 import ObjMeta
 from oprc_redis_events.worker.loop import Worker
-from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
-from .helpers import RunningWorker
+from .helpers import RunningWorker, serving_worker
 from .test_objects_api import zget
 
 WHEN = 'old == "pending" && new == "paid"'
@@ -35,18 +34,9 @@ def _data(when: str) -> ObjData:
 
 
 def _serve(settings: Settings, zenoh_hub: ZenohHub, fmt: str) -> tuple[Worker, RunningWorker]:
-    worker = Worker(
-        settings.replace(serve_objects=("acct",), payload_format=fmt),
-        publisher=ZenohPublisher(zenoh_hub.session()),
-        block_ms=20,
-        discover_interval=0.05,
-    )
-    running = RunningWorker(worker)
-    deadline = time.monotonic() + 10
-    while worker.objects_api is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # the queryables reach the router
-    return worker, running
+    serving = settings.replace(serve_objects=("acct",), payload_format=fmt)
+    running = serving_worker(serving, zenoh_hub.session())
+    return running.worker, running
 
 
 @pytest.mark.parametrize("fmt", ["json", "protobuf"])

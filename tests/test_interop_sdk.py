@@ -24,7 +24,7 @@ from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
-from .helpers import RunningWorker, outbox
+from .helpers import RunningWorker, outbox, ready_process
 
 AGENT = Path(__file__).resolve().parent / "interop" / "sdk_agent.py"
 
@@ -37,24 +37,9 @@ def sdk_agent(sdk_python: Path, zenoh_hub: ZenohHub) -> Iterator[subprocess.Pope
         "OPRC_ZENOH_MODE": "client",
         "RUST_LOG": "warn",
     }
-    proc = subprocess.Popen(
-        [str(sdk_python), str(AGENT), "oprc/svc/0/objects/5/invokes/work"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "ready" not in line:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail(f"the SDK agent did not start: {line}")
-    time.sleep(0.5)
-    yield proc
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
+    args = [str(sdk_python), str(AGENT), "oprc/svc/0/objects/5/invokes/work"]
+    with ready_process(args, env, "the SDK agent") as proc:
+        yield proc
 
 
 def test_a_trigger_reaches_an_sdk_served_function(

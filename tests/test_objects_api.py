@@ -23,10 +23,9 @@ from oprc_redis_events.protocol.objdata import WriteRateGuard
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.metrics import WorkerCollector
 from oprc_redis_events.worker.objects_api import ObjectsApi
-from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
-from .helpers import RunningWorker
+from .helpers import serving_worker
 
 NOTIFY = TriggerTarget(cls_id="notify", partition_id=0, fn_id="seen")
 
@@ -55,18 +54,8 @@ def obj_data(entries: dict[int | str, bytes], *, triggers: bool = True) -> ObjDa
 
 @pytest.fixture
 def serving(settings: Settings, zenoh_hub: ZenohHub) -> Iterator[Worker]:
-    worker = Worker(
-        settings.replace(serve_objects=("acct",)),
-        publisher=ZenohPublisher(zenoh_hub.session()),
-        block_ms=20,
-        discover_interval=0.05,
-    )
-    running = RunningWorker(worker)
-    deadline = time.monotonic() + 10
-    while worker.objects_api is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # the queryables reach the router
-    yield worker
+    running = serving_worker(settings.replace(serve_objects=("acct",)), zenoh_hub.session())
+    yield running.worker
     running.stop()
 
 

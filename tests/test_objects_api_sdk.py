@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.worker.loop import Worker
-from oprc_redis_events.worker.publisher import ZenohPublisher
 
 from .conftest import ZenohHub
-from .helpers import RunningWorker
+from .helpers import RunningWorker, ready_process, serving_worker
 
 SDK_DATA = Path(__file__).resolve().parent / "interop" / "sdk_data.py"
 NOTIFY = TriggerTarget(
@@ -41,19 +39,9 @@ def _sdk_env(zenoh_hub: ZenohHub) -> dict[str, str]:
 
 
 def _worker(settings: Settings, zenoh_hub: ZenohHub, cls_id: str, delivery: str) -> RunningWorker:
-    worker = Worker(
-        settings.replace(serve_objects=(cls_id,)),
-        delivery=delivery,  # type: ignore[arg-type]
-        publisher=ZenohPublisher(zenoh_hub.session()),
-        block_ms=20,
-        discover_interval=0.05,
+    return serving_worker(
+        settings.replace(serve_objects=(cls_id,)), zenoh_hub.session(), delivery=delivery
     )
-    running = RunningWorker(worker)
-    deadline = time.monotonic() + 10
-    while worker.objects_api is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # the queryables reach the router
-    return running
 
 
 def test_sdk_set_get_del_round_trip_fires_triggers(
@@ -89,24 +77,9 @@ def test_sdk_set_get_del_round_trip_fires_triggers(
 
 @pytest.fixture
 def sdk_counter(sdk_python: Path, zenoh_hub: ZenohHub) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [str(sdk_python), str(SDK_DATA), "serve", "svc", "bump"],
-        env=_sdk_env(zenoh_hub),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "ready" not in line:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail(f"the SDK function did not start: {line}")
-    time.sleep(0.5)
-    yield proc
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
+    args = [str(sdk_python), str(SDK_DATA), "serve", "svc", "bump"]
+    with ready_process(args, _sdk_env(zenoh_hub), "the SDK function") as proc:
+        yield proc
 
 
 def test_chain_through_an_sdk_function_and_the_data_api(
