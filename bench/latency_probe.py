@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.dev.servers import RedisServer, free_port
 
 SUBSCRIBER = r"""
 import json, sys, time, signal, threading
@@ -54,12 +53,6 @@ session.close()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def watch(field: int) -> ObjectEvent:
     ev = ObjectEvent()
     dt = ev.data_trigger[field]
@@ -82,25 +75,12 @@ def main() -> None:
     ap.add_argument("--worker-args", default="")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="latency-probe-"))
-    rport, zport = free_port(), free_port()
-    endpoint = f"tcp/127.0.0.1:{zport}"
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
     procs: list[subprocess.Popen[bytes]] = []
+    server = RedisServer().start()
     try:
-        procs.append(
-            subprocess.Popen(
-                ["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-                 "--dir", str(tmp)],
-                stdout=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-        url = f"redis://127.0.0.1:{rport}/0"
+        url = server.url
         client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         out = tmp / "received.json"
         sub = subprocess.Popen(
             [sys.executable, "-c", SUBSCRIBER, endpoint, str(out)], stdout=subprocess.PIPE
@@ -158,8 +138,8 @@ def main() -> None:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-        _ = os
 
 
 if __name__ == "__main__":

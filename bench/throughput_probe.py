@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 
 from oprc_redis_events import ObjectStore, Settings
+from oprc_redis_events.dev.servers import RedisServer, free_port
 
-from .latency_probe import free_port, watch
+from .latency_probe import watch
 
 COUNTER = r"""
 import json, sys, time, signal, threading
@@ -131,24 +130,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--profile", default="", help="py-spy record the (first) worker to this file")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="throughput-probe-"))
-    rport, zport = free_port(), free_port()
-    endpoint = f"tcp/127.0.0.1:{zport}"
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-         "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        url = f"redis://127.0.0.1:{rport}/0"
+        url = server.url
         client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         store = ObjectStore(client, Settings.from_env({}, redis_url=url))
         streams = fill(client, store, args.partitions, args.count)
         total = sum(int(client.xlen(s)) for s in streams)
@@ -196,9 +183,7 @@ def main() -> None:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.stop()
 
 
 if __name__ == "__main__":
