@@ -51,6 +51,7 @@
 -- that is not a number) and its entry follows, with the outbox's room checked beforehand.
 
 local outbox, capture = KEYS[3], KEYS[5]
+local outbox_exists = false  -- known to exist: a batch's later writes need not ask again
 local SET_MODES = {create = true, update = true, upsert = true, replace = true, setnx = true}
 local CREATING = {create = true, upsert = true, replace = true, setnx = true, incr = true,
                   incrfloat = true}
@@ -284,10 +285,11 @@ local function write(A, o, obj, meta, shadow)
   end
   local new_version = bumps and version + 1 or version
   -- The outbox's first entry wakes the workers at once (a hint: a refusal is ignored).
-  local new_outbox = #batches > 0 and redis.call("EXISTS", outbox) == 0
+  local new_outbox = #batches > 0 and not outbox_exists and redis.call("EXISTS", outbox) == 0
   local id, refused = append_events(outbox, batches, oid, new_version, depth, traceparent)
   if refused then return refused end
   if new_outbox then redis.pcall("PUBLISH", "oprc:new-outbox", outbox) end
+  outbox_exists = outbox_exists or #batches > 0
 
   -- 5. The other writes, none of which can fail now.
   if replacing then
