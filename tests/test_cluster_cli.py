@@ -40,6 +40,9 @@ RUNS: list[tuple[tuple[str, ...], list[str], str]] = [
     (("groups", "drop"), ["g", "--yes"], "from 3 outbox(es)"),
     (("trim",), [], "acknowledged entries"),
     (("delete",), ["orders", "P0", "1", "1"], "event(s) queued"),
+    (("events", "off"), ["--cls", "orders"], "events for class orders: off"),
+    (("events", "status"), [], "events: off for class orders; on for the others"),
+    (("events", "on"), [], "events: on"),
 ]
 DAEMONS = {("worker",), ("serve",), ("objects",)}  # long-running: --cluster checked by parsing
 ELSEWHERE = {("bench",), ("demo",)}  # bench: test_bench and test_dev_tools_keys; demo: below

@@ -20,6 +20,7 @@ from oprc_redis_events.errors import InvalidTriggerError
 from oprc_redis_events.lua.loader import register
 from oprc_redis_events.protocol.conditions import ConditionFailed, holds, variables
 from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.switch import SWITCH_KEY
 from oprc_redis_events.protocol.triggers import OLD_MARK, build_index, coerce_event
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.metrics import WorkerCollector
@@ -270,7 +271,7 @@ def test_keyspace_capture_adds_the_old_value_from_its_shadow(
     ev.data_trigger_str["plain"].on_update.append(TriggerTarget(cls_id="svc", fn_id="p"))
     store.create("orders", 0, 5, {"status": b"a", "plain": b"x"}, event=ev)
     capture = register(client, "capture")
-    args = [keys.obj("5"), keys.meta("5"), keys.outbox, keys.shadow("5")]
+    args = [keys.obj("5"), keys.meta("5"), keys.outbox, keys.shadow("5"), SWITCH_KEY]
     capture(keys=args, args=["5", "keep", "1"])  # first sight: the shadow is made
     client.hset(keys.obj("5"), mapping={"status": "b", "plain": "y"})  # behind the library
     capture(keys=args, args=["5", "keep", "1"])

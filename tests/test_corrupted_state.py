@@ -24,6 +24,7 @@ from oprc_redis_events import (
 from oprc_redis_events.cli import main
 from oprc_redis_events.errors import CorruptedStateError
 from oprc_redis_events.lua.loader import register
+from oprc_redis_events.protocol.switch import SWITCH_KEY
 
 from .helpers import outbox, watch_all
 
@@ -203,7 +204,7 @@ def test_increments_through_the_wrapper_are_refused_whole(
 def test_capture_diff_is_refused_whole(store: ObjectStore, client: redis.Redis) -> None:
     store.create("orders", 0, 1, {1: b"a"}, event=config())
     script = register(client, "capture")
-    keys = [OBJ, META, OUTBOX, SHADOW]
+    keys = [OBJ, META, OUTBOX, SHADOW, SWITCH_KEY]
     assert script(keys=keys, args=["1", "keep", "1"]) == [0, 0, b""]  # the shadow is made
     client.hset(OBJ, "1", "changed behind the library's back")
     client.set(OUTBOX, "x")

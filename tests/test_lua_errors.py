@@ -21,7 +21,7 @@ def _line(path: str, number: int) -> str:
 def test_a_runtime_error_in_a_script_names_its_own_file_and_line(client: redis.Redis) -> None:
     write = register(client, "write")
     keys = [f"oprc:{{c:0}}:{k}:1" for k in ("obj", "meta")] + ["oprc:{c:0}:outbox"]
-    keys += ["oprc:{c:0}:shadow:1", "oprc:{c:0}:capture"]
+    keys += ["oprc:{c:0}:shadow:1", "oprc:{c:0}:capture", "oprc:switch"]
     with pytest.raises(redis.ResponseError) as raised:
         write(keys=keys, args=["create", "1", "0", "", "1", "not a count"])
     message = locate(str(raised.value))

@@ -15,6 +15,7 @@ import click
 
 from . import acl as cli_acl
 from . import dlq as cli_dlq
+from . import events as cli_events
 from . import groups as cli_groups
 from . import objects as cli_objects
 from . import objects_serve as cli_objects_serve
@@ -40,6 +41,7 @@ for _command in (
     cli_dlq.dlq,
     cli_dlq.trim,
     cli_groups.groups,
+    cli_events.events,
     cli_objects.get,
     cli_objects.put,
     cli_objects.delete,

@@ -18,6 +18,7 @@ from ..protocol.keys import (
 )
 from . import admin
 from .base import json_bytes, redis_settings, redis_url_option
+from .events import off_note
 from .trigger_options import edit_args, target_options
 
 __all__ = ["delete", "explain", "get", "put", "triggers"]
@@ -301,6 +302,7 @@ def explain(
     with _store(redis_url, cluster) as store:
         record = store.get(cls_id, partition, _oid(object_id))
         max_depth = store.settings.max_trigger_depth
+        note = off_note(store, cls_id, partition)
     if record is None:
         raise click.ClickException(f"object {cls_id}/{partition}/{object_id} does not exist")
     current = {k: (v, record.types.get(k, 0)) for k, v in record.entries.items()}
@@ -309,3 +311,5 @@ def explain(
     source = (cls_id, partition, object_segment(_oid(object_id)))
     for line in admin.explain(record.event, changes, depth, max_depth, source):
         click.echo(line)
+    if note:
+        click.echo(note)

@@ -30,6 +30,7 @@ from ..protocol.keys import (
     validate_id,
 )
 from ..protocol.limits import DEFAULT_LIMITS, Limits
+from ..protocol.switch import SWITCH_KEY
 from ..protocol.triggers import TargetEdit, build_index, coerce_event
 from .records import ObjectRecord, check_types, decode_event, parse_record
 
@@ -59,7 +60,8 @@ Value = bytes | bytearray | memoryview | str | ValData
 class ObjectRef:
     """Where one object lives: its partition keys and its id as spelled in keys.
 
-    ``script_keys`` are the write script's KEYS for it (``lua/write.lua``), spelled once.
+    ``script_keys`` are the write script's KEYS[1..5] for it (``lua/write.lua``), spelled
+    once; the sixth, the runtime switch, depends on the client (:func:`build_write`).
     """
 
     keys: PartitionKeys
@@ -257,11 +259,13 @@ def build_write(
     events_enabled: bool = True,
     expect_triggers: bytes | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    switch: str = SWITCH_KEY,
 ) -> ScriptCall:
     """Validate a write and spell it as one call of ``write.lua`` (see its header).
 
     With ``expect_triggers`` (the serialized configuration read before), the configuration
     is replaced only if it is still that one: a compare-and-set, see :func:`edited_triggers`.
+    ``switch`` is the copy of the runtime switch the write reads (:mod:`..protocol.switch`).
     """
     items, count = _items(mode, entries, delete_keys, func, limits)
     triggers = _trigger_args(event, expect_triggers, limits) if replace_triggers else ["0"]
@@ -275,7 +279,7 @@ def build_write(
         *items,
         *triggers,
     ]
-    return ScriptCall(target, mode, list(target.script_keys), args)
+    return ScriptCall(target, mode, [*target.script_keys, switch], args)
 
 
 def parse_reply_entry(reply: Any) -> bool:

@@ -5,6 +5,8 @@
 -- KEYS[2]  meta hash       oprc:{cls:pid}:meta:<oid>    (trigger index, version)
 -- KEYS[3]  outbox stream   oprc:{cls:pid}:outbox
 -- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (fields + "{synced}" sentinel)
+-- KEYS[5]  runtime switch  as write.lua's KEYS[6]: while it says "off" for the class, the
+--                          shadow is brought up to date and nothing is reported
 --
 -- ARGV[1]  object id as spelled in keys
 -- ARGV[2]  "drop": the object ended (expired, evicted): remove its triggers too; "keep": no
@@ -35,6 +37,12 @@ for i, want in ipairs({"hash", "hash", "stream", "hash"}) do
   if have ~= "none" and have ~= want then
     return redis.error_reply("WRONGTYPE " .. KEYS[i] .. " is a " .. have .. ", not a " .. want)
   end
+end
+
+if events and redis.call("EXISTS", KEYS[5]) == 1 then
+  local off, refused = switched_off(KEYS[5], outbox)
+  if refused then return refused end
+  events = not off
 end
 
 local current = redis.call("HGETALL", obj)

@@ -5,6 +5,9 @@
 -- KEYS[3]  outbox stream   oprc:{cls:pid}:outbox
 -- KEYS[4]  shadow hash     oprc:{cls:pid}:shadow:<oid>  (keyspace capture's last seen state)
 -- KEYS[5]  capture flag    oprc:{cls:pid}:capture       (set while keyspace capture is on)
+-- KEYS[6]  runtime switch  oprc:switch, or on Redis Cluster its slot's copy oprc:switch:{<tag>}
+--                          (protocol/switch.py): while it says "off" for the class, a write
+--                          is made as with ARGV[5] "0"
 --
 -- (ARGV[1] "batch": many writes of one partition in one call, see the end of this file.)
 --
@@ -14,7 +17,7 @@
 -- ARGV[2]  object id as spelled in keys (goes into the entry as `o`)
 -- ARGV[3]  depth of this write (0 for a user's own write)
 -- ARGV[4]  W3C traceparent, or ""
--- ARGV[5]  "1": events enabled (diff, match, XADD); "0": plain write
+-- ARGV[5]  "1": events enabled (diff, match, XADD) unless the switch is off; "0": plain write
 -- ARGV[6]  n = number of field items, then the items:
 --            set modes (create, update, upsert, replace, setnx): n triples  name, value, type
 --              ("0" byte, "1" crdt map); incr, incrfloat: 1 triple  name, increment, "0";
@@ -58,7 +61,13 @@ local CREATING = {create = true, upsert = true, replace = true, setnx = true, in
 -- at most this many fields are read with one HMGET of the meta hash (version, value types
 -- and the triggers they may fire); a larger write reads its triggers one HGET per change
 local PREFETCH_MAX = 64
-local capturing = redis.call("EXISTS", capture) == 1
+-- the capture flag and the switch are both absent in the common case: one EXISTS tells
+local capturing, switched, refused = false, false, nil
+if redis.call("EXISTS", capture, KEYS[6]) > 0 then
+  capturing = redis.call("EXISTS", capture) == 1
+  switched, refused = switched_off(KEYS[6], outbox)
+  if refused then return refused end
+end
 
 local function typekeys(list)
   local out = {}
@@ -82,7 +91,7 @@ end
 -- One write of one object: A[o + 1] .. are its arguments, as ARGV of a single write.
 local function write(A, o, obj, meta, shadow)
   local mode, oid, depth, traceparent = A[o + 1], A[o + 2], A[o + 3], A[o + 4]
-  local events = A[o + 5] == "1"
+  local events = A[o + 5] == "1" and not switched
   local n = tonumber(A[o + 6])
   local pos = o + 7
   local incrementing = mode == "incr" or mode == "incrfloat"

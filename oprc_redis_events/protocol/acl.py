@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from .keys import NEW_OUTBOX_CHANNEL, PARTITIONS_KEY, PREFIX, PartitionKeys, workers_key
+from .switch import SWITCH_KEY
 
 __all__ = ["ROLES", "KeyPatterns", "checks", "rules", "sample_key"]
 
@@ -41,14 +42,15 @@ class KeyPatterns:
     dead_letters: Final = _every(_ANY.dead_letters)
     lease: Final = _every(_ANY.lease("*"))
     capture_flag: Final = _every(_ANY.capture_flag)
+    switch: Final = f"{SWITCH_KEY}*"  # one key, or one per slot on a cluster
     partitions: Final = PARTITIONS_KEY
     workers: Final = workers_key("*")
     every: Final = f"{PREFIX}:*"
 
 
 K = KeyPatterns
-#: the keys write.lua is given (KEYS[1..5]); expire.lua takes three of them
-WRITE_SCRIPT_KEYS: Final = (K.obj, K.meta, K.outbox, K.shadow, K.capture_flag)
+#: the keys write.lua is given (KEYS[1..6]); expire.lua takes three of them
+WRITE_SCRIPT_KEYS: Final = (K.obj, K.meta, K.outbox, K.shadow, K.capture_flag, K.switch)
 #: what every client sends: the handshake, transactions, and the scripts (redis-py's
 #: Script runs EVALSHA and SCRIPT LOAD after NOSCRIPT; a pipeline asks SCRIPT EXISTS)
 BASE: Final = (
@@ -96,7 +98,7 @@ def _channel(db: int) -> str:
 def _writer(db: int) -> str:
     own = _keys(
         ("RW", K.obj), ("RW", K.meta), ("RW", K.shadow), ("R", K.capture_flag),
-        ("W", K.outbox), ("RW", K.partitions),
+        ("W", K.outbox), ("RW", K.partitions), ("R", K.switch),
     )  # fmt: skip
     commands = " ".join((*WRITE_SCRIPT, "+hgetall +sadd +smembers"))
     return f"({commands} {own} {NEW_OUTBOX})"
@@ -106,7 +108,7 @@ def _worker(db: int) -> str:
     own = _keys(
         ("R", K.obj), ("R", K.meta), ("RW", K.shadow), ("R", K.capture_flag),
         ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
-        ("RW", K.workers), ("RW", K.partitions),
+        ("RW", K.workers), ("RW", K.partitions), ("R", K.switch),
     )  # fmt: skip
     return f"({' '.join(WORKER)} {own} {NEW_OUTBOX})"
 
@@ -115,7 +117,7 @@ def _capture(db: int) -> str:
     own = _keys(
         ("R", K.obj), ("RW", K.meta), ("RW", K.shadow), ("RW", K.capture_flag),
         ("RW", K.outbox), ("RW", K.dead_letters), ("RW", K.lease),
-        ("RW", K.workers), ("RW", K.partitions),
+        ("RW", K.workers), ("RW", K.partitions), ("R", K.switch),
     )  # fmt: skip
     return f"({' '.join((*WORKER, *CAPTURE))} {own} {_channel(db)} {NEW_OUTBOX})"
 
@@ -156,6 +158,7 @@ _WRITER_CHECKS: Final[tuple[Check, ...]] = (
     ("DEL", K.obj),
     ("HGETALL", K.obj),
     ("EXISTS", K.capture_flag),
+    ("HMGET", K.switch, "*"),
     ("XADD", K.outbox, "*", "n", "1"),
     ("SADD", K.partitions, "c:0"),
 )

@@ -48,7 +48,7 @@ from ..errors import CaptureError
 from ..lua.loader import register
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .badkeys import BadKeys, bad_key_reason, display
-from .capture_diff import TRANSIENT, run_diffs
+from .capture_diff import TRANSIENT, diff_call, run_diffs
 from .capture_nodes import REQUIRED_FLAGS, CaptureNodes, db_of, merged_flags
 
 __all__ = ["REQUIRED_FLAGS", "CaptureError", "KeyspaceCapture", "merged_flags"]
@@ -272,11 +272,8 @@ class KeyspaceCapture:
         cluster one whose slot is moving is queued again (:attr:`_deferred` counts them)."""
         for ref, _ in items:
             await self._flag(ref.keys)
-        flags = "1" if self.events_enabled else "0"
-        calls = [
-            ([ref.obj, ref.meta, ref.keys.outbox, ref.shadow], [ref.segment, _drop(drop), flags])
-            for ref, drop in items
-        ]
+        cluster, events = self.nodes.cluster, self.events_enabled
+        calls = [diff_call(ref, drop, events, cluster=cluster) for ref, drop in items]
         replies = await run_diffs(self.nodes, self._script, calls)
         changes, error = 0, None
         for (ref, drop), reply in zip(items, replies, strict=True):
@@ -344,7 +341,3 @@ class KeyspaceCapture:
                 self.bad_keys.skip(display(member), f"malformed member of {PARTITIONS_KEY} ({err})")
                 continue
             await self._flag(keys)
-
-
-def _drop(drop: bool) -> str:
-    return "drop" if drop else "keep"

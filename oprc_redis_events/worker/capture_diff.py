@@ -18,9 +18,11 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
 
+from ..client.core import ObjectRef
+from ..protocol.switch import switch_key
 from .capture_nodes import CaptureNode, CaptureNodes
 
-__all__ = ["TRANSIENT", "Call", "run_diffs"]
+__all__ = ["TRANSIENT", "Call", "diff_call", "run_diffs"]
 
 #: errors that say "not here, or not now": the call is run again later
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -33,6 +35,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 Call = tuple[list[str], list[str]]  # KEYS, ARGV of one script call
+
+
+def diff_call(ref: ObjectRef, drop: bool, events: bool, *, cluster: bool) -> Call:
+    """The call of the diff script for ``ref`` (see ``lua/capture.lua``'s header)."""
+    keys = [*ref.script_keys[:4], switch_key(ref.keys, cluster=cluster)]
+    return keys, [ref.segment, "drop" if drop else "keep", "1" if events else "0"]
 
 
 async def run_diffs(nodes: CaptureNodes, script: Any, calls: list[Call]) -> list[Any]:

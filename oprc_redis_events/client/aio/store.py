@@ -1,12 +1,10 @@
 """``AsyncObjectStore``: the typed object API over a redis-py client (asyncio).
 
 Every write is one call of the Lua write path (``lua/write.lua``): the write, its
-field-level events and its outbox entry happen atomically inside Redis.  The store
-is a thin face over :mod:`oprc_redis_events.client.core`, which decides what to send and
-what the reply means.
-
-Its synchronous twin (``client/sync_generated/store.py``) is generated from this file by
-``scripts/unasync.py``; edit this one and run ``make unasync``.
+field-level events and its outbox entry happen atomically inside Redis.  The store is a thin
+face over :mod:`oprc_redis_events.client.core`, which decides what to send and what the
+reply means.  Its synchronous twin (``client/sync_generated/store.py``) is generated from
+this file by ``scripts/unasync.py``; edit this one and run ``make unasync``.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import redis.asyncio
 
 from ...config import Settings, redact_url
 from ...connect import permissions
+from ...connect.cluster import is_cluster
 from ...connect.redis_client import async_redis_client
 from ...errors import ObjectNotFoundError
 from ...lua.loader import register
@@ -28,6 +27,7 @@ from ...pb.oprc_invoke_pb2 import InvocationResponse
 from ...protocol.context import check_depth, check_traceparent
 from ...protocol.keys import PARTITIONS_KEY, FieldKey, ObjectId, PartitionKeys
 from ...protocol.limits import limits_of
+from ...protocol.switch import switch_key
 from .. import core as ops
 from .. import invoke as functions
 from ..address import client_address
@@ -63,6 +63,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
         self.zenoh_session = zenoh_session
         self._owns_session = False
         self._write = register(client, "write")
+        self.cluster = is_cluster(client)
         self.known_partitions: set[str] = set()  # registered in oprc:partitions
         self.access = {"checked": not self.settings.check_permissions}  # shared: with_context
 
@@ -76,10 +77,8 @@ class AsyncObjectStore(AsyncTriggerEdits):
         **settings: Any,
     ) -> AsyncObjectStore:
         """A store on a new client for ``url``; ``settings`` override the environment.
-
         ``zenoh_connect`` (an endpoint such as ``tcp/127.0.0.1:7447``) or ``zenoh_session``
-        lets :meth:`invoke` reach functions over Zenoh.
-        """
+        lets :meth:`invoke` reach functions over Zenoh."""
         if zenoh_connect is not None:
             settings["zenoh_connect"] = (zenoh_connect,)
         config = Settings.from_url(url, **settings)
@@ -131,6 +130,7 @@ class AsyncObjectStore(AsyncTriggerEdits):
             traceparent=self.traceparent,
             events_enabled=self.settings.events_enabled,
             limits=limits_of(self.settings),
+            switch=switch_key(ref.keys, cluster=self.cluster),
             **kw,
         )
 

@@ -32,6 +32,16 @@ local function check_type(key, wanted)
   return nil
 end
 
+-- Whether the runtime switch (protocol/switch.py: a hash, "*" or a class id -> "off")
+-- turns events off for the partition of `outbox` (oprc:{cls:pid}:outbox), read only when
+-- the caller's EXISTS found the switch; a switch of the wrong type: nil and the refusal.
+local function switched_off(switch, outbox)
+  local cls = string.match(outbox, "{(.*):%d+}")
+  local flags = redis.pcall("HMGET", switch, "*", cls)
+  if flags.err then return nil, check_type(switch, "hash") or redis.error_reply(flags.err) end
+  return flags[1] == "off" or flags[2] == "off", nil
+end
+
 -- The version `v` of a meta hash (0 when absent), or nil and an error reply when it is not
 -- a non-negative integer (at most 15 digits, so that Lua's numbers hold it exactly).  `v`,
 -- when given, is the field as the caller already read it (false: absent).
