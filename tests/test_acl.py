@@ -20,6 +20,7 @@ from oprc_redis_events.connect.permissions import check_access, dryruns, verdict
 from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.protocol.acl import checks, rules
 from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.switch import SWITCH_KEY
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
@@ -286,6 +287,8 @@ def test_the_operator_commands_run_as_the_admin(acl_user: Users, client: redis.R
         ("put", "orders", "0", "1", "42=a", "--create"),
         ("triggers", "add", "orders", "0", "1", "on_update", "42", "svc/0/f"),
         ("put", "orders", "0", "1", "42=b"),
+        ("events", "off", "--cls", "other"),
+        ("events", "status"),
         ("get", "orders", "0", "1"),
         ("explain", "orders", "0", "1", "42=c"),
         ("triggers", "list", "orders", "0", "1"),
@@ -318,8 +321,10 @@ def test_the_worker_role_dead_letters_and_replays(acl_user: Users, client: redis
     """Dead-lettering (a MULTI under WATCH) and ``dlq replay`` work as the worker role."""
     keys = PartitionKeys.of("orders", 0)
     store = ObjectStore.from_url(acl_user("writer"))
+    client.hset(SWITCH_KEY, "other", "off")  # the writer reads the switch (another class)
     store.create("orders", 0, 1, {42: b"a"}, event=watch_all([42]))
     store.close()
+    client.delete(SWITCH_KEY)
     client.xadd(keys.outbox, {"n": "x"})  # a poison entry
     worker = acl_user("worker")
     settings = Settings.from_env({}, redis_url=worker)

@@ -178,6 +178,8 @@ def test_cluster_every_slot_has_its_copy(cluster_url: str) -> None:
         assert store.create("orders", 99, 1, {"s": b"a"}, event=watch_all(["s"])).entry_id is None
         seed = store.client
         seed.delete(switch_key_of_slot(0))  # an interrupted command leaves copies that disagree
+        plain = cli(cluster_url, "off")  # without --cluster
+        assert plain.exit_code == 1 and "pass --cluster" in plain.output
         result = cli(cluster_url, "status", cluster=True)
         assert result.exit_code == 1 and "1 of 16384 slots differ" in result.output
         assert cli(cluster_url, "on", cluster=True).output == "events: on\n"

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+
 from ..connect.cluster import is_cluster
+from ..errors import ConfigError
 from ..protocol.switch import ALL_CLASSES, OFF, SwitchState, switch_keys
 
 __all__ = ["read_switch", "switch_events"]
@@ -22,7 +25,7 @@ async def switch_events(client: Any, *, enabled: bool, classes: Sequence[str] = 
     """Turn events off (``enabled=False``) or on for ``classes`` (none: every class) for
     every writer, and return the state read back.  ``on`` without classes clears every
     class's flag too."""
-    keys = switch_keys(cluster=is_cluster(client))
+    keys = await _copies(client)
     pipe = client.pipeline(transaction=False)
     for key in keys:
         if not enabled:
@@ -37,8 +40,23 @@ async def switch_events(client: Any, *, enabled: bool, classes: Sequence[str] = 
 
 async def read_switch(client: Any) -> SwitchState:
     """What the switch says (on a cluster, what every slot's copy says)."""
-    keys = switch_keys(cluster=is_cluster(client))
+    keys = await _copies(client)
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
     return SwitchState.read(await pipe.execute())
+
+
+async def _copies(client: Any) -> list[str]:
+    """The switch's keys for ``client``; a plain client on a cluster node is refused (its
+    writes to ``oprc:switch`` would reach no writer of the cluster)."""
+    if is_cluster(client):
+        return switch_keys(cluster=True)
+    try:
+        await client.execute_command("CLUSTER", "INFO")  # not @dangerous, as INFO is
+    except redis.ResponseError:  # "cluster support disabled" (or not allowed: cannot tell)
+        return switch_keys(cluster=False)
+    raise ConfigError(
+        "this Redis is a node of a Redis Cluster: pass --cluster (or set "
+        "OPRC_EVENTS_CLUSTER=true) so that every slot's copy of the switch is set"
+    )
