@@ -93,6 +93,27 @@ def test_an_expression_that_does_not_compile_is_refused(expression: str, where: 
 
 
 @pytest.mark.quick
+@pytest.mark.parametrize(
+    ("expression", "unknown"),
+    [('nwe == "paid"', "nwe"), ("size(value) > 1", "value"), ("[1].all(v, v > o)", "o")],
+)
+def test_a_typo_in_a_variable_is_refused(expression: str, unknown: str) -> None:
+    with pytest.raises(InvalidTriggerError) as err:
+        coerce_event(_event(expression))
+    text = str(err.value)
+    assert f"unknown variable(s) {unknown};" in text and "svc.paid" in text and "old_bytes" in text
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize(
+    "expression",
+    ["[1, 2].exists(x, x > 1) && new == 'a'", "cel.bind(n, 2, n > depth)", "new.map(c, c)"],
+)
+def test_names_bound_by_macros_are_not_typos(expression: str) -> None:
+    coerce_event(_event(expression))
+
+
+@pytest.mark.quick
 def test_include_old_is_true_or_false() -> None:
     ev = _event("true")
     ev.data_trigger_str["status"].on_update[0].req_options["oprc.include_old"] = "yes"

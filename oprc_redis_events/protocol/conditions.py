@@ -55,6 +55,11 @@ INCLUDE_OLD_OPTION = "oprc.include_old"
 MAX_WHEN_CHARS = 4096
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+# the names that CEL's macros bind (``list.exists(x, x > 1)``, ``cel.bind(x, 1, x)``): they
+# are not variables of the event (a match inside a string literal only accepts more)
+_BOUND = re.compile(
+    r"(?:\.(?:all|exists|exists_one|map|filter)|\bcel\.bind)\(\s*([A-Za-z_]\w*)\s*,"
+)
 _WORDS = {3: "create", 4: "update", 5: "delete", 1: "complete", 2: "error"}
 
 
@@ -111,6 +116,19 @@ def check_when(expression: str) -> None:
             f"req_options {WHEN_OPTION} {expression!r} does not compile at line {line}, "
             f"column {column}: {what}"
         ) from None
+    unknown = _unknown_names(expression)
+    if unknown:
+        raise ValueError(
+            f"req_options {WHEN_OPTION} {expression!r} uses unknown variable(s) "
+            f"{', '.join(unknown)}; a condition sees {', '.join(sorted(NAMES))}"
+        )
+
+
+def _unknown_names(expression: str) -> list[str]:
+    """The names ``expression`` reads that are neither variables of the event nor bound by
+    one of CEL's macros (a typo such as ``nwe`` would make the condition always false)."""
+    bound = set(_BOUND.findall(expression)) | {"cel"}
+    return sorted(set(compiled(expression)[0].variables()) - NAMES - bound)
 
 
 def check_options(when: str | None, include_old: str | None) -> None:
