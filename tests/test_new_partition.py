@@ -93,7 +93,8 @@ def test_keyspace_capture_s_first_entry_in_a_partition_is_taken_at_once(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
     """A write that bypassed the library makes the partition's first outbox entry through
-    capture, inside the worker: the worker takes the partition without discovery."""
+    capture, inside the worker: the worker takes the partition without discovery, and the
+    other workers hear of it on ``oprc:new-outbox``."""
     ev = ObjectEvent()
     ev.data_trigger[1].on_update.append(TriggerTarget(cls_id="svc", partition_id=0, fn_id="f"))
     store.create("orders", 8, 1, {1: b"a"}, event=ev)  # no CREATE trigger: no outbox yet
@@ -104,8 +105,13 @@ def test_keyspace_capture_s_first_entry_in_a_partition_is_taken_at_once(
     running = RunningWorker(worker)
     try:
         assert _wait(lambda: worker.capture is not None and worker.capture.stats.reconciles > 0)
+        pubsub = client.pubsub()
+        pubsub.subscribe(NEW_OUTBOX_CHANNEL)
         client.hset("oprc:{orders:8}:obj:1", "1", "b")
         assert _wait(lambda: len(publisher.sent) == 1), publisher.sent
+        heard = [pubsub.get_message(timeout=1.0) for _ in range(2)]  # subscribe, then it
+        assert heard[1] is not None and heard[1]["data"] == b"oprc:{orders:8}:outbox", heard
+        pubsub.close()
     finally:
         running.stop()
 

@@ -46,7 +46,7 @@ from ..client.core import ObjectRef
 from ..client.wrapper_core import object_ref
 from ..errors import CaptureError
 from ..lua.loader import register
-from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
+from ..protocol.keys import NEW_OUTBOX_CHANNEL, PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .badkeys import BadKeys, bad_key_reason, display
 from .capture_diff import TRANSIENT, diff_call, run_diffs
 from .capture_nodes import REQUIRED_FLAGS, CaptureNodes, db_of, merged_flags
@@ -299,7 +299,8 @@ class KeyspaceCapture:
         if reply[2] and keys.member not in self._registered:
             await self.client.sadd(PARTITIONS_KEY, keys.member)
             self._registered.add(keys.member)
-            self.announce(keys.outbox)
+            self.announce(keys.outbox)  # this worker, and every other one:
+            await self.client.publish(NEW_OUTBOX_CHANNEL, keys.outbox)
 
     async def _flag(self, keys: PartitionKeys) -> None:
         if keys.member not in self._flagged:
