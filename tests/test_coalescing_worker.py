@@ -1,7 +1,8 @@
 """Coalescing in the worker (a real Redis, a memory publisher): the updates of one
 (object, field) within ``oprc.coalesce_ms`` go out as one trigger (the last update's own,
-with the first old value under ``oprc.include_old``), a DELETE ends the window, a condition
-decides per update, and a worker stopped before acknowledging leaves the same trigger."""
+with the first old value under ``oprc.include_old``), in the order of the first updates; a
+DELETE ends the window; a window is measured by write time; a condition decides per update;
+a worker stopped before acknowledging leaves the same trigger (id and bytes)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import redis
 
 from oprc_redis_events import ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.pb.oprc_data_pb2 import ObjectEvent
-from oprc_redis_events.protocol.decode import decode_trigger
+from oprc_redis_events.protocol.decode import ReceivedTrigger, decode_trigger
+from oprc_redis_events.protocol.encode import invocation_id
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
@@ -22,6 +24,7 @@ OUTBOX = "oprc:{orders:0}:outbox"
 
 
 def _config(**options: str) -> ObjectEvent:
+    """Fields a and b: target co (coalesced updates, its deletes as usual), target each."""
     ev = ObjectEvent()
     for name in ("a", "b"):
         trigger = ev.data_trigger_str[name]
@@ -32,16 +35,15 @@ def _config(**options: str) -> ObjectEvent:
     return ev
 
 
-def _got(sent: list[tuple[str, bytes]], fn: str = "co") -> list[tuple[str, int, str, bytes | None]]:
-    """(invocation id, event type, field, value) of each trigger ``fn`` received."""
-    found = []
-    for key, body in sent:
-        if fn in key.split("/"):
-            t = decode_trigger(key, body)
-            info = t.payload.event_info
-            value = t.payload.original_payload if t.payload.HasField("original_payload") else None
-            found.append((t.invocation_id, info.event_type, info.key_str, value))
-    return found
+def _triggers(sent: list[tuple[str, bytes]], fn: str = "co") -> list[ReceivedTrigger]:
+    return [decode_trigger(k, b) for k, b in sent if fn in k.split("/")]
+
+
+def _shown(t: ReceivedTrigger) -> tuple[int, str, bytes | None]:
+    """(event type, field, new value) of a trigger."""
+    p = t.payload
+    value = p.original_payload if p.HasField("original_payload") else None
+    return p.event_info.event_type, p.event_info.key_str, value
 
 
 def _burst(settings: Settings) -> tuple[MemoryPublisher, Any]:
@@ -53,19 +55,134 @@ def _burst(settings: Settings) -> tuple[MemoryPublisher, Any]:
 def test_updates_within_the_window_go_out_as_the_last_one(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
-    opts = {"oprc.coalesce_ms": "5000", "oprc.include_old": "true", "k": "v"}
+    opts = {"oprc.coalesce_ms": "1000", "oprc.include_old": "true", "k": "v"}
     store.create("orders", 0, 1, {"a": b"0", "b": b"0"}, event=_config(**opts))
-    store.update("orders", 0, 1, {"a": b"1"})
-    store.update("orders", 0, 1, {"b": b"1"})
-    for n in range(2, 6):
+    for n in range(1, 6):  # a then b: interleaved
         store.update("orders", 0, 1, {"a": b"%d" % n})
         store.update("orders", 0, 1, {"b": b"%d" % n})
     publisher, stats = _burst(settings)
-    got = _got(publisher.sent)
-    assert [(f, v) for _, _, f, v in got] == [("a", b"5"), ("b", b"5")]  # first update's order
-    each = _got(publisher.sent, "each")
-    assert len(each) == 10  # the other target: one by one
-    assert got[0][0] == each[-2][0].replace("x", "x") or True
-    print(got, each)
-    assert stats.updates_coalesced == 8
+    got = _triggers(publisher.sent)
+    assert [_shown(t) for t in got] == [(4, "a", b"5"), (4, "b", b"5")]  # first updates' order
+    assert [t.payload.previous_payload for t in got] == [b"0", b"0"]  # the first old values
+    each = _triggers(publisher.sent, "each")
+    assert [_shown(t)[2] for t in each] == [b"%d" % (n // 2 + 1) for n in range(10)]
+    for t, last in zip(got, each[-2:], strict=True):  # the last update's own trigger
+        context = t.payload.event_info.context
+        assert context["event_id"] == last.payload.event_info.context["event_id"]
+        assert t.invocation_id == invocation_id(context["event_id"], 0)
+        assert t.payload.event_info.timestamp == last.payload.event_info.timestamp
+        assert dict(t.request.options)["k"] == "v"
+        assert not [k for k in t.request.options if k.startswith("oprc.")]
+    assert stats.updates_coalesced == 8 and stats.triggers_sent == 12
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_a_delete_ends_the_window_and_goes_out_after_it(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    store.create(
+        "orders", 0, 1, {"a": b"0", "b": b"0"}, event=_config(**{"oprc.coalesce_ms": "1000"})
+    )
+    store.update("orders", 0, 1, {"b": b"1"})
+    for n in range(1, 4):
+        store.update("orders", 0, 1, {"a": b"%d" % n})
+    store.delete_field("orders", 0, 1, "a")
+    store.update("orders", 0, 1, {"b": b"2"})
+    publisher, _ = _burst(settings)
+    # b's window opened first: it goes out before a's, which the delete ended
+    assert [_shown(t) for t in _triggers(publisher.sent)] == [
+        (4, "b", b"1"),
+        (4, "a", b"3"),
+        (5, "a", None),  # the delete's own trigger, as usual, after the coalesced update
+        (4, "b", b"2"),
+    ]
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_a_window_is_measured_by_write_time_and_a_condition_decides_per_update(
+    settings: Settings, store: ObjectStore
+) -> None:
+    opts = {"oprc.coalesce_ms": "300", "oprc.when": 'new != "skip"', "oprc.include_old": "true"}
+    store.create("orders", 0, 1, {"a": b"0"}, event=_config(**opts))
+    store.update("orders", 0, 1, {"a": b"skip"})
+    store.update("orders", 0, 1, {"a": b"1"})
+    store.update("orders", 0, 1, {"a": b"2"})
+    store.update("orders", 0, 1, {"a": b"skip"})
+    time.sleep(0.4)  # written after the window: the next one
+    store.update("orders", 0, 1, {"a": b"3"})
+    publisher, stats = _burst(settings)
+    got = _triggers(publisher.sent)
+    assert [_shown(t)[2] for t in got] == [b"2", b"3"]
+    assert [t.payload.previous_payload for t in got] == [b"skip", b"skip"]
+    assert stats.condition_skips == 2 and stats.updates_coalesced == 1
+
+
+def test_a_worker_stopped_before_acknowledging_leaves_the_same_trigger(
+    settings: Settings, store: ObjectStore, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = {"oprc.coalesce_ms": "1000", "oprc.include_old": "true"}
+    store.create("orders", 0, 1, {"a": b"0", "b": b"0"}, event=_config(**opts))
+    for n in range(1, 4):
+        store.update("orders", 0, 1, {"a": b"%d" % n})
+        store.update("orders", 0, 1, {"b": b"%d" % n})
+
+    class Crashing(MemoryPublisher):
+        worker: Worker
+
+        def put(self, key: str, payload: bytes) -> None:
+            super().put(key, payload)
+            if _triggers(self.sent):
+                self.worker.stop()  # then "killed": nothing acknowledged
+
+    crashing = Crashing()
+    crashed = Worker(settings.replace(consumer="w1", claim_idle_ms=500), publisher=crashing)
+    crashing.worker = crashed
+    never: Any = lambda *_args, **_kw: []  # noqa: E731
+    monkeypatch.setattr(crashed.acks, "take", never)
+    asyncio.run(crashed.run_async(burst=True))
+    first = [(k, b) for k, b in crashing.sent if "/co/" in k]
+    assert first  # the windows that closed together may both have gone out
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 6  # the six updates
+
+    time.sleep(0.6)  # the entries must be idle for claim_idle_ms
+    rescued = MemoryPublisher()
+    rescuer = Worker(settings.replace(consumer="w2", claim_idle_ms=500), publisher=rescued)
+    asyncio.run(rescuer.run_async(burst=True))
+    again = [(k, b) for k, b in rescued.sent if "/co/" in k]
+    assert again[: len(first)] == first  # the same keys (invocation ids) and bytes
+    assert [_shown(t)[1:] for t in _triggers(rescued.sent)] == [("a", b"3"), ("b", b"3")]
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
+def test_the_cli_sets_coalesce_ms_and_bad_values_are_refused(
+    store: ObjectStore, redis_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from oprc_redis_events.cli.main import main
+
+    store.create("orders", 0, 4, {"status": b"a"})
+    runner = CliRunner()
+    base = ["triggers", "add", "orders", "0", "4", "--redis-url", redis_url, "on_update", "status"]
+    added = runner.invoke(main, [*base, "billing/0/sum", "--coalesce-ms", "250"])
+    assert added.exit_code == 0, added.output
+    [target] = store.get_triggers("orders", 0, 4).data_trigger_str["status"].on_update
+    assert dict(target.req_options) == {"oprc.coalesce_ms": "250"}
+    for value in ("0", "60001", "x"):
+        bad = runner.invoke(main, [*base, "billing/0/x", "--coalesce-ms", value])
+        assert bad.exit_code == 2 and "--coalesce-ms" in bad.output, bad.output
+    both = runner.invoke(main, [*base, "billing/0/x", "--coalesce-ms", "5", "--batch-ms", "5"])
+    assert both.exit_code == 1 and both.output.startswith("Error: "), both.output
+    assert "oprc.coalesce_ms" in both.output and "oprc.batch_ms" in both.output
+    assert "billing.x" in both.output
+    forged = runner.invoke(main, [*base, "billing/0/x", "--option", "oprc.coalesce_ms=soon"])
+    assert forged.exit_code == 1 and "oprc.coalesce_ms='soon'" in forged.output
+    explained = runner.invoke(
+        main, ["explain", "orders", "0", "4", "--redis-url", redis_url, "status=b"]
+    )
+    assert explained.exit_code == 0, explained.output
+    assert "coalesced: the updates of this field within 250 ms" in explained.output
+    removed = runner.invoke(
+        main, ["triggers", "remove", *base[2:], "billing/0/sum", "--coalesce-ms", "250"]
+    )
+    assert removed.exit_code == 0, removed.output
