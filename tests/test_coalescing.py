@@ -85,9 +85,9 @@ def test_good_coalesce_ms_values_are_accepted_in_any_slot() -> None:
 
 
 def test_only_updates_of_a_coalescing_target_coalesce() -> None:
-    update, create, delete = _plan(1), _plan(2, kind=3), _plan(3, kind=5)
+    update, others = _plan(1), [_plan(2, kind=3), _plan(3, kind=5), _plan(4, kind=1)]
     assert [coalesced(d) for d in update.dispatches] == [True, False]
-    assert not any(coalesced(d) for p in (create, delete) for d in p.dispatches)
+    assert not any(coalesced(d) for p in others for d in p.dispatches)  # as usual
     assert update.dispatches[0].payload is None  # a plain trigger, not a batch member
 
 
