@@ -137,7 +137,7 @@ def explain(
             continue
         for t in targets:
             verdict = (
-                _verdict(t, ch, depth, source) + _coalescing(t, ch)
+                _coalescing(t, ch, _verdict(t, ch, depth, source))
                 if depth < max_depth
                 else f"NOT dispatched: depth {depth} >= max {max_depth}"
             )
@@ -169,14 +169,15 @@ def _verdict(t: TriggerTarget, ch: Change, depth: int, source: Source) -> str:
     return f"NOT dispatched: condition {expression} is false; {seen}"
 
 
-def _coalescing(t: TriggerTarget, ch: Change) -> str:
-    """What coalescing (``oprc.coalesce_ms``) does to an UPDATE's trigger for ``t``."""
+def _coalescing(t: TriggerTarget, ch: Change, verdict: str) -> str:
+    """``verdict``, with what coalescing (``oprc.coalesce_ms``) does to a dispatched
+    UPDATE's trigger for ``t``."""
     window = t.req_options.get(COALESCE_MS_OPTION)
-    if window is None or ch.kind.number != by_code("u").number:
-        return ""
+    if window is None or ch.kind.number != by_code("u").number or verdict.startswith("NOT"):
+        return verdict
     return (
-        f"; coalesced: the updates of this field within {window} ms of the first go out "
-        "as one trigger, the last"
+        f"{verdict}; coalesced: the updates of this field within {window} ms of the first "
+        "go out as one trigger, the last"
     )
 
 
