@@ -23,12 +23,13 @@ import asyncio
 import time
 
 from ..protocol.batch_wire import batch_dispatch
+from ..protocol.coalescing import COALESCE_MS_OPTION
 from ..protocol.encode import Dispatch
 from ..protocol.keys import PartitionKeys
 from .acks import DeferredAck
 from .batches import Batches, OpenBatch
 from .broken import topology_changing
-from .coalescing import coalesced, coalesced_dispatch, cuts
+from .coalescing import UPDATE, coalesced_dispatch, cuts
 from .deadletters import DeadLetterRecord
 from .dispatch import Outcome, Plan, forged_letters
 from .handling import EntryHandling, describe
@@ -41,7 +42,12 @@ def _divert(plans: list[Plan]) -> list[list[Dispatch]]:
     per plan."""
     batched: list[list[Dispatch]] = []
     for plan in plans:
-        mine = [d for d in plan.dispatches if d.payload is not None or coalesced(d)]
+        mine = [  # coalesced(d), inlined: this runs for every trigger
+            d
+            for d in plan.dispatches
+            if d.payload is not None
+            or (d.event_type == UPDATE and COALESCE_MS_OPTION in d.target.options)
+        ]
         if mine:
             plan.dispatches = [d for d in plan.dispatches if not any(d is m for m in mine)]
         batched.append(mine)
