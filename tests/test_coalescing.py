@@ -166,3 +166,15 @@ def test_the_cli_builds_coalesce_ms() -> None:
     }
     with pytest.raises(click.UsageError, match="--coalesce-ms"):
         target_options(("oprc.coalesce_ms=5",), None, False, coalesce_ms=250)
+
+
+def test_windows_closed_by_the_clock_go_out_in_the_order_they_opened() -> None:
+    """Two windows opened in the same millisecond may be due in either order: the one
+    opened first goes out first (and a due window takes its target's earlier ones along)."""
+    batches = Batches()
+    _add(batches, [_plan(1, "a"), _plan(2, "b"), _plan(3, "c")])
+    a, b, c = batches.open.values()
+    a.due, b.due, c.due = 5.0, 1.0, 9.0
+    closed = batches.due(2.0)
+    assert [w.plans[0].entry_id for w in closed] == ["1-0", "2-0"]
+    assert list(batches.open.values()) == [c]

@@ -117,6 +117,31 @@ def test_a_window_is_measured_by_write_time_and_a_condition_decides_per_update(
     assert stats.condition_skips == 2 and stats.updates_coalesced == 1
 
 
+def test_entries_stay_pending_while_their_window_is_open(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    store.create("orders", 0, 1, {"a": b"0"}, event=_config(**{"oprc.coalesce_ms": "60000"}))
+    store.update("orders", 0, 1, {"a": b"1"})
+    store.update("orders", 0, 1, {"a": b"2"})
+    publisher = MemoryPublisher()
+    worker = Worker(settings.replace(ack_delay_ms=0), publisher=publisher)
+
+    async def run() -> int:
+        task = asyncio.ensure_future(worker.run_async())
+        deadline = time.monotonic() + 10
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # acks of the other target are due by now
+        pending = int(client.xpending(OUTBOX, "oprc-events")["pending"])
+        worker.stop()
+        await task
+        return pending
+
+    assert asyncio.run(run()) == 2  # held by the open window (a minute long)
+    assert _triggers(publisher.sent) == []  # a stopped worker does not cut a window short
+    assert len(_triggers(publisher.sent, "each")) == 2
+
+
 def test_a_worker_stopped_before_acknowledging_leaves_the_same_trigger(
     settings: Settings, store: ObjectStore, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -136,10 +136,13 @@ class Batches:
         return entry_id in self.held.get(stream, ())
 
     def due(self, now: float) -> list[OpenBatch]:
-        """Close and return the batches whose window ended, oldest first."""
-        keys = [k for k, b in self.open.items() if b.due is not None and b.due <= now]
-        closed = [self.open.pop(k) for k in keys]
-        return sorted(closed, key=lambda b: b.due or 0.0)
+        """Close and return the batches whose window ended, in the order they opened (a
+        window with the windows of its target opened before it: :meth:`_close`)."""
+        closed: list[OpenBatch] = []
+        for key in [k for k, b in self.open.items() if b.due is not None and b.due <= now]:
+            if key in self.open:
+                closed += self._close(key)
+        return closed
 
     def next_due(self) -> float | None:
         """When the next window ends (``None``: no open batch has one)."""
