@@ -102,13 +102,13 @@ def test_a_delete_ends_the_window_and_goes_out_after_it(
 def test_a_window_is_measured_by_write_time_and_a_condition_decides_per_update(
     settings: Settings, store: ObjectStore
 ) -> None:
-    opts = {"oprc.coalesce_ms": "300", "oprc.when": 'new != "skip"', "oprc.include_old": "true"}
+    opts = {"oprc.coalesce_ms": "600", "oprc.when": 'new != "skip"', "oprc.include_old": "true"}
     store.create("orders", 0, 1, {"a": b"0"}, event=_config(**opts))
     store.update("orders", 0, 1, {"a": b"skip"})
     store.update("orders", 0, 1, {"a": b"1"})
     store.update("orders", 0, 1, {"a": b"2"})
     store.update("orders", 0, 1, {"a": b"skip"})
-    time.sleep(0.4)  # written after the window: the next one
+    time.sleep(0.7)  # written after the window: the next one
     store.update("orders", 0, 1, {"a": b"3"})
     publisher, stats = _burst(settings)
     got = _triggers(publisher.sent)
