@@ -179,6 +179,31 @@ def test_a_worker_stopped_before_acknowledging_leaves_the_same_trigger(
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
 
 
+def test_a_coalesced_trigger_that_keeps_failing_dead_letters_its_entries(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    from oprc_redis_events.errors import ZenohUnavailableError
+
+    store.create("orders", 0, 1, {"a": b"0"}, event=_config(**{"oprc.coalesce_ms": "20"}))
+    store.update("orders", 0, 1, {"a": b"1"})
+    store.update("orders", 0, 1, {"a": b"2"})
+
+    class Refusing(MemoryPublisher):
+        def put(self, key: str, payload: bytes) -> None:
+            if "co" in key.split("/"):
+                raise ZenohUnavailableError("no route")
+            super().put(key, payload)
+
+    publisher = Refusing()
+    worker = Worker(settings.replace(max_deliveries=2, retry_base_ms=1), publisher=publisher)
+    stats = asyncio.run(worker.run_async(burst=True))
+    letters = client.xrange("oprc:{orders:0}:dlq")
+    reasons = [fields[b"dlq:reason"].decode() for _, fields in letters]
+    assert len(letters) == 2 and all(r.startswith("coalesce: ") for r in reasons), reasons
+    assert stats.dead_letters == 2 and stats.updates_coalesced == 0
+    assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
+
+
 def test_the_cli_sets_coalesce_ms_and_bad_values_are_refused(
     store: ObjectStore, redis_url: str
 ) -> None:
