@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
-from ..protocol.codes import DATA_EVENTS, FUNC_EVENTS
+from ..protocol.coalescing import COALESCE_MS_OPTION
+from ..protocol.codes import DATA_EVENTS, FUNC_EVENTS, by_code
 from ..protocol.conditions import WHEN_OPTION, ConditionFailed, holds, variables
 from ..protocol.diff import Change
 from ..protocol.keys import (
@@ -136,7 +137,7 @@ def explain(
             continue
         for t in targets:
             verdict = (
-                _verdict(t, ch, depth, source)
+                _coalescing(t, ch, _verdict(t, ch, depth, source))
                 if depth < max_depth
                 else f"NOT dispatched: depth {depth} >= max {max_depth}"
             )
@@ -166,6 +167,18 @@ def _verdict(t: TriggerTarget, ch: Change, depth: int, source: Source) -> str:
     if matched:
         return f"dispatched: condition {expression} is true; {seen}"
     return f"NOT dispatched: condition {expression} is false; {seen}"
+
+
+def _coalescing(t: TriggerTarget, ch: Change, verdict: str) -> str:
+    """``verdict``, with what coalescing (``oprc.coalesce_ms``) does to a dispatched
+    UPDATE's trigger for ``t``."""
+    window = t.req_options.get(COALESCE_MS_OPTION)
+    if window is None or ch.kind.number != by_code("u").number or verdict.startswith("NOT"):
+        return verdict
+    return (
+        f"{verdict}; coalesced: the updates of this field within {window} ms of the first "
+        "go out as one trigger, the last"
+    )
 
 
 def _cel(value: object) -> str:

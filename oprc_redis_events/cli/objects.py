@@ -234,9 +234,10 @@ def triggers_add(
     include_old: bool,
     batch_max: int | None,
     batch_ms: int | None,
+    coalesce_ms: int | None,
 ) -> None:
     """Add TARGET to the object's EVENT trigger of KEY (atomic; nothing to do if it is there)."""
-    spec = target_options(options, when, include_old, batch_max, batch_ms)
+    spec = target_options(options, when, include_old, batch_max, batch_ms, coalesce_ms)
     if _edit(redis_url, cluster, cls_id, partition, object_id, True, event, key, target, spec):
         click.echo(f"added {event} {key} -> {target}")
     else:
@@ -259,9 +260,10 @@ def triggers_remove(
     include_old: bool,
     batch_max: int | None,
     batch_ms: int | None,
+    coalesce_ms: int | None,
 ) -> None:
     """Remove TARGET from the object's EVENT trigger of KEY (atomic)."""
-    spec = target_options(options, when, include_old, batch_max, batch_ms)
+    spec = target_options(options, when, include_old, batch_max, batch_ms, coalesce_ms)
     if not _edit(redis_url, cluster, cls_id, partition, object_id, False, event, key, target, spec):
         raise click.ClickException(f"no {event} trigger of {key} targets {target}")
     click.echo(f"removed {event} {key} -> {target}")

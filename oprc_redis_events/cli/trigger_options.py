@@ -1,12 +1,14 @@
 """The options of ``triggers add`` / ``triggers remove`` that build a target's req_options:
 ``--option K=V`` (repeatable), ``--when EXPR`` (oprc.when), ``--include-old``,
-``--batch-max N`` (oprc.batch_max) and ``--batch-ms T`` (oprc.batch_ms)."""
+``--batch-max N`` (oprc.batch_max), ``--batch-ms T`` (oprc.batch_ms) and ``--coalesce-ms T``
+(oprc.coalesce_ms)."""
 
 from __future__ import annotations
 
 import click
 
 from ..protocol.batching import BATCH_MAX_OPTION, BATCH_MS_OPTION, MAX_BATCH_MAX, MAX_BATCH_MS
+from ..protocol.coalescing import COALESCE_MS_OPTION, MAX_COALESCE_MS
 from ..protocol.conditions import INCLUDE_OLD_OPTION, WHEN_OPTION
 from . import admin
 
@@ -64,6 +66,13 @@ edit_args = [
         help="Deliver what gathered within T ms of a batch's first trigger in one invocation "
         "(req_options oprc.batch_ms).",
     ),
+    click.option(
+        "--coalesce-ms",
+        type=click.IntRange(1, MAX_COALESCE_MS),
+        metavar="T",
+        help="Deliver the updates of one field within T ms of the first as one trigger, the "
+        "last (req_options oprc.coalesce_ms).",
+    ),
 ]
 
 
@@ -73,15 +82,17 @@ def target_options(
     include_old: bool,
     batch_max: int | None = None,
     batch_ms: int | None = None,
+    coalesce_ms: int | None = None,
 ) -> dict[str, str]:
     """The target's req_options: ``--option`` pairs, ``--when``, ``--include-old``,
-    ``--batch-max`` and ``--batch-ms``."""
+    ``--batch-max``, ``--batch-ms`` and ``--coalesce-ms``."""
     found = dict(o.split("=", 1) for o in options if "=" in o)
     for flag, key, value in (
         ("--when", WHEN_OPTION, when),
         ("--include-old", INCLUDE_OLD_OPTION, "true" if include_old else None),
         ("--batch-max", BATCH_MAX_OPTION, None if batch_max is None else str(batch_max)),
         ("--batch-ms", BATCH_MS_OPTION, None if batch_ms is None else str(batch_ms)),
+        ("--coalesce-ms", COALESCE_MS_OPTION, None if coalesce_ms is None else str(coalesce_ms)),
     ):
         if value is None:
             continue

@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, FuncTrigger, ObjectEvent, TriggerTarget
 from .batching import BATCH_MAX_OPTION, BATCH_MS_OPTION, check_batch
+from .coalescing import COALESCE_MS_OPTION, check_coalesce
 from .codes import DATA_EVENTS, EVENTS, FUNC_EVENTS, by_slot
 from .conditions import INCLUDE_OLD_OPTION, WHEN_OPTION, check_options, needs_old
 from .keys import FieldKey, field_name, object_segment, validate_id, validate_partition
@@ -96,6 +97,7 @@ def check_target(target: Target) -> None:
         target.options.get(INCLUDE_OLD_OPTION),
         target.options.get(BATCH_MAX_OPTION),
         target.options.get(BATCH_MS_OPTION),
+        target.options.get(COALESCE_MS_OPTION),
     )
 
 
@@ -111,6 +113,7 @@ def _check(
     include_old: str | None = None,
     batch_max: str | None = None,
     batch_ms: str | None = None,
+    coalesce: str | None = None,
 ) -> None:
     # Cached: a target is checked once, not per trigger (errors are not cached).
     validate_id("cls_id", cls_id)
@@ -126,10 +129,11 @@ def _check(
         raise InvalidIdError(
             f"req_options {DELIVERY_OPTION}={mode!r} is not one of {', '.join(DELIVERY_MODES)}"
         )
-    if any(o is not None for o in (when, include_old, batch_max, batch_ms)):
+    if any(o is not None for o in (when, include_old, batch_max, batch_ms, coalesce)):
         try:
             check_options(when, include_old)
             check_batch(batch_max, batch_ms)
+            check_coalesce(coalesce, batch_max, batch_ms)
         except ValueError as err:
             raise InvalidIdError(f"target {cls_id}.{fn_id}: {err}") from None
 

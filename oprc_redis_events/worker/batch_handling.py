@@ -11,6 +11,10 @@ idle time (``XCLAIM ... JUSTID``, which counts no delivery) so that no claim tak
 and a pending re-read skips those it already holds.  A batch that fails drops the
 partition's open batches and pauses the partition as a failed entry would: its entries,
 read again in order, form the same batches, with the same invocation ids.
+
+Coalescing windows (``oprc.coalesce_ms``, :mod:`.coalescing`) take the same road; a read
+whose entries create or delete an (object, field) with an open window is handled in parts:
+the plans before that entry, then the windows it ends, then the rest.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import asyncio
 import time
 
 from ..protocol.batch_wire import batch_dispatch
+from ..protocol.coalescing import COALESCE_MS_OPTION
 from ..protocol.encode import Dispatch
 from ..protocol.keys import PartitionKeys
 from .acks import DeferredAck
 from .batches import Batches, OpenBatch
 from .broken import topology_changing
+from .coalescing import UPDATE, coalesced_dispatch, cuts
 from .deadletters import DeadLetterRecord
 from .dispatch import Outcome, Plan, forged_letters
 from .handling import EntryHandling, describe
@@ -32,12 +38,18 @@ __all__ = ["BatchHandling"]
 
 
 def _divert(plans: list[Plan]) -> list[list[Dispatch]]:
-    """Take the batched triggers out of each plan's dispatches; return them, per plan."""
+    """Take the batched and coalesced triggers out of each plan's dispatches; return them,
+    per plan."""
     batched: list[list[Dispatch]] = []
     for plan in plans:
-        mine = [d for d in plan.dispatches if d.payload is not None]
+        mine = [  # coalesced(d), inlined: this runs for every trigger
+            d
+            for d in plan.dispatches
+            if d.payload is not None
+            or (d.event_type == UPDATE and COALESCE_MS_OPTION in d.target.options)
+        ]
         if mine:
-            plan.dispatches = [d for d in plan.dispatches if d.payload is None]
+            plan.dispatches = [d for d in plan.dispatches if not any(d is m for m in mine)]
         batched.append(mine)
     return batched
 
@@ -52,11 +64,36 @@ class BatchHandling(EntryHandling):
         self, partition: PartitionKeys, entries: list[tuple[str, dict[bytes, bytes]]]
     ) -> int:
         """Dispatch one partition's entries in order; gather the batched triggers;
-        acknowledge and dead-letter."""
+        acknowledge and dead-letter (in parts when a CREATE or DELETE ends a window)."""
         stream = partition.outbox
         fresh = [e for e in entries if not self.batches.holds(stream, e[0])]
         plans, dead = self._plans(partition, fresh)
         batched = _divert(plans)
+        parts = (
+            cuts(plans, batched, self.batches.coalescing(stream))
+            if self.batches.open or any(batched)
+            else []
+        )
+        start = 0
+        for cut, ending in [*parts, (len(plans), [])]:
+            if not await self._handle_part(partition, plans[start:cut], batched[start:cut], dead):
+                break
+            dead = []
+            if ending and not await self._send_batches(self.batches.end(stream, ending)):
+                break
+            start = cut
+        return len(entries)
+
+    async def _handle_part(
+        self,
+        partition: PartitionKeys,
+        plans: list[Plan],
+        batched: list[list[Dispatch]],
+        dead: list[DeadLetterRecord],
+    ) -> bool:
+        """Publish ``plans``, gather their batched triggers, acknowledge and dead-letter;
+        whether all went out (and the partition is still ours)."""
+        stream = partition.outbox
         outcome = await self._publish(plans)
         done = plans[: outcome.done]
         closed = self._gather(partition, done, batched)
@@ -72,8 +109,8 @@ class BatchHandling(EntryHandling):
             self.acks.add(DeferredAck(due, partition, acked, dead))
         else:
             await self._finish(partition, acked, dead)
-        await self._send_batches(closed)
-        return len(entries)
+        sent = await self._send_batches(closed)
+        return sent and outcome.done == len(plans) and stream in self.states
 
     def _gather(
         self, partition: PartitionKeys, done: list[Plan], batched: list[list[Dispatch]]
@@ -86,8 +123,9 @@ class BatchHandling(EntryHandling):
                 closed += self.batches.add(partition, plan, d, now)
         return closed
 
-    async def _send_batches(self, closed: list[OpenBatch]) -> None:
-        """Send each batch in order; a partition whose batch failed sends no more now."""
+    async def _send_batches(self, closed: list[OpenBatch]) -> bool:
+        """Send each batch in order; a partition whose batch failed sends no more now.
+        Whether every batch went out."""
         failed: set[str] = set()
         for batch in closed:
             stream = batch.partition.outbox
@@ -96,17 +134,26 @@ class BatchHandling(EntryHandling):
             async with self.on_partition(stream):  # a Redis error of the partition: its own
                 if not await self._send_one(batch):
                     failed.add(stream)
+        return not failed
 
     async def _send_one(self, batch: OpenBatch) -> bool:
         """Send ``batch``; queue the acknowledgement of the entries it frees."""
-        d = batch_dispatch(batch.members, self.settings.payload_format)
+        fmt = self.settings.payload_format
+        if batch.coalesce:
+            d = coalesced_dispatch(batch.members, batch.plans, fmt, self.delivery)
+        else:
+            d = batch_dispatch(batch.members, fmt)
         outcome = await self._send_batch(d)
         if outcome.done == 0:
             await self._batch_failed(batch, outcome)
             return False
-        self.stats.triggers_sent += len(batch.members)
-        self.stats.batches_sent += 1
-        self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += len(batch.members)
+        count = 1 if batch.coalesce else len(batch.members)
+        self.stats.triggers_sent += count
+        self.stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += count
+        if batch.coalesce:
+            self.stats.updates_coalesced += len(batch.members) - 1
+        else:
+            self.stats.batches_sent += 1
         due = time.monotonic() + self.settings.ack_delay_ms / 1000
         self.acks.add(DeferredAck(due, batch.partition, *self.batches.sent(batch)))
         return True
@@ -144,7 +191,8 @@ class BatchHandling(EntryHandling):
         dead: list[DeadLetterRecord] = []
         for plan in batch.plans:
             if all(plan.entry_id != r[0] for r in dead):
-                dead.append((plan.entry_id, plan.fields, f"batch: {reason}", error, attempts))
+                what = "coalesce" if batch.coalesce else "batch"
+                dead.append((plan.entry_id, plan.fields, f"{what}: {reason}", error, attempts))
         await self._finish(partition, [], dead)
 
     async def _burst_over(self) -> bool:

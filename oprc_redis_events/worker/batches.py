@@ -12,6 +12,9 @@ An entry with a trigger in an open batch is *held*: it is not acknowledged until
 batch holding one of its triggers went out, so a worker stopped before that leaves it
 pending and the next reader forms the same batches again from the pending entries, read
 in order.
+Coalescing windows (``oprc.coalesce_ms``, :mod:`.coalescing`) are open batches too, one per
+(target, object, field), with the same held entries and windows; closing one closes the
+windows of its target opened before it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from dataclasses import dataclass, field
 
 from ..protocol.batch_wire import batch_group
 from ..protocol.batching import batch_settings
+from ..protocol.coalescing import coalesce_ms
 from ..protocol.encode import Dispatch
 from ..protocol.keys import PartitionKeys
+from .coalescing import Window, window_of
 from .deadletters import DeadLetterRecord
 from .dispatch import Plan
 
@@ -40,6 +45,7 @@ class OpenBatch:
     closes_at: int | None  # the write time (ms) from which a trigger is for the next batch
     members: list[Dispatch] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)  # the entry of each member
+    coalesce: bool = False  # a coalescing window (oprc.coalesce_ms): sends its last member
 
     def full(self) -> bool:
         return self.size is not None and len(self.members) >= self.size
@@ -49,7 +55,9 @@ class Batches:
     """The open batches of a worker's partitions and the entries they hold."""
 
     def __init__(self) -> None:
-        self.open: dict[tuple[str, tuple[object, ...]], OpenBatch] = {}
+        #: (stream, target) of a batch, (stream, target, object, field) of a window; in
+        #: the order they opened
+        self.open: dict[tuple[object, ...], OpenBatch] = {}
         #: stream -> entry id -> triggers of that entry in open (or unsent) batches
         self.held: dict[str, dict[str, int]] = {}
         #: stream -> entry id -> the dead letter of a held entry's forged targets, written
@@ -61,15 +69,24 @@ class Batches:
         closed: its target's batch whose window ended before ``d`` was written, and its own
         batch when that is now full."""
         stream = partition.outbox
-        key = (stream, batch_group(d))
+        window = coalesce_ms(d.target.options)
+        key: tuple[object, ...] = (stream, batch_group(d))
+        if window is not None:
+            key += window_of(plan, d)
         closed: list[OpenBatch] = []
         batch = self.open.get(key)
         written = plan.entry.timestamp
         if batch is not None and batch.closes_at is not None and written >= batch.closes_at:
-            closed.append(self.open.pop(key))
+            closed += self._close(key)
             batch = None
         if batch is None:
-            batch = self.open[key] = self._opened(partition, d, written, now)
+            size, ms = (
+                (None, window)
+                if window is not None
+                else batch_settings(d.target.options) or (None, None)
+            )
+            batch = self.open[key] = self._opened(partition, size, ms, written, now)
+            batch.coalesce = window is not None
         batch.members.append(d)
         batch.plans.append(plan)
         held = self.held.setdefault(stream, {})
@@ -79,23 +96,53 @@ class Batches:
         return closed
 
     @staticmethod
-    def _opened(partition: PartitionKeys, d: Dispatch, written: int, now: float) -> OpenBatch:
-        size, window = batch_settings(d.target.options) or (None, None)
+    def _opened(
+        partition: PartitionKeys, size: int | None, window: int | None, written: int, now: float
+    ) -> OpenBatch:
         if window is None:
             return OpenBatch(partition, size, None, None)
         left_ms = written + window - time.time() * 1000  # the window's rest, by write time
         due = now + min(max(left_ms, 0.0), window) / 1000
         return OpenBatch(partition, size, due, written + window)
 
+    def _close(self, key: tuple[object, ...]) -> list[OpenBatch]:
+        """Close the batch ``key``; a window closes its target's windows opened before it
+        first (windows of a target go out in the order of their first update)."""
+        if not self.open[key].coalesce:
+            return [self.open.pop(key)]
+        keys: list[tuple[object, ...]] = []
+        for k in self.open:
+            if k[:2] == key[:2]:
+                keys.append(k)
+            if k == key:
+                break
+        return [self.open.pop(k) for k in keys]
+
+    def end(self, stream: str, windows: list[Window]) -> list[OpenBatch]:
+        """Close the windows of ``stream`` for ``windows`` (a CREATE or DELETE of their
+        object and field), with the windows of their targets opened before them."""
+        closed: list[OpenBatch] = []
+        for key in [k for k in self.open if k[0] == stream and k[2:] in windows]:
+            if key in self.open:
+                closed += self._close(key)
+        return closed
+
+    def coalescing(self, stream: str) -> set[Window]:
+        """The (object, field)s of ``stream`` with an open window."""
+        return {(str(k[2]), str(k[3])) for k in self.open if k[0] == stream and len(k) == 4}
+
     def holds(self, stream: str, entry_id: str) -> bool:
         """Whether ``entry_id`` of ``stream`` has a trigger in a batch not yet sent."""
         return entry_id in self.held.get(stream, ())
 
     def due(self, now: float) -> list[OpenBatch]:
-        """Close and return the batches whose window ended, oldest first."""
-        keys = [k for k, b in self.open.items() if b.due is not None and b.due <= now]
-        closed = [self.open.pop(k) for k in keys]
-        return sorted(closed, key=lambda b: b.due or 0.0)
+        """Close and return the batches whose window ended, in the order they opened (a
+        window with the windows of its target opened before it: :meth:`_close`)."""
+        closed: list[OpenBatch] = []
+        for key in [k for k, b in self.open.items() if b.due is not None and b.due <= now]:
+            if key in self.open:
+                closed += self._close(key)
+        return closed
 
     def next_due(self) -> float | None:
         """When the next window ends (``None``: no open batch has one)."""

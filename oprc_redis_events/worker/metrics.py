@@ -43,6 +43,11 @@ class WorkerCollector(Collector):
             "Batches sent to batched targets (oprc.batch_max / oprc.batch_ms)",
             value=self.worker.stats.batches_sent,
         )
+        yield CounterMetricFamily(
+            f"{PREFIX}_updates_coalesced",
+            "Updates folded into a later update's trigger (oprc.coalesce_ms)",
+            value=self.worker.stats.updates_coalesced,
+        )
 
     def _counters(self) -> Iterator[Metric]:
         stats = self.worker.stats

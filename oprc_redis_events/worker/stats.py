@@ -16,6 +16,7 @@ class WorkerStats:
     events_read: int = 0
     triggers_sent: int = 0
     batches_sent: int = 0  # batches of batched targets (oprc.batch_max / oprc.batch_ms)
+    updates_coalesced: int = 0  # updates folded into a later one's trigger (oprc.coalesce_ms)
     depth_stops: int = 0
     dead_letters: int = 0
     retries: int = 0
