@@ -41,6 +41,35 @@ def events(
     ]
 
 
+def one_target(**options: str) -> ObjectEvent:
+    """Field "status" with one on_update target, billing.sum, with ``options``."""
+    ev = ObjectEvent()
+    target = ev.data_trigger_str["status"].on_update.add()
+    target.cls_id, target.fn_id = "billing", "sum"
+    target.req_options.update(options)
+    return ev
+
+
+def pending_while_running(
+    worker: Worker, sent: list[Any], client: redis.Redis, stream: str, count: int
+) -> int:
+    """Run ``worker`` until ``count`` PUTs were made (``sent``: its publisher's list) and
+    its due acknowledgements went out; return the entries still pending on ``stream``."""
+
+    async def run() -> int:
+        task = asyncio.ensure_future(worker.run_async())
+        deadline = time.monotonic() + 10
+        while len(sent) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # acknowledgements due by now went out
+        pending = int(client.xpending(stream, worker.settings.group)["pending"])  # type: ignore[index]
+        worker.stop()
+        await task
+        return pending
+
+    return asyncio.run(run())
+
+
 def watch_all(keys: list[int | str], fn: str = "f") -> ObjectEvent:
     """A configuration with one target for every event of every key."""
     ev = ObjectEvent()

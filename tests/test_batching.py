@@ -10,7 +10,7 @@ import time
 import pytest
 
 from oprc_redis_events.errors import InvalidTriggerError
-from oprc_redis_events.pb.oprc_data_pb2 import ObjectEvent, TriggerBatch, TriggerPayload
+from oprc_redis_events.pb.oprc_data_pb2 import TriggerBatch, TriggerPayload
 from oprc_redis_events.pb.oprc_invoke_pb2 import InvocationRequest
 from oprc_redis_events.protocol.batch_wire import batch_dispatch
 from oprc_redis_events.protocol.decode import decode_batch, parse_trigger_batch
@@ -20,6 +20,8 @@ from oprc_redis_events.protocol.outbox import OutboxEntry, OutboxEvent
 from oprc_redis_events.protocol.triggers import Target, coerce_event
 from oprc_redis_events.worker.batches import Batches
 from oprc_redis_events.worker.dispatch import Plan
+
+from .helpers import one_target
 
 pytestmark = pytest.mark.quick
 
@@ -36,14 +38,6 @@ def _entry(n: int, targets: list[Target] | None = None) -> OutboxEntry:
 def _dispatch(n: int, fmt: str = "json", index: int = 0) -> Dispatch:
     entry = _entry(n)
     return build_dispatch(entry, entry.events[0], index, payload_format=fmt)
-
-
-def _config(**options: str) -> ObjectEvent:
-    ev = ObjectEvent()
-    target = ev.data_trigger_str["status"].on_update.add()
-    target.cls_id, target.fn_id = "billing", "sum"
-    target.req_options.update(options)
-    return ev
 
 
 @pytest.mark.parametrize(
@@ -64,15 +58,15 @@ def test_bad_batch_options_are_refused_naming_the_option_and_the_target(
     option: str, value: str
 ) -> None:
     with pytest.raises(InvalidTriggerError) as err:
-        coerce_event(_config(**{option: value}))
+        coerce_event(one_target(**{option: value}))
     text = str(err.value)
     assert option in text and "billing.sum" in text and repr(value) in text
 
 
 def test_good_batch_options_are_accepted() -> None:
-    coerce_event(_config(**{"oprc.batch_max": "10000", "oprc.batch_ms": "60000"}))
-    coerce_event(_config(**{"oprc.batch_max": "1"}))
-    coerce_event(_config(**{"oprc.batch_ms": "1"}))
+    coerce_event(one_target(**{"oprc.batch_max": "10000", "oprc.batch_ms": "60000"}))
+    coerce_event(one_target(**{"oprc.batch_max": "1"}))
+    coerce_event(one_target(**{"oprc.batch_ms": "1"}))
 
 
 def test_only_batched_targets_keep_their_payload_and_unbatched_bytes_are_unchanged() -> None:

@@ -17,6 +17,8 @@ from oprc_redis_events.protocol.decode import decode_batch, decode_trigger
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
+from .helpers import pending_while_running
+
 OUTBOX = "oprc:{orders:0}:outbox"
 
 
@@ -70,19 +72,9 @@ def test_entries_stay_pending_until_their_batch_went_out(
     _write(store, 2, **{"oprc.batch_ms": "60000"})
     publisher = MemoryPublisher()
     worker = Worker(settings.replace(ack_delay_ms=0), publisher=publisher)
-
-    async def run() -> int:
-        task = asyncio.ensure_future(worker.run_async())
-        deadline = time.monotonic() + 10
-        while len(publisher.sent) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # acks of the unbatched target are due by now
-        pending = int(client.xpending(OUTBOX, "oprc-events")["pending"])
-        worker.stop()
-        await task
-        return pending
-
-    assert asyncio.run(run()) == 2  # held by the open batch (its window is a minute)
+    assert (
+        pending_while_running(worker, publisher.sent, client, OUTBOX, 2) == 2
+    )  # held by the open batch (its window is a minute)
     assert _batches(publisher.sent) == []  # a stopped worker does not cut a window short
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 2
 

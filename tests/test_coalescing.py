@@ -21,6 +21,8 @@ from oprc_redis_events.worker.batches import Batches, OpenBatch
 from oprc_redis_events.worker.coalescing import coalesced, coalesced_dispatch, cuts
 from oprc_redis_events.worker.dispatch import Plan
 
+from .helpers import one_target
+
 pytestmark = pytest.mark.quick
 
 CO = Target("svc", 0, None, None, "f", {"oprc.coalesce_ms": "50", "oprc.include_old": "true"})
@@ -48,18 +50,10 @@ def _add(batches: Batches, plans: list[Plan], now: float = 100.0) -> list[OpenBa
     return closed
 
 
-def _config(**options: str) -> ObjectEvent:
-    ev = ObjectEvent()
-    target = ev.data_trigger_str["status"].on_update.add()
-    target.cls_id, target.fn_id = "billing", "sum"
-    target.req_options.update(options)
-    return ev
-
-
 @pytest.mark.parametrize("value", ["0", "-1", "2.5", "x", "60001", " 5", "٣", ""])
 def test_a_bad_coalesce_ms_is_refused_naming_the_option_and_the_target(value: str) -> None:
     with pytest.raises(InvalidTriggerError) as err:
-        coerce_event(_config(**{"oprc.coalesce_ms": value}))
+        coerce_event(one_target(**{"oprc.coalesce_ms": value}))
     text = str(err.value)
     assert "oprc.coalesce_ms" in text and "billing.sum" in text and repr(value) in text
     assert "on_update[0]" in text
@@ -68,14 +62,14 @@ def test_a_bad_coalesce_ms_is_refused_naming_the_option_and_the_target(value: st
 @pytest.mark.parametrize("batch", ["oprc.batch_max", "oprc.batch_ms"])
 def test_coalescing_and_batching_are_refused_together(batch: str) -> None:
     with pytest.raises(InvalidTriggerError) as err:
-        coerce_event(_config(**{"oprc.coalesce_ms": "100", batch: "5"}))
+        coerce_event(one_target(**{"oprc.coalesce_ms": "100", batch: "5"}))
     text = str(err.value)
     assert "oprc.coalesce_ms" in text and batch in text and "billing.sum" in text
 
 
 def test_good_coalesce_ms_values_are_accepted_in_any_slot() -> None:
     for value in ("1", "250", "60000"):
-        coerce_event(_config(**{"oprc.coalesce_ms": value, "oprc.include_old": "true"}))
+        coerce_event(one_target(**{"oprc.coalesce_ms": value, "oprc.include_old": "true"}))
     ev = ObjectEvent()
     for slot in ("on_create", "on_delete"):
         t = getattr(ev.data_trigger[1], slot).add()

@@ -20,6 +20,8 @@ from oprc_redis_events.protocol.encode import invocation_id
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
+from .helpers import pending_while_running
+
 OUTBOX = "oprc:{orders:0}:outbox"
 
 
@@ -125,19 +127,9 @@ def test_entries_stay_pending_while_their_window_is_open(
     store.update("orders", 0, 1, {"a": b"2"})
     publisher = MemoryPublisher()
     worker = Worker(settings.replace(ack_delay_ms=0), publisher=publisher)
-
-    async def run() -> int:
-        task = asyncio.ensure_future(worker.run_async())
-        deadline = time.monotonic() + 10
-        while len(publisher.sent) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # acks of the other target are due by now
-        pending = int(client.xpending(OUTBOX, "oprc-events")["pending"])
-        worker.stop()
-        await task
-        return pending
-
-    assert asyncio.run(run()) == 2  # held by the open window (a minute long)
+    assert (
+        pending_while_running(worker, publisher.sent, client, OUTBOX, 2) == 2
+    )  # held by the open window (a minute long)
     assert _triggers(publisher.sent) == []  # a stopped worker does not cut a window short
     assert len(_triggers(publisher.sent, "each")) == 2
 
