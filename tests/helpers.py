@@ -15,10 +15,11 @@ import pytest
 import redis
 
 from oprc_redis_events import ObjectEvent, Settings, TriggerTarget
+from oprc_redis_events.errors import ZenohUnavailableError
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.outbox import OutboxEntry, decode_entry
 from oprc_redis_events.worker.loop import Worker
-from oprc_redis_events.worker.publisher import ZenohPublisher
+from oprc_redis_events.worker.publisher import MemoryPublisher, ZenohPublisher
 
 NAMES = {3: "CREATE", 4: "UPDATE", 5: "DELETE", 1: "COMPLETE", 2: "ERROR"}
 
@@ -68,6 +69,23 @@ def pending_while_running(
         return pending
 
     return asyncio.run(run())
+
+
+class RefusingPublisher(MemoryPublisher):
+    """Records PUTs as a MemoryPublisher, but those to function ``fn`` fail as Zenoh's."""
+
+    def __init__(self, fn: str) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def put(self, key: str, payload: bytes) -> None:
+        if self.fn in key.split("/"):
+            raise ZenohUnavailableError("no route")
+        super().put(key, payload)
+
+
+def dead_letter_reasons(client: redis.Redis, keys: PartitionKeys) -> list[str]:
+    return [f[b"dlq:reason"].decode() for _, f in client.xrange(keys.dead_letters)]  # type: ignore[union-attr]
 
 
 def watch_all(keys: list[int | str], fn: str = "f") -> ObjectEvent:

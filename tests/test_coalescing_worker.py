@@ -17,10 +17,11 @@ from oprc_redis_events import ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.pb.oprc_data_pb2 import ObjectEvent
 from oprc_redis_events.protocol.decode import ReceivedTrigger, decode_trigger
 from oprc_redis_events.protocol.encode import invocation_id
+from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
 
-from .helpers import pending_while_running
+from .helpers import RefusingPublisher, dead_letter_reasons, pending_while_running
 
 OUTBOX = "oprc:{orders:0}:outbox"
 
@@ -174,24 +175,15 @@ def test_a_worker_stopped_before_acknowledging_leaves_the_same_trigger(
 def test_a_coalesced_trigger_that_keeps_failing_dead_letters_its_entries(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
-    from oprc_redis_events.errors import ZenohUnavailableError
-
     store.create("orders", 0, 1, {"a": b"0"}, event=_config(**{"oprc.coalesce_ms": "20"}))
     store.update("orders", 0, 1, {"a": b"1"})
     store.update("orders", 0, 1, {"a": b"2"})
 
-    class Refusing(MemoryPublisher):
-        def put(self, key: str, payload: bytes) -> None:
-            if "co" in key.split("/"):
-                raise ZenohUnavailableError("no route")
-            super().put(key, payload)
-
-    publisher = Refusing()
+    publisher = RefusingPublisher("co")
     worker = Worker(settings.replace(max_deliveries=2, retry_base_ms=1), publisher=publisher)
     stats = asyncio.run(worker.run_async(burst=True))
-    letters = client.xrange("oprc:{orders:0}:dlq")
-    reasons = [fields[b"dlq:reason"].decode() for _, fields in letters]
-    assert len(letters) == 2 and all(r.startswith("coalesce: ") for r in reasons), reasons
+    reasons = dead_letter_reasons(client, PartitionKeys.of("orders", 0))
+    assert len(reasons) == 2 and all(r.startswith("coalesce: ") for r in reasons), reasons
     assert stats.dead_letters == 2 and stats.updates_coalesced == 0
     assert client.xpending(OUTBOX, "oprc-events")["pending"] == 0
 
