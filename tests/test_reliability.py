@@ -132,9 +132,14 @@ def test_two_workers_share_partitions_without_loss_or_duplicates(
         store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
     processes.worker(redis_url, zenoh_hub.endpoint)
     processes.worker(redis_url, zenoh_hub.endpoint)
-    time.sleep(3)  # both heartbeat, leases spread 2 + 2
-    owners = {client.get(PartitionKeys.of("orders", pid).lease("oprc-events")) for pid in range(4)}
-    assert len(owners) == 2, owners
+    leases = [PartitionKeys.of("orders", pid).lease("oprc-events") for pid in range(4)]
+    deadline = time.monotonic() + 60  # two CLI processes starting on a busy machine
+    while time.monotonic() < deadline:  # both heartbeat, leases spread 2 + 2
+        owners = [client.get(lease) for lease in leases]
+        if None not in owners and sorted(owners.count(o) for o in set(owners)) == [2, 2]:
+            break
+        time.sleep(0.1)
+    assert None not in owners and len(set(owners)) == 2, owners
     for i in range(1, 1001):
         for pid in range(4):
             store.update("orders", pid, 1, {1: str(i).encode()})
