@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup redis demo test quick lint pytest proto unasync bench clean
+.PHONY: setup redis sdk demo test quick lint pytest proto unasync bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,15 @@ $(VENV)/.installed: pyproject.toml
 redis:
 	scripts/ensure-redis-server
 
+# The platform's Python SDK in a venv of its own, for the interop tests (its wheel is built
+# for CPython 3.11); tests/conftest.py uses it, or builds one per run when it is missing.
+SDK_VENV ?= .venv-sdk
+sdk: $(SDK_VENV)/.installed
+
+$(SDK_VENV)/.installed:
+	($(PYTHON) -m venv $(SDK_VENV) && $(SDK_VENV)/bin/python -m pip install -q oaas-sdk2-py==0.3.6 \
+		&& touch $@) || echo "the platform SDK could not be installed: the interop tests say why"
+
 demo: setup redis
 	$(BIN)/oprc-redis-events demo
 
@@ -28,7 +37,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: setup redis
+pytest: setup redis sdk
 	$(BIN)/python -m pytest
 
 # The fast tier: tests that need no server (protocol, policy, layout), in seconds.
@@ -41,7 +50,7 @@ proto: setup
 		--pyi_out=../oprc_redis_events/pb *.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 
 # Regenerate the sync modules from their asyncio originals (a test checks they are fresh).
 unasync: setup

@@ -179,6 +179,9 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where it cannot be installed."""
     if sys.version_info[:2] != (3, 11):
         pytest.skip("the SDK's oprc-py wheel is built for CPython 3.11")
+    made = Path(__file__).resolve().parent.parent / ".venv-sdk"  # by `make sdk`
+    if (made / ".installed").exists() and _sdk_version(made / "bin" / "python") == SDK:
+        return made / "bin" / "python"
     home = tmp_path_factory.mktemp("sdk-venv")
     venv.create(home, with_pip=True)
     python = home / "bin" / "python"
@@ -191,3 +194,14 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if out.returncode != 0:
         pytest.skip(f"cannot install {SDK}: {out.stderr.strip()[-300:]}")
     return python
+
+
+def _sdk_version(python: Path) -> str:
+    """``oaas-sdk2-py==<version>`` as installed for ``python``, or "" when it is not."""
+    out = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('oaas-sdk2-py'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return f"oaas-sdk2-py=={out.stdout.strip()}" if out.returncode == 0 else ""
