@@ -15,12 +15,13 @@ from click.testing import CliRunner
 from oprc_redis_events import ObjectStore
 from oprc_redis_events.cli import main
 from oprc_redis_events.dev.cluster import RedisCluster
+from oprc_redis_events.dev.servers import free_port
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.worker.deadletters import dead_letter_fields
 
 from .helpers import watch_all
 from .test_cli import children
-from .test_cli_errors import COMMANDS, options
+from .test_cli_errors import COMMANDS, options, sample_args
 from .test_dev_tools_keys import cluster_dump
 
 CLI = [sys.executable, "-m", "oprc_redis_events.cli"]
@@ -85,6 +86,22 @@ def test_every_command_that_takes_redis_url_takes_cluster() -> None:
     taught = {path for path, _, _ in RUNS} | DAEMONS | ELSEWHERE
     untaught = {p for p, c in COMMANDS.items() if "--redis-url" in options(c)} - taught
     assert not untaught, f"teach test_cluster_cli these commands: {sorted(untaught)}"
+
+
+@pytest.mark.parametrize(
+    "seed", ["unreachable", "not a cluster"], ids=["unreachable", "not-a-cluster"]
+)
+def test_a_seed_that_is_no_cluster_is_one_error_line(seed: str, redis_url: str) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0" if seed == "unreachable" else redis_url
+    runner = CliRunner()
+    for path, command in sorted(COMMANDS.items()):
+        if "--cluster" not in options(command) or path in DAEMONS | ELSEWHERE:
+            continue
+        args = [*path, *sample_args(command), "--redis-url", url, "--cluster"]
+        result = runner.invoke(main, [*args, *(["--yes"] if "--yes" in options(command) else [])])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (path, result)
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "Redis Cluster" in errors[0], (path, result.output)
 
 
 def test_every_command_works_on_the_cluster(cluster_url: str, data: list[int]) -> None:

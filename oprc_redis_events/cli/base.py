@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 import redis
+from redis.exceptions import RedisClusterException
 
 from ..config import ENV_VARS, Settings, check_redis_url
 from ..connect.zenoh_session import zenoh_message
@@ -233,6 +234,11 @@ def user_message(err: BaseException) -> str | None:
         message = zenoh_message(err)
     elif isinstance(err, redis.RedisError):
         message = _redis_message(err)
+    elif isinstance(err, RedisClusterException):  # not a RedisError: a seed that is no cluster
+        message = (
+            f"cannot use the Redis Cluster ({str(err).rstrip('.')}); {REDIS_HINT} (with "
+            "--cluster it must name a node of a running cluster; without it, a single Redis)"
+        )
     elif _is_zenoh_error(err):
         message = f"Zenoh: {zenoh_message(err)}"
     elif isinstance(err, OSError):
