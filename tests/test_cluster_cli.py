@@ -141,6 +141,7 @@ def test_headless_demo_on_a_private_cluster_delivers_everything_and_stops_it() -
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Redis Cluster: started 3 primaries" in out.stdout
     assert "summary: 30/30 invocations arrived" in out.stdout and "all arrived" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr  # (the new-outbox listener's, once)
     assert children() == before  # the cluster's nodes, the router, the worker: all stopped
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from ..connect.cluster import is_cluster
 from ..errors import InvalidIdError
 from ..protocol.keys import NEW_OUTBOX_CHANNEL, PartitionKeys, as_text
 from .broken import TOPOLOGY_ERRORS
@@ -75,6 +76,8 @@ class OutboxAnnouncements:
             backoff = min(backoff * 2, 5.0)
 
     async def _listen(self, stop: asyncio.Event) -> None:
+        if is_cluster(self.client):  # its Pub/Sub picks a node from the slots it has read
+            await self.client.initialize()
         pubsub: Any = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(NEW_OUTBOX_CHANNEL)
