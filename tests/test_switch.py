@@ -115,13 +115,32 @@ def test_off_on_and_status_for_writers(
     assert events(client)[-1] == ("UPDATE", "s", b"e")
 
 
-def test_a_switch_of_the_wrong_type_refuses_writes(store: ObjectStore, client: redis.Redis) -> None:
+def test_a_switch_of_the_wrong_type_refuses_writes(
+    store: ObjectStore, client: redis.Redis, redis_url: str
+) -> None:
     store.create("orders", 0, 1, {"s": b"a"})
     client.set(SWITCH_KEY, "off")
     with pytest.raises(CorruptedStateError, match="oprc:switch"):
         store.update("orders", 0, 1, {"s": b"b"})
     assert client.hgetall(KEY) == {b"s": b"a"}  # nothing written
+    status = cli(redis_url, "status")
+    assert status.exit_code == 1
+    assert status.output == (
+        "Error: oprc:switch (the runtime switch) is not a hash: fix or delete it\n"
+    )
     client.delete(SWITCH_KEY)
+
+
+def test_cls_given_empty_is_refused_and_repeats_count_once(redis_url: str) -> None:
+    for empty in ("", ",", " "):
+        result = cli(redis_url, "off", "--cls", empty)
+        assert result.exit_code == 2 and "no class given" in result.output, result.output
+    assert cli(redis_url, "status").output == "events: on\n"  # nothing was turned off
+    assert cli(redis_url, "off", "--cls", "a,b", "--cls", "a").output == (
+        "events for class a: off\nevents for class b: off\n"
+    )
+    assert cli(redis_url, "status").output == "events: off for classes a, b; on for the others\n"
+    assert cli(redis_url, "on").exit_code == 0
 
 
 def test_capture_reports_nothing_while_off(
@@ -182,6 +201,7 @@ def test_cluster_every_slot_has_its_copy(cluster_url: str) -> None:
         assert plain.exit_code == 1 and "pass --cluster" in plain.output
         result = cli(cluster_url, "status", cluster=True)
         assert result.exit_code == 1 and "1 of 16384 slots differ" in result.output
+        assert "with the same --cls" in result.output
         assert cli(cluster_url, "on", cluster=True).output == "events: on\n"
         assert store.update("orders", 0, 1, {"s": b"c"}).entry_id is not None
     finally:

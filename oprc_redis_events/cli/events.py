@@ -14,11 +14,21 @@ from .dlq import admin_run
 
 __all__ = ["events", "off_note"]
 
+
+def _classes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``--cls`` values, each once; given but empty (``--cls "$UNSET"``) is refused rather
+    than read as every class."""
+    classes = tuple(dict.fromkeys(class_ids(ctx, param, value)))
+    if value and not classes:
+        raise click.BadParameter("no class given (leave --cls out for every class)", param=param)
+    return classes
+
+
 _cls_option = click.option(
     "--cls",
     "classes",
     multiple=True,
-    callback=class_ids,
+    callback=_classes,
     help="Only this class (repeatable, or comma-separated); default: every class.",
 )
 
@@ -51,7 +61,7 @@ def _describe(state: SwitchState, classes: Sequence[str]) -> str:
         raise click.ClickException(
             f"the switch's copies disagree: {state.disagreeing} of {SLOTS} slots differ from "
             "the others (an `events off`/`events on` was interrupted or ran at the same time "
-            "as another); run `oprc-redis-events events off` or `events on` again"
+            "as another); run the command that was meant to stand again, with the same --cls"
         )
     if classes:
         return "\n".join(
@@ -60,7 +70,8 @@ def _describe(state: SwitchState, classes: Sequence[str]) -> str:
     if ALL_CLASSES in state.off:
         return "events: off"
     if state.off:
-        return f"events: off for class {', '.join(sorted(state.off))}; on for the others"
+        word = "class" if len(state.off) == 1 else "classes"
+        return f"events: off for {word} {', '.join(sorted(state.off))}; on for the others"
     return "events: on"
 
 

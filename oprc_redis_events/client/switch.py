@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from ..connect.cluster import is_cluster
-from ..errors import ConfigError
+from ..errors import ConfigError, CorruptedStateError
 from ..protocol.switch import ALL_CLASSES, OFF, SwitchState, switch_keys
 
 __all__ = ["read_switch", "switch_events"]
@@ -34,7 +34,7 @@ async def switch_events(client: Any, *, enabled: bool, classes: Sequence[str] = 
             pipe.hdel(key, *classes)
         else:
             pipe.delete(key)
-    await pipe.execute()
+    await _execute(pipe, keys)
     return await read_switch(client)
 
 
@@ -44,7 +44,18 @@ async def read_switch(client: Any) -> SwitchState:
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
-    return SwitchState.read(await pipe.execute())
+    return SwitchState.read(await _execute(pipe, keys))
+
+
+async def _execute(pipe: Any, keys: list[str]) -> list[Any]:
+    """The replies of one command per key; a key of the wrong type is named."""
+    replies = await pipe.execute(raise_on_error=False)
+    for key, reply in zip(keys, replies, strict=True):
+        if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
+            raise CorruptedStateError(f"{key} (the runtime switch) is not a hash: fix or delete it")
+        if isinstance(reply, Exception):
+            raise reply
+    return list(replies)
 
 
 async def _copies(client: Any) -> list[str]:
