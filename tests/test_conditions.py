@@ -95,21 +95,36 @@ def test_an_expression_that_does_not_compile_is_refused(expression: str, where: 
 @pytest.mark.quick
 @pytest.mark.parametrize(
     ("expression", "unknown"),
-    [('nwe == "paid"', "nwe"), ("size(value) > 1", "value"), ("[1].all(v, v > o)", "o")],
+    [
+        ('nwe == "paid"', "nwe"),
+        ("size(value) > 1", "value"),
+        ("[1].all(v, v > o)", "o"),
+        ("[1].exists(e, e == 1) && e == 1", "e"),  # read outside the macro that binds it
+        ("x > 1 || [1].exists(x, x > 1)", "x"),
+        ("lower(new) == 'a'", "lower"),  # no such function
+        ("cel.bind(n, 2, n > depth)", "cel, n"),  # a macro the library does not have
+    ],
 )
 def test_a_typo_in_a_variable_is_refused(expression: str, unknown: str) -> None:
     with pytest.raises(InvalidTriggerError) as err:
         coerce_event(_event(expression))
     text = str(err.value)
-    assert f"unknown variable(s) {unknown};" in text and "svc.paid" in text and "old_bytes" in text
+    assert f"unknown variable(s) or function(s) {unknown};" in text, text
+    assert "svc.paid" in text and "old_bytes" in text
 
 
 @pytest.mark.quick
 @pytest.mark.parametrize(
     "expression",
-    ["[1, 2].exists(x, x > 1) && new == 'a'", "cel.bind(n, 2, n > depth)", "new.map(c, c)"],
+    [
+        "[1, 2].exists(x, x > 1) && new == 'a'",
+        "new.map(c, c)",
+        "type(new) == string && type(depth) == int && type(old) != null_type",
+        "double(new) > 100.0 && new.startsWith('1') && size(new_bytes) > 2",  # fail on nulls
+        "int(new) / 0 > 1",  # an error at run time, not a typo
+    ],
 )
-def test_names_bound_by_macros_are_not_typos(expression: str) -> None:
+def test_names_bound_by_macros_and_type_names_are_not_typos(expression: str) -> None:
     coerce_event(_event(expression))
 
 

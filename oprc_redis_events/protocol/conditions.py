@@ -55,11 +55,10 @@ INCLUDE_OLD_OPTION = "oprc.include_old"
 MAX_WHEN_CHARS = 4096
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
-# the names that CEL's macros bind (``list.exists(x, x > 1)``, ``cel.bind(x, 1, x)``): they
-# are not variables of the event (a match inside a string literal only accepts more)
-_BOUND = re.compile(
-    r"(?:\.(?:all|exists|exists_one|map|filter)|\bcel\.bind)\(\s*([A-Za-z_]\w*)\s*,"
-)
+# the names that CEL's macros bind (``list.exists(x, x > 1)``): they are not variables of
+# the event (a match inside a string literal only accepts more; the trial runs of
+# _unknown_names catch one read outside its macro)
+_BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 _WORDS = {3: "create", 4: "update", 5: "delete", 1: "complete", 2: "error"}
 
 
@@ -119,16 +118,44 @@ def check_when(expression: str) -> None:
     unknown = _unknown_names(expression)
     if unknown:
         raise ValueError(
-            f"req_options {WHEN_OPTION} {expression!r} uses unknown variable(s) "
+            f"req_options {WHEN_OPTION} {expression!r} uses unknown variable(s) or function(s) "
             f"{', '.join(unknown)}; a condition sees {', '.join(sorted(NAMES))}"
         )
 
 
+#: CEL's type names (``type(new) == string``), which the expression reads as identifiers
+TYPE_NAMES = frozenset(
+    {"bool", "int", "uint", "double", "string", "bytes", "list", "map", "null_type", "type"}
+)
+#: values a trial run gives the variables: text, then nulls (an error on one side of ``&&``
+#: can hide the other side's, so both are tried)
+_TRIALS = (
+    {**dict.fromkeys(("old", "new", "key", "object_id", "cls"), "0"), "event": "update"},
+    {**dict.fromkeys(("old", "new", "old_bytes", "new_bytes"), None), "event": "delete"},
+)
+_UNDEFINED = re.compile(r"Undefined variable or function: '([^']*)'")
+
+
 def _unknown_names(expression: str) -> list[str]:
-    """The names ``expression`` reads that are neither variables of the event nor bound by
-    one of CEL's macros (a typo such as ``nwe`` would make the condition always false)."""
-    bound = set(_BOUND.findall(expression)) | {"cel"}
-    return sorted(set(compiled(expression)[0].variables()) - NAMES - bound)
+    """The names ``expression`` reads that are neither variables of the event, type names,
+    nor bound by one of CEL's macros where they are read (a typo such as ``nwe``, or a
+    macro's variable read outside it, would make the condition false for every event)."""
+    program = compiled(expression)[0]
+    names = set(program.variables())
+    unknown = names - NAMES - TYPE_NAMES - set(_BOUND.findall(expression))
+    # a trial run names what it found undefined: a name read outside the macro binding it
+    # (in any trial), or a function (in every trial: on a null, a real one is "undefined")
+    functions: set[str] | None = None
+    for trial in _TRIALS:
+        values = {"old_bytes": b"0", "new_bytes": b"0", "partition": 0, "depth": 0, **trial}
+        found: set[str] = set()
+        try:
+            program.execute(values)
+        except Exception as err:  # any other error is a verdict of the run, not a typo
+            found = set(_UNDEFINED.findall(str(err)))
+        unknown |= (found & names) - NAMES
+        functions = found - names if functions is None else functions & found
+    return sorted(unknown | (functions or set()))
 
 
 def check_options(when: str | None, include_old: str | None) -> None:
