@@ -72,3 +72,16 @@ def test_oprc_keys_are_stripped_from_the_request_options() -> None:
     for options in (plain, old, every):
         assert not [k for k in options if k.startswith("oprc.")]
         assert {"depth", "event_id", "invocation_id", "traceparent"} <= set(options)
+
+
+@pytest.mark.parametrize("fmt", ["json", "protobuf"])
+def test_tail_shows_the_previous_value(fmt: str) -> None:
+    from oprc_redis_events.cli.tail import as_json
+    from oprc_redis_events.protocol.decode import decode_trigger
+
+    e = entry(4, b"paid", b"pending")
+    for i, old in ((0, None), (1, "pending")):
+        d = build_dispatch(e, e.events[0], i, payload_format=fmt)
+        t = decode_trigger(d.key, d.body)
+        assert ("value=b'paid' old=b'pending' ->" in t.describe()) is (old is not None)
+        assert json.loads(as_json(d.key, t))["previous_payload"] == old

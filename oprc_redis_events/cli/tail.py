@@ -47,6 +47,7 @@ def as_json(key: str, t: Any) -> str:
     """One received trigger as a JSON line (values: text if UTF-8, else byte values)."""
     info = t.payload.event_info
     payload = t.payload.original_payload if t.payload.HasField("original_payload") else None
+    old = t.payload.previous_payload if t.payload.HasField("previous_payload") else None
     return json.dumps(
         {
             "key": key,
@@ -58,6 +59,7 @@ def as_json(key: str, t: Any) -> str:
             "field": t.field,
             "fn_id": info.fn_id if info.HasField("fn_id") else None,
             "payload": json_bytes(payload) if payload is not None else None,
+            "previous_payload": json_bytes(old) if old is not None else None,
             "depth": t.depth,
             "invocation_id": t.invocation_id,
             "event_id": info.context.get("event_id"),

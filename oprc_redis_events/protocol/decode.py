@@ -76,6 +76,8 @@ class ReceivedTrigger:
             if self.payload.HasField("original_payload")
             else "-"
         )
+        if self.payload.HasField("previous_payload"):  # oprc.include_old
+            value += f" old={self.payload.previous_payload!r}"
         target = f"{self.request.cls_id}.{self.request.fn_id}"
         if self.target_object_id is not None:
             target += f"[{self.target_object_id}]"
