@@ -241,3 +241,28 @@ def test_cli_add_of_a_present_target_and_remove_of_a_missing_one(
     [(code, out, err)] = run_all([cli("triggers", "remove", *args)])
     assert code == 1 and err == "Error: no on_update trigger of 42 targets svc/0/fn1\n"
     assert update_targets(store) == set()
+
+
+def test_a_remove_with_other_options_says_what_the_object_has(
+    store: ObjectStore, redis_url: str
+) -> None:
+    from click.testing import CliRunner
+
+    from oprc_redis_events.cli.main import main
+
+    store.create("orders", 0, 1, {"position": b"a"})
+    base = ["triggers", "add", "orders", "0", "1", "on_update", "position", "tracker/0/moved"]
+    runner = CliRunner()
+    added = runner.invoke(
+        main, [*base, "--coalesce-ms", "200", "--include-old", "--redis-url", redis_url]
+    )
+    assert added.exit_code == 0, added.output
+    remove = ["triggers", "remove", *base[2:], "--redis-url", redis_url]
+    result = runner.invoke(main, [*remove, "--coalesce-ms", "200"])
+    assert result.exit_code == 1
+    assert "with these options; it has tracker/0/moved with req_options" in result.output
+    assert "'oprc.coalesce_ms': '200', 'oprc.include_old': 'true'" in result.output
+    result = runner.invoke(main, [*remove, "--coalesce-ms", "200", "--include-old"])
+    assert result.exit_code == 0, result.output
+    gone = runner.invoke(main, [*remove, "--coalesce-ms", "200", "--include-old"])
+    assert gone.output == "Error: no on_update trigger of position targets tracker/0/moved\n"

@@ -16,6 +16,7 @@ from ..protocol.keys import (
     parse_field_name,
     parse_object_segment,
 )
+from ..protocol.triggers import TargetEdit
 from . import admin
 from .base import json_bytes, redis_settings, redis_url_option
 from .events import off_note
@@ -209,7 +210,19 @@ def _edit(
     field: FieldKey = key if event in admin.FUNC_SLOTS else _field(key)
     with _store(redis_url, cluster) as store:
         edit = store.add_trigger if add else store.remove_trigger
-        return int(edit(cls_id, partition, _oid(object_id), event, field, spec))
+        if edit(cls_id, partition, _oid(object_id), event, field, spec):
+            return 1
+        if not add:  # why: the same function with other req_options?
+            current = store.get_triggers(cls_id, partition, _oid(object_id))
+            misses = TargetEdit.of(event, field, spec, add=False).near_misses(current)
+            if misses:
+                shown = "; ".join(str(dict(sorted(t.req_options.items()))) for t in misses)
+                raise click.ClickException(
+                    f"no {event} trigger of {key} targets {target} with these options; it has "
+                    f"{target} with req_options {shown}: give the same flags (--option, --when, "
+                    "--include-old, --batch-max, --batch-ms, --coalesce-ms) to remove it"
+                )
+        return 0
 
 
 def _edit_command(fn: Any) -> Any:

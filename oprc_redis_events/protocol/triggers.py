@@ -314,6 +314,24 @@ class TargetEdit:
             del holders[self.key]
         return True
 
+    def near_misses(self, event: ObjectEvent) -> list[TriggerTarget]:
+        """The targets of this edit's event and key that name the same function as its
+        target but differ in ``req_options`` (why a remove found nothing)."""
+        holders = self._holders(event)
+        if self.key not in holders:
+            return []
+        mine = TriggerTarget()
+        mine.CopyFrom(self.target)
+        mine.req_options.clear()
+        found = []
+        for t in getattr(holders[self.key], self.event):
+            bare = TriggerTarget()
+            bare.CopyFrom(t)
+            bare.req_options.clear()
+            if bare == mine and t != self.target:
+                found.append(t)
+        return found
+
 
 def _is_data(slot: object) -> bool:
     kind = by_slot(str(slot))
