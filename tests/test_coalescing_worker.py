@@ -216,6 +216,13 @@ def test_the_cli_sets_coalesce_ms_and_bad_values_are_refused(
     )
     assert explained.exit_code == 0, explained.output
     assert "coalesced: the updates of this field within 250 ms" in explained.output
+    batched = runner.invoke(main, [*base, "billing/0/bulk", "--batch-max", "9", "--batch-ms", "70"])
+    assert batched.exit_code == 0, batched.output
+    explained = runner.invoke(
+        main, ["explain", "orders", "0", "4", "--redis-url", redis_url, "status=c"]
+    )
+    verdict = "dispatched; batched: one invocation carries up to 9 triggers or those gathered"
+    assert f"on_update; {verdict} within 70 ms of the first)" in explained.output
     removed = runner.invoke(
         main, ["triggers", "remove", *base[2:], "billing/0/sum", "--coalesce-ms", "250"]
     )

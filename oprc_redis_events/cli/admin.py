@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 
 from ..errors import InvalidIdError, InvalidTriggerError
 from ..pb.oprc_data_pb2 import DataTrigger, ObjectEvent, TriggerTarget
+from ..protocol.batching import batch_settings
 from ..protocol.coalescing import COALESCE_MS_OPTION
 from ..protocol.codes import DATA_EVENTS, FUNC_EVENTS, by_code
 from ..protocol.conditions import WHEN_OPTION, ConditionFailed, holds, variables
@@ -170,10 +171,18 @@ def _verdict(t: TriggerTarget, ch: Change, depth: int, source: Source) -> str:
 
 
 def _coalescing(t: TriggerTarget, ch: Change, verdict: str) -> str:
-    """``verdict``, with what coalescing (``oprc.coalesce_ms``) does to a dispatched
-    UPDATE's trigger for ``t``."""
+    """``verdict``, with what batching (``oprc.batch_max`` / ``oprc.batch_ms``) or
+    coalescing (``oprc.coalesce_ms``, UPDATEs only) does to a dispatched trigger for ``t``."""
+    if verdict.startswith("NOT"):
+        return verdict
+    batched = batch_settings(t.req_options)
+    if batched is not None:
+        size, ms = batched
+        limits = [f"up to {size} triggers"] * (size is not None)
+        limits += [f"those gathered within {ms} ms of the first"] * (ms is not None)
+        return f"{verdict}; batched: one invocation carries {' or '.join(limits)}"
     window = t.req_options.get(COALESCE_MS_OPTION)
-    if window is None or ch.kind.number != by_code("u").number or verdict.startswith("NOT"):
+    if window is None or ch.kind.number != by_code("u").number:
         return verdict
     return (
         f"{verdict}; coalesced: the updates of this field within {window} ms of the first "
