@@ -90,14 +90,6 @@ def trigger_payload(
 _last: list[EventParts | None] = [None]  # the event the worker builds triggers for now
 
 
-def _parts(entry: OutboxEntry, event: OutboxEvent) -> EventParts:
-    last = _last[0]
-    if last is not None and last.event is event and last.entry is entry:
-        return last
-    parts = _last[0] = EventParts(entry, event)
-    return parts
-
-
 def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
     """``payload`` as the request of ``target`` (options: :func:`request_options`), by the
     protobuf library (a worker's triggers: :meth:`.prepared.Prepared.request`)."""
@@ -144,6 +136,7 @@ class Dispatch(msgspec.Struct, frozen=True):
 
 
 _OPTIONS = pb_wire.OPTIONS_FIELD
+_head = pb_wire.entry_head
 
 
 def build_dispatch(
@@ -158,7 +151,9 @@ def build_dispatch(
     comes from :func:`.prepared.prepared`, what the event's share from :class:`EventParts`."""
     target = event.targets[target_index]
     prep = prepared(target, delivery)  # checks the target first
-    parts = _parts(entry, event)
+    parts = _last[0]
+    if parts is None or parts.event is not event or parts.entry is not entry:
+        parts = _last[0] = EventParts(entry, event)
     ev_id = parts.event_id
     h = hashlib.blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
     inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
@@ -168,12 +163,12 @@ def build_dispatch(
         body = parts.pb_body(traceparent, inv_id, previous)
     else:
         body = parts.json_body(traceparent, inv_id, previous)
-    depth, ev = parts.entries(_OPTIONS)
-    tp = pb_wire.map_entry(_OPTIONS, "traceparent", traceparent)
-    inv = pb_wire.map_entry(_OPTIONS, "invocation_id", inv_id)
+    tp, inv = traceparent.encode(), inv_id.encode()
+    tp = _head(_OPTIONS, "traceparent", len(tp)) + tp
+    inv = _head(_OPTIONS, "invocation_id", len(inv)) + inv
     return Dispatch(
         prep.key(inv_id),
-        prep.request((depth, ev, tp, inv), body),
+        prep.request((*parts.options, tp, inv), body),
         inv_id,
         ev_id,
         target,

@@ -126,31 +126,38 @@ def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes]
 _PB_ORDER: list[tuple[int, ...]] = []  # context_order(CONTEXT_FIELD), once
 
 
+def _entries(tag: int, depth: int, ev_id: str) -> tuple[bytes, bytes]:
+    """The context's depth and event id as entries of the map field ``tag``."""
+    return pb_wire.map_entry(tag, "depth", str(depth)), pb_wire.map_entry(tag, "event_id", ev_id)
+
+
 class EventParts:
     """What every trigger of one event shares (see the module docstring)."""
 
-    __slots__ = ("_entries", "entry", "event", "event_id", "json", "pb", "trace_head", "trace_tail")
+    __slots__ = (
+        "_context",
+        "entry",
+        "event",
+        "event_id",
+        "json",
+        "options",
+        "pb",
+        "trace_head",
+        "trace_tail",
+    )
 
     def __init__(self, entry: OutboxEntry, event: OutboxEvent) -> None:
         self.entry, self.event = entry, event
-        self.event_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
-        trace_id, flags = trace_of(entry.traceparent, self.event_id)
+        p = entry.partition
+        ev_id = f"{p.cls_id}/{p.partition_id}/{entry.origin_id or entry.entry_id}/{event.index}"
+        self.event_id = ev_id  # as event_id()
+        trace_id, flags = trace_of(entry.traceparent, ev_id)
         self.trace_head, self.trace_tail = f"00-{trace_id}-", f"-{flags}"
+        #: the context's depth and event id as entries of a request's ``options``
+        self.options = _entries(pb_wire.OPTIONS_FIELD, entry.depth, ev_id)
         self.json: tuple[bytes, ...] | None = None  # (): built whole, per trigger
         self.pb: pb_wire.EventParts | None = None
-        self._entries: dict[int, tuple[bytes, bytes]] = {}
-
-    def entries(self, tag: int) -> tuple[bytes, bytes]:
-        """The context's depth and event id as entries of the map field ``tag``."""
-        found = self._entries.get(tag)
-        if found is None:
-            depth, ev_id = str(self.entry.depth), self.event_id
-            found = (
-                pb_wire.map_entry(tag, "depth", depth),
-                pb_wire.map_entry(tag, "event_id", ev_id),
-            )
-            self._entries[tag] = found
-        return found
+        self._context: tuple[bytes, bytes] | None = None  # as ``depth``, in the payload
 
     def json_body(self, traceparent: str, inv_id: str, previous: bytes | None) -> bytes:
         """The JSON payload of one trigger (``previous``: ``oprc.include_old``'s value)."""
@@ -191,7 +198,9 @@ class EventParts:
         if not _PB_ORDER:
             _PB_ORDER.append(context_order(pb_wire.CONTEXT_FIELD))
         tag = pb_wire.CONTEXT_FIELD
-        depth, ev_id = self.entries(tag)
+        if self._context is None:
+            self._context = _entries(tag, self.entry.depth, self.event_id)
+        depth, ev_id = self._context
         tp, inv = (
             pb_wire.map_entry(tag, CONTEXT_KEYS[2], traceparent),
             pb_wire.map_entry(tag, CONTEXT_KEYS[3], inv_id),

@@ -156,12 +156,21 @@ def _decoded_targets(blob: bytes) -> list[Target]:
     return targets
 
 
+def _names(i: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The fields of event ``i``: e<i>, t<i>, k<i>, p<i>, q<i>."""
+    return b"e%d" % i, b"t%d" % i, b"k%d" % i, b"p%d" % i, b"q%d" % i
+
+
+_NAMES = [_names(i) for i in range(64)]
+
+
 def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
-    event_type = _int(fields, b"e%d" % i)
+    e, t, k, p, q = _NAMES[i] if i < 64 else _names(i)
+    event_type = _int(fields, e)
     kind = by_number(event_type)
     if kind is None:
         raise PoisonEntryError(f"event {i} has unknown event type {event_type}")
-    blob = fields.get(b"t%d" % i)
+    blob = fields.get(t)
     if blob is None:
         raise PoisonEntryError(f"event {i} has no targets (field 't{i}')")
     try:
@@ -169,11 +178,10 @@ def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
     except msgspec.DecodeError as err:
         raise PoisonEntryError(f"targets of event {i} cannot be decoded: {err}") from None
     if kind.data:
-        key = _known(fields, b"k%d" % i, _check_field, _fields)
+        key = _known(fields, k, _check_field, _fields)
     else:
-        key = _known(fields, b"k%d" % i, _check_fn_id, _fn_ids)
-    old = fields.get(b"q%d" % i)
-    return OutboxEvent(i, event_type, key, fields.get(b"p%d" % i), targets, old)
+        key = _known(fields, k, _check_fn_id, _fn_ids)
+    return OutboxEvent(i, event_type, key, fields.get(p), targets, fields.get(q))
 
 
 def _check_object(text: str) -> None:

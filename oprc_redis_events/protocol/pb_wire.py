@@ -100,12 +100,16 @@ def _text(text: str) -> bytes:
 
 def map_entry(tag: int, key: str, value: str) -> bytes:
     """One entry of a ``map<string, string>`` field whose tag byte is ``tag``."""
-    k, v = key.encode(), value.encode()
-    size = len(k) + len(v) + 4
-    if size < 0x80:  # every length fits in one byte (the context's entries)
-        return bytes((tag, size, 0x0A, len(k))) + k + bytes((0x12, len(v))) + v
-    entry = b"\x0a" + varint(len(k)) + k + b"\x12" + varint(len(v)) + v
-    return _SMALL[tag] + varint(len(entry)) + entry
+    v = value.encode()
+    return entry_head(tag, key, len(v)) + v
+
+
+@functools.lru_cache(maxsize=1024)
+def entry_head(tag: int, key: str, size: int) -> bytes:
+    """The bytes of a map entry (see :func:`map_entry`) before its value of ``size`` bytes."""
+    k = key.encode()
+    entry = len(k) + size + 2 + len(varint(len(k))) + len(varint(size))
+    return _SMALL[tag] + varint(entry) + b"\x0a" + varint(len(k)) + k + b"\x12" + varint(size)
 
 
 def map_entries(tag: int, mapping: Mapping[str, str]) -> bytes:
