@@ -137,6 +137,10 @@ class Dispatch(msgspec.Struct, frozen=True):
 
 _OPTIONS = pb_wire.OPTIONS_FIELD
 _head = pb_wire.entry_head
+_blake2b = hashlib.blake2b
+#: the heads of the traceparent's and invocation id's entries at their usual lengths
+_TP = {55: _head(_OPTIONS, "traceparent", 55)}
+_INV = {36: _head(_OPTIONS, "invocation_id", 36)}
 
 
 def build_dispatch(
@@ -155,7 +159,7 @@ def build_dispatch(
     if parts is None or parts.event is not event or parts.entry is not entry:
         parts = _last[0] = EventParts(entry, event)
     ev_id = parts.event_id
-    h = hashlib.blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
+    h = _blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
     inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
     traceparent = parts.trace_head + h[:16] + parts.trace_tail  # as traceparent_for()
     previous = event.old if prep.old else None
@@ -164,8 +168,8 @@ def build_dispatch(
     else:
         body = parts.json_body(traceparent, inv_id, previous)
     tp, inv = traceparent.encode(), inv_id.encode()
-    tp = _head(_OPTIONS, "traceparent", len(tp)) + tp
-    inv = _head(_OPTIONS, "invocation_id", len(inv)) + inv
+    tp = (_TP.get(len(tp)) or _head(_OPTIONS, "traceparent", len(tp))) + tp
+    inv = (_INV.get(len(inv)) or _head(_OPTIONS, "invocation_id", len(inv))) + inv
     return Dispatch(
         prep.key(inv_id),
         prep.request((*parts.options, tp, inv), body),

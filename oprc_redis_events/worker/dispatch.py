@@ -256,11 +256,17 @@ class Dispatcher:
     def _count(self, plans: list[Plan]) -> None:
         """Count the triggers of ``plans``, which went out: statistics and metrics."""
         by_target = self.stats.sent_by_target
-        sent = 0
+        sent, last, run = 0, None, 0
         for plan in plans:
-            for d in plan.dispatches:
-                by_target[(d.target.cls_id, d.target.fn_id)] += 1
             sent += len(plan.dispatches)
+            for d in plan.dispatches:  # runs of one target counted at once
+                if d.target is not last:
+                    if last is not None:
+                        by_target[(last.cls_id, last.fn_id)] += run
+                    last, run = d.target, 0
+                run += 1
+        if last is not None:
+            by_target[(last.cls_id, last.fn_id)] += run
         if sent:
             self.stats.triggers_sent += sent
             self.metrics.observe_dispatches(
