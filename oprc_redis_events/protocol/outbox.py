@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import msgspec
 
@@ -44,8 +45,9 @@ class PoisonEntryError(OprcEventsError):
     """An outbox entry that can never be dispatched; it goes to the dead-letter stream."""
 
 
-class OutboxEvent(msgspec.Struct, frozen=True):
-    """One event of an entry (a ``msgspec.Struct``: built per event, it must be cheap)."""
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event of an entry (a dataclass: ``dataclasses.replace`` makes a variant of one)."""
 
     index: int
     event_type: int
