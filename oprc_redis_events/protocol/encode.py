@@ -15,34 +15,29 @@ Pure functions: an outbox event and one of its targets in, Zenoh key and bytes o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Literal
 
 import msgspec
 
-from ..errors import InvalidIdError
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
-from .batching import is_batched
-from .codes import FUNC_NUMBERS
-from .conditions import includes_old
-from .keys import (
-    PartitionKeys,
-    parse_field_name,
-    parse_object_segment,
-)
+from .event_parts import EventParts, event_fields, event_id, trace_of, trigger_payload_json
 from .outbox import OutboxEntry, OutboxEvent
-from .triggers import DELIVERY_MODES, DELIVERY_OPTION, Target, check_target
+from .prepared import CONFIG_PREFIX, delivery_mode, prepared, request_options
+from .triggers import DELIVERY_MODES, Target, check_target
 
 __all__ = [
+    "CONFIG_PREFIX",
     "DELIVERY_MODES",
     "Delivery",
     "Dispatch",
     "build_dispatch",
     "check_target",
+    "delivery_mode",
     "event_id",
     "invocation_id",
+    "request_options",
     "traceparent_for",
     "trigger_key",
     "trigger_payload",
@@ -51,12 +46,6 @@ __all__ = [
 ]
 
 Delivery = Literal["put", "put-odgm", "invoke"]
-_json = msgspec.json.Encoder()
-
-
-def event_id(partition: PartitionKeys, entry_id: str, index: int) -> str:
-    """A stable id for event ``index`` of an outbox entry (same on every redelivery)."""
-    return f"{partition.cls_id}/{partition.partition_id}/{entry_id}/{index}"
 
 
 def invocation_id(event: str, target_index: int) -> str:
@@ -70,68 +59,14 @@ def invocation_id(event: str, target_index: int) -> str:
 def traceparent_for(parent: str | None, event: str, inv_id: str) -> str:
     """W3C traceparent for one invocation: the write's trace id (or one derived from the
     event when the write had none) and a span id derived from the invocation id."""
-    trace_id, flags = _trace(parent, event)
+    trace_id, flags = trace_of(parent, event)
     return f"00-{trace_id}-{inv_id.replace('-', '')[:16]}-{flags}"
-
-
-def _trace(parent: str | None, event: str) -> tuple[str, str]:
-    """The trace id and flags of an event's invocations (see :func:`traceparent_for`)."""
-    if parent:
-        parts = parent.split("-")
-        if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-            return parts[1], parts[3][:2]
-    return hashlib.blake2b(event.encode(), digest_size=16).hexdigest(), "01"
 
 
 def trigger_key(target: Target, inv_id: str, delivery: str = "put") -> str:
     """The Zenoh key a trigger goes to (PUT; GET on the invoke key in ``invoke`` mode)."""
     oid = target.object_segment if target.stateful else None
     return zenoh_keys.key(delivery, target.cls_id, target.partition_id, target.fn_id, oid, inv_id)
-
-
-def _event_fields(
-    entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]
-) -> dict[str, Any]:
-    object_id = parse_object_segment(entry.object_segment)
-    is_func = event.event_type in FUNC_NUMBERS
-    key: int | None = None
-    key_str: str | None = None
-    if not is_func:
-        parsed = parse_field_name(event.key)
-        key, key_str = (parsed, None) if isinstance(parsed, int) else (None, parsed)
-    info: dict[str, Any] = {
-        "source_cls_id": entry.partition.cls_id,
-        "source_partition_id": entry.partition.partition_id,
-        "source_object_id": object_id if isinstance(object_id, int) else 0,
-        "event_type": event.event_type,
-        "fn_id": event.key if is_func else None,
-        "key": key,
-        "timestamp": entry.timestamp,
-        "context": context,
-    }
-    if isinstance(object_id, str):
-        info["source_object_id_str"] = object_id
-    if key_str is not None:
-        info["key_str"] = key_str
-    return info
-
-
-def trigger_payload_json(
-    entry: OutboxEntry,
-    event: OutboxEvent,
-    context: dict[str, str],
-    previous: bytes | None = None,
-) -> bytes:
-    """The platform's JSON ``TriggerPayload`` (see the module docstring for the shape);
-    ``previous_payload`` only when ``previous`` is given (``oprc.include_old``)."""
-    payload = None if event.payload is None else list(event.payload)
-    doc: dict[str, Any] = {
-        "event_info": _event_fields(entry, event, context),
-        "original_payload": payload,
-    }
-    if previous is not None:
-        doc["previous_payload"] = list(previous)
-    return _json.encode(doc)
 
 
 def trigger_payload(
@@ -141,7 +76,7 @@ def trigger_payload(
     previous: bytes | None = None,
 ) -> TriggerPayload:
     """The ``TriggerPayload`` protobuf message (``previous_payload`` set from ``previous``)."""
-    fields = _event_fields(entry, event, context)
+    fields = event_fields(entry, event, context)
     info = EventInfo(**{k: v for k, v in fields.items() if v is not None and k != "context"})
     info.context.update(context)
     message = TriggerPayload(event_info=info)
@@ -152,72 +87,12 @@ def trigger_payload(
     return message
 
 
-#: a context that no id can spell inside a JSON string: where the real one goes
-_MARK: Final = "\x00context\x00"
-_MARKED: Final = b'"context":' + msgspec.json.encode(_MARK)
-
-
-class _EventParts:
-    """What every trigger of one event shares, built once: its id, its trace, and its
-    payload around the per-trigger ``context`` (JSON bytes, or protobuf fields)."""
-
-    __slots__ = ("entry", "event", "event_id", "json", "pb", "trace")
-
-    def __init__(self, entry: OutboxEntry, event: OutboxEvent) -> None:
-        self.entry, self.event = entry, event
-        self.event_id = event_id(entry.partition, entry.origin_id or entry.entry_id, event.index)
-        self.trace = _trace(entry.traceparent, self.event_id)
-        self.json: tuple[bytes, bytes] | None = None
-        self.pb: pb_wire.EventParts | None = None
-
-    def body(
-        self, payload_format: str, context: dict[str, str], previous: bytes | None = None
-    ) -> bytes:
-        """The payload of one trigger; ``previous``: the previous value it carries (field
-        4 / ``previous_payload``, the last of the message: appended)."""
-        if payload_format == "protobuf":
-            if self.pb is None:
-                fields = _event_fields(self.entry, self.event, {})
-                del fields["context"]
-                self.pb = pb_wire.event_parts(fields, self.event.payload)
-            return pb_wire.trigger_payload(self.pb, context) + pb_wire.previous(previous)
-        if self.json is None:
-            whole = trigger_payload_json(self.entry, self.event, _MARK)  # type: ignore[arg-type]
-            at = whole.index(_MARKED) + len(b'"context":')
-            self.json = whole[:at], whole[at + len(_MARKED) - len(b'"context":') :]
-        if previous is None:
-            return self.json[0] + _json.encode(context) + self.json[1]
-        end = b',"previous_payload":' + _json.encode(list(previous)) + b"}"
-        return self.json[0] + _json.encode(context) + self.json[1][:-1] + end
-
-
-_last: list[_EventParts | None] = [None]  # the event the worker builds triggers for now
-
-
-def _parts(entry: OutboxEntry, event: OutboxEvent) -> _EventParts:
-    last = _last[0]
-    if last is not None and last.event is event and last.entry is entry:
-        return last
-    parts = _last[0] = _EventParts(entry, event)
-    return parts
-
-
-#: the prefix of req_options that configure the event system (oprc.delivery, oprc.when,
-#: oprc.include_old, ...): never passed on in the request's ``options``
-CONFIG_PREFIX: Final = "oprc."
-
-
-def request_options(target: Target, extra: dict[str, str]) -> dict[str, str]:
-    """The ``options`` of a target's request: ``extra`` and its ``req_options`` (which win)
-    without the ``oprc.*`` configuration keys."""
-    if not any(k.startswith(CONFIG_PREFIX) for k in target.options):
-        return {**extra, **target.options}
-    own = {k: v for k, v in target.options.items() if not k.startswith(CONFIG_PREFIX)}
-    return {**extra, **own}
+_last: list[EventParts | None] = [None]  # the event the worker builds triggers for now
 
 
 def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
-    """``payload`` as the request of ``target`` (options: :func:`request_options`)."""
+    """``payload`` as the request of ``target`` (options: :func:`request_options`), by the
+    protobuf library (a worker's triggers: :meth:`.prepared.Prepared.request`)."""
     options = request_options(target, extra)
     if target.stateful:
         request = ObjectInvocationRequest(
@@ -243,9 +118,9 @@ def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
 _wrap = wrap  # the name tests/test_pb_wire.py knows
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """One trigger ready to send: Zenoh key, wrapped bytes and what it is for."""
+class Dispatch(msgspec.Struct, frozen=True):
+    """One trigger ready to send: Zenoh key, wrapped bytes and what it is for (a
+    ``msgspec.Struct``: one is built per trigger, it must be cheap)."""
 
     key: str
     body: bytes
@@ -260,6 +135,14 @@ class Dispatch:
     payload: bytes | None = None
 
 
+_OPTIONS = pb_wire.OPTIONS_FIELD
+_head = pb_wire.entry_head
+_blake2b = hashlib.blake2b
+#: the heads of the traceparent's and invocation id's entries at their usual lengths
+_TP = {55: _head(_OPTIONS, "traceparent", 55)}
+_INV = {36: _head(_OPTIONS, "invocation_id", 36)}
+
+
 def build_dispatch(
     entry: OutboxEntry,
     event: OutboxEvent,
@@ -268,42 +151,34 @@ def build_dispatch(
     payload_format: str = "json",
     delivery: Delivery = "put",
 ) -> Dispatch:
-    """Everything one (event, target) pair puts on Zenoh."""
+    """Everything one (event, target) pair puts on Zenoh: what the target's triggers share
+    comes from :func:`.prepared.prepared`, what the event's share from :class:`EventParts`."""
     target = event.targets[target_index]
-    check_target(target)
-    mode = delivery_mode(target, delivery)
-    parts = _parts(entry, event)
+    prep = prepared(target, delivery)  # checks the target first
+    parts = _last[0]
+    if parts is None or parts.event is not event or parts.entry is not entry:
+        parts = _last[0] = EventParts(entry, event)
     ev_id = parts.event_id
-    inv_id = invocation_id(ev_id, target_index)
-    trace_id, flags = parts.trace
-    context = {
-        "depth": str(entry.depth),
-        "event_id": ev_id,
-        "traceparent": f"00-{trace_id}-{inv_id.replace('-', '')[:16]}-{flags}",
-        "invocation_id": inv_id,
-    }
-    previous = event.old if includes_old(target.options) else None
-    body = parts.body(payload_format, context, previous)
+    h = _blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
+    inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
+    traceparent = parts.trace_head + h[:16] + parts.trace_tail  # as traceparent_for()
+    previous = event.old if prep.old else None
+    if payload_format == "protobuf":
+        body = parts.pb_body(traceparent, inv_id, previous)
+    else:
+        body = parts.json_body(traceparent, inv_id, previous)
+    tp, inv = traceparent.encode(), inv_id.encode()
+    tp = (_TP.get(len(tp)) or _head(_OPTIONS, "traceparent", len(tp))) + tp
+    inv = (_INV.get(len(inv)) or _head(_OPTIONS, "invocation_id", len(inv))) + inv
     return Dispatch(
-        trigger_key(target, inv_id, mode),
-        wrap(target, body, context),
+        prep.key(inv_id),
+        prep.request((*parts.options, tp, inv), body),
         inv_id,
         ev_id,
         target,
         event.event_type,
-        mode,
-        context["traceparent"],
+        prep.mode,
+        traceparent,
         entry.depth,
-        body if is_batched(target.options) else None,
+        body if prep.batched else None,
     )
-
-
-def delivery_mode(target: Target, default: str) -> str:
-    """The delivery of one target: its ``req_options["oprc.delivery"]``, else ``default``."""
-    mode = target.options.get(DELIVERY_OPTION, default)
-    if mode not in DELIVERY_MODES:
-        raise InvalidIdError(
-            f"target {target.cls_id}.{target.fn_id}: req_options {DELIVERY_OPTION}={mode!r} "
-            f"is not one of {', '.join(DELIVERY_MODES)}"
-        )
-    return mode

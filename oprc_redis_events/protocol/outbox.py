@@ -47,6 +47,8 @@ class PoisonEntryError(OprcEventsError):
 
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
+    """One event of an entry (a dataclass: ``dataclasses.replace`` makes a variant of one)."""
+
     index: int
     event_type: int
     key: str
@@ -55,8 +57,10 @@ class OutboxEvent:
     old: bytes | None = None  # q<i>: the previous value, for targets that need it
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
+class OutboxEntry(msgspec.Struct, frozen=True):
+    """One decoded outbox entry (its events' ``targets`` lists may be shared with other
+    entries holding the same encoded targets: never change them)."""
+
     partition: PartitionKeys
     entry_id: str
     object_segment: str
@@ -90,6 +94,15 @@ def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
 
 def _int(fields: Mapping[bytes, bytes], name: bytes, limit: int = MAX_U64) -> int:
     """A decimal integer in ``0..limit``."""
+    raw = fields.get(name)
+    if raw is not None and len(raw) <= 20 and raw.isdigit():  # bytes: ASCII digits only
+        value = int(raw)
+        if value <= limit:
+            return value
+    return _int_or_refused(fields, name, limit)
+
+
+def _int_or_refused(fields: Mapping[bytes, bytes], name: bytes, limit: int) -> int:
     text = _text(fields, name)
     value = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else -1
     if not 0 <= value <= limit:
@@ -108,22 +121,69 @@ def _checked(fields: Mapping[bytes, bytes], name: bytes, check: Callable[[str], 
     return text
 
 
+#: most entries repeat what entries before them held (the object, the field, the encoded
+#: targets): each is checked (or decoded) once, then looked up; bounded, emptied when full
+_CACHE_SIZE = 4096
+_objects: dict[bytes, str] = {}
+_fields: dict[bytes, str] = {}
+_fn_ids: dict[bytes, str] = {}
+_targets: dict[bytes, list[Target]] = {}
+
+
+def _known(
+    fields: Mapping[bytes, bytes],
+    name: bytes,
+    check: Callable[[str], object],
+    cache: dict[bytes, str],
+) -> str:
+    """:func:`_checked`, once per distinct value (``cache``: value -> text)."""
+    raw = fields.get(name)
+    text = None if raw is None else cache.get(raw)
+    if text is None:
+        text = _checked(fields, name, check)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[raw] = text  # type: ignore[index]  # not None: _checked raised
+    return text
+
+
+def _decoded_targets(blob: bytes) -> list[Target]:
+    """The targets ``blob`` encodes, decoded once per distinct blob."""
+    targets = _targets.get(blob)
+    if targets is None:
+        targets = decode_targets(blob)
+        if len(_targets) >= _CACHE_SIZE:
+            _targets.clear()
+        _targets[blob] = targets
+    return targets
+
+
+def _names(i: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The fields of event ``i``: e<i>, t<i>, k<i>, p<i>, q<i>."""
+    return b"e%d" % i, b"t%d" % i, b"k%d" % i, b"p%d" % i, b"q%d" % i
+
+
+_NAMES = [_names(i) for i in range(64)]
+
+
 def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
-    event_type = _int(fields, b"e%d" % i)
+    e, t, k, p, q = _NAMES[i] if i < 64 else _names(i)
+    event_type = _int(fields, e)
     kind = by_number(event_type)
     if kind is None:
         raise PoisonEntryError(f"event {i} has unknown event type {event_type}")
-    blob = fields.get(b"t%d" % i)
+    blob = fields.get(t)
     if blob is None:
         raise PoisonEntryError(f"event {i} has no targets (field 't{i}')")
     try:
-        targets = decode_targets(blob)
+        targets = _decoded_targets(blob)
     except msgspec.DecodeError as err:
         raise PoisonEntryError(f"targets of event {i} cannot be decoded: {err}") from None
-    check = _check_field if kind.data else _check_fn_id
-    key = _checked(fields, b"k%d" % i, check)
-    old = fields.get(b"q%d" % i)
-    return OutboxEvent(i, event_type, key, fields.get(b"p%d" % i), targets, old)
+    if kind.data:
+        key = _known(fields, k, _check_field, _fields)
+    else:
+        key = _known(fields, k, _check_fn_id, _fn_ids)
+    return OutboxEvent(i, event_type, key, fields.get(p), targets, fields.get(q))
 
 
 def _check_object(text: str) -> None:
@@ -149,7 +209,9 @@ def _origin(fields: Mapping[bytes, bytes], entry_id: str) -> str:
 
 def _traceparent(fields: Mapping[bytes, bytes]) -> str | None:
     """The W3C traceparent, or ``None`` when absent or malformed (W3C: ignore it)."""
-    raw = fields.get(b"tp") or b""
+    raw = fields.get(b"tp")
+    if not raw:
+        return None
     text = raw.decode("ascii", errors="replace")
     return text if _TRACEPARENT.fullmatch(text) else None
 
@@ -165,14 +227,14 @@ def decode_entry(
     if count == 0:
         raise PoisonEntryError("field 'n' is 0: an entry has at least one event")
     return OutboxEntry(
-        partition=partition,
-        entry_id=entry_id,
-        object_segment=_checked(fields, b"o", _check_object),
-        version=_int(fields, b"v"),
-        depth=_int(fields, b"d"),
-        timestamp=_int(fields, b"ts"),
-        traceparent=_traceparent(fields),
-        events=[_event(fields, i) for i in range(1, count + 1)],
-        origin_id=_origin(fields, entry_id),
-        group=_text(fields, b"g") if b"g" in fields else None,
+        partition,
+        entry_id,
+        _known(fields, b"o", _check_object, _objects),
+        _int(fields, b"v"),
+        _int(fields, b"d"),
+        _int(fields, b"ts"),
+        _traceparent(fields),
+        [_event(fields, i) for i in range(1, count + 1)],
+        _origin(fields, entry_id),
+        _text(fields, b"g") if b"g" in fields else None,
     )

@@ -1,6 +1,7 @@
 """Handing a batch's triggers to Zenoh: PUTs in write order, GETs with bounded concurrency.
 
-The worker decides *what* goes out (:class:`Plan`: an outbox entry and its dispatches) and
+The worker decides *what* goes out (:class:`~.plans.Plan`: an outbox entry and its
+dispatches, built by :func:`~.plans.screened`) and
 what to do about failures; :class:`Dispatcher` makes it go out and reports how far it got
 (:class:`Outcome`): the plans before ``done`` went out completely; the next one was held
 (hold mode: no subscriber), failed (the publisher raised, a GET got no answer) or ran out
@@ -22,22 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..client.aio.store import AsyncObjectStore
 from ..client.invoke import InvokeResult
 from ..config import Settings
-from ..errors import InvalidIdError, ObjectNotFoundError
+from ..errors import ObjectNotFoundError
 from ..pb.oprc_invoke_pb2 import InvocationResponse
 from ..protocol.encode import Dispatch
 from ..protocol.keys import parse_object_segment
-from ..protocol.limits import Limits
-from ..protocol.outbox import OutboxEntry, OutboxEvent, PoisonEntryError
-from ..protocol.triggers import Target, UnreadableTarget, only_targets
-from .deadletters import DeadLetterRecord
 from .metrics import WorkerMetrics
+from .plans import Forged, Plan, forged_letters, screened
 from .publisher import Publisher
 from .stats import WorkerStats
 
@@ -67,99 +64,6 @@ def _unmatched(publisher: Publisher, plan: Plan, memo: Memo) -> str | None:
         if d.mode != "invoke" and not sent and not publisher.matching(d.key):
             return d.key
     return None
-
-
-#: a target of an entry that must not become a Zenoh key: (event index, target index, reason)
-Forged = tuple[int, int, str]
-
-
-@dataclass
-class Plan:
-    """One entry of a batch, the dispatches it makes and its forged targets (not sent)."""
-
-    entry_id: str
-    fields: dict[bytes, bytes]
-    entry: OutboxEntry
-    dispatches: list[Dispatch]
-    forged: list[Forged] = field(default_factory=list)
-
-
-#: forged targets named one by one in a dead letter's reason; the rest are counted
-REASONS_SHOWN = 10
-
-
-def _shown(target: Target) -> str:
-    if isinstance(target, UnreadableTarget):
-        return "(undecodable)"
-    return repr(f"{target.cls_id}/{target.partition_id}/{target.fn_id}")[:80]
-
-
-def _check_size(entry: OutboxEntry, limits: Limits) -> None:
-    """Raise :class:`PoisonEntryError` when ``entry`` is beyond what the API lets a write
-    make: its events' keys and values, the targets of one event."""
-    size = 0
-    for event in entry.events:
-        size += len(event.key) + len(event.payload or b"")
-        if len(event.targets) > limits.max_targets_per_trigger:
-            what = f"event {event.index} has {len(event.targets)} targets"
-            raise PoisonEntryError(limits.exceeded(what, "max_targets_per_trigger"))
-    if size > limits.max_entry_bytes:
-        what = f"the entry holds {size} bytes of keys and values"
-        raise PoisonEntryError(limits.exceeded(what, "max_entry_bytes"))
-
-
-def screened(
-    entry: OutboxEntry,
-    build: Callable[[OutboxEvent, int], Dispatch],
-    limits: Limits,
-    skip: Callable[[OutboxEvent, int], bool] | None = None,
-) -> tuple[list[Dispatch], list[Forged]]:
-    """The dispatches of ``entry``'s targets that ``build`` (``build_dispatch``) accepts,
-    and the others: a target read back from Redis may have been forged by hand, and fails
-    the API's own rule (:func:`~oprc_redis_events.protocol.triggers.check_target`, which
-    ``build_dispatch`` applies first); it is skipped alone.  A target for which ``skip``
-    is true (its condition) is not built.  An entry beyond the limits is a poison entry
-    (:class:`PoisonEntryError`)."""
-    _check_size(entry, limits)
-    dispatches: list[Dispatch] = []
-    forged: list[Forged] = []
-    for event in entry.events:
-        for i in range(len(event.targets)):
-            try:  # build_dispatch checks the target (check_target) first; the entry's own
-                if skip is None or not skip(event, i):  # fields were checked when decoded
-                    dispatches.append(build(event, i))
-            except InvalidIdError as err:
-                where = f"event {event.index} target {i} {_shown(event.targets[i])}"
-                forged.append((event.index, i, f"{where}: {err}"))
-    return dispatches, forged
-
-
-def _stream_order(record: DeadLetterRecord) -> tuple[int, ...]:
-    return tuple(int(part) for part in record[0].split("-"))
-
-
-def forged_letters(
-    dead: list[DeadLetterRecord], plans: list[Plan], stats: WorkerStats
-) -> list[DeadLetterRecord]:
-    """``dead`` and a dead letter for each plan with forged targets, in outbox order: the
-    entry with, as its targets (``t<i>``), only the forged ones, so a replay after a fix
-    sends nothing twice."""
-    letters = list(dead)
-    for plan in plans:
-        if not plan.forged:
-            continue
-        stats.forged_targets += len(plan.forged)
-        fields = dict(plan.fields)
-        for event in plan.entry.events:
-            keep = [i for e, i, _ in plan.forged if e == event.index]
-            name = b"t%d" % event.index
-            fields[name] = only_targets(fields[name], keep)
-        shown = [r for *_, r in plan.forged[:REASONS_SHOWN]]
-        more = len(plan.forged) - len(shown)
-        shown += [f"and {more} more (each in this letter's t<i>)"] if more else []
-        reason = "cannot be dispatched: forged target: " + "; ".join(shown)
-        letters.append((plan.entry_id, fields, reason, "", 1))
-    return sorted(letters, key=_stream_order) if len(letters) > len(dead) else dead
 
 
 @dataclass
@@ -250,18 +154,50 @@ class Dispatcher:
         """Send ``plans`` in write order, reusing what an earlier attempt already sent."""
         stream = plans[0].entry.partition.outbox
         memo = self._memo.pop(stream, {})
-        if self.lookahead:
+        invokes = any(d.mode == "invoke" for p in plans for d in p.dispatches)
+        if self.lookahead and invokes:
             for plan in plans:
                 self._start(publisher, plan, memo)
         outcome = Outcome(0)
         try:
-            self._walk(publisher, plans, memo, cancel, outcome)
+            if memo or invokes or self.settings.hold or not self.lookahead:
+                self._walk(publisher, plans, memo, cancel, outcome)
+            else:
+                self._put_all(publisher, plans, memo, cancel, outcome)
         finally:
+            self._count(plans[: outcome.done])
             to_go = {p.entry_id for p in plans[outcome.done :]}
             kept = {key: sent for key, sent in memo.items() if key[0] in to_go}
             if kept:
                 self._memo[stream] = kept
         return outcome
+
+    def _put_all(
+        self,
+        publisher: Publisher,
+        plans: list[Plan],
+        memo: Memo,
+        cancel: threading.Event,
+        outcome: Outcome,
+    ) -> None:
+        """:meth:`_walk` for the usual batch: PUTs only, nothing sent before, no hold.
+        The PUTs of the plan that fails are remembered (``memo``), for its retry."""
+        put = publisher.put
+        for i, plan in enumerate(plans):
+            outcome.done = i
+            if cancel.is_set():
+                return
+            sent = 0
+            try:
+                for d in plan.dispatches:
+                    put(d.key, d.body)
+                    sent += 1
+            except Exception as err:  # any failure of the edge is a failed attempt
+                for d in plan.dispatches[:sent]:
+                    memo[(plan.entry_id, d.invocation_id)] = _SENT
+                outcome.error = f"{type(err).__name__}: {err}"
+                return
+        outcome.done = len(plans)
 
     def _start(self, publisher: Publisher, plan: Plan, memo: Memo) -> None:
         """Start the GETs of ``plan`` that are neither running nor answered."""
@@ -298,7 +234,6 @@ class Dispatcher:
                 no_answer = isinstance(err, _NoAnswer)
                 outcome.error = str(err) if no_answer else f"{type(err).__name__}: {err}"
                 return
-            self._count(plan)
         outcome.done = len(plans)
 
     def _deliver(
@@ -318,13 +253,25 @@ class Dispatcher:
             publisher.put(d.key, d.body)
         memo[key] = _SENT
 
-    def _count(self, plan: Plan) -> None:
-        stats = self.stats
-        for d in plan.dispatches:
-            stats.triggers_sent += 1
-            stats.sent_by_target[(d.target.cls_id, d.target.fn_id)] += 1
-        if plan.dispatches:
-            self.metrics.observe_dispatch(plan.entry.timestamp, len(plan.dispatches))
+    def _count(self, plans: list[Plan]) -> None:
+        """Count the triggers of ``plans``, which went out: statistics and metrics."""
+        by_target = self.stats.sent_by_target
+        sent, last, run = 0, None, 0
+        for plan in plans:
+            sent += len(plan.dispatches)
+            for d in plan.dispatches:  # runs of one target counted at once
+                if d.target is not last:
+                    if last is not None:
+                        by_target[(last.cls_id, last.fn_id)] += run
+                    last, run = d.target, 0
+                run += 1
+        if last is not None:
+            by_target[(last.cls_id, last.fn_id)] += run
+        if sent:
+            self.stats.triggers_sent += sent
+            self.metrics.observe_dispatches(
+                [(p.entry.timestamp, len(p.dispatches)) for p in plans if p.dispatches]
+            )
 
     def _invoker(self) -> ThreadPoolExecutor:
         if self._pool is None:

@@ -18,7 +18,7 @@ import redis
 from ..errors import OprcEventsError
 from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
-from ..protocol.limits import limits_of
+from ..protocol.limits import Limits, limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .broken import topology_changing
 from .conditions import skipped
@@ -54,9 +54,12 @@ class EntryHandling(PartitionDiscovery):
     publisher: Publisher | None
     delivery: Delivery
 
-    def plan(self, entry: OutboxEntry) -> tuple[list[Dispatch], list[Forged]]:
+    def plan(
+        self, entry: OutboxEntry, limits: Limits | None = None
+    ) -> tuple[list[Dispatch], list[Forged]]:
         """The dispatches of one decoded entry and its forged targets (none when its depth
-        is at the limit, or when it is a dead letter replayed for another consumer group)."""
+        is at the limit, or when it is a dead letter replayed for another consumer group);
+        ``limits``: the settings' (:func:`limits_of`), when the caller has them."""
         if entry.group not in (None, self.settings.group):
             return [], []
         if entry.depth >= self.settings.max_trigger_depth:
@@ -71,12 +74,13 @@ class EntryHandling(PartitionDiscovery):
                 stopped,
             )
             return [], []
+        payload_format, delivery = self.settings.payload_format, self.delivery
         return screened(
             entry,
             lambda event, i: build_dispatch(
-                entry, event, i, payload_format=self.settings.payload_format, delivery=self.delivery
+                entry, event, i, payload_format=payload_format, delivery=delivery
             ),
-            limits_of(self.settings),
+            limits or limits_of(self.settings),
             lambda event, i: skipped(entry, event, i, self.stats, self.problems),
         )
 
@@ -86,15 +90,17 @@ class EntryHandling(PartitionDiscovery):
         """Decode and plan each entry; an entry that cannot become PUTs is a dead letter."""
         plans: list[Plan] = []
         dead: list[DeadLetterRecord] = []
+        limits, events = limits_of(self.settings), 0
         for entry_id, fields in entries:
-            self.stats.entries_read += 1
             try:
                 entry = decode_entry(partition, entry_id, fields)
-                plans.append(Plan(entry_id, fields, entry, *self.plan(entry)))
-                self.stats.events_read += len(entry.events)
+                plans.append(Plan(entry_id, fields, entry, *self.plan(entry, limits)))
+                events += len(entry.events)
             except Exception as err:  # whatever it is, this entry must not stop the others
                 reason = f"cannot be dispatched: {describe(err)}"
                 dead.append((entry_id, fields, reason, "", 1))
+        self.stats.entries_read += len(entries)
+        self.stats.events_read += events
         self._log_poison(partition, dead)
         return plans, dead
 

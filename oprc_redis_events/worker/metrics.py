@@ -9,17 +9,28 @@ the numbers the worker logs and the numbers Prometheus sees are the same numbers
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ..errors import ConfigError
+
+#: a bucket bound as the library's Histogram spells it (``1.0``, ``+Inf``)
+_spelled: Callable[[float], str] = floatToGoString
 
 __all__ = ["LATENCY_BUCKETS", "MetricsServer", "WorkerCollector", "WorkerMetrics"]
 
@@ -155,23 +166,62 @@ class WorkerCollector(Collector):
         )
 
 
+class LatencyHistogram(Collector):
+    """A histogram observed a batch at a time (the exposition of ``prometheus_client``'s
+    ``Histogram``: buckets, count, sum and created): one lock per batch of triggers, where
+    the library's takes two per observation."""
+
+    def __init__(self, name: str, doc: str, buckets: Sequence[float]) -> None:
+        self.name, self.doc = name, doc
+        self.bounds = [*buckets, math.inf]
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+        self.created = time.time()
+        self._lock = threading.Lock()
+
+    def observe_many(self, observed: Iterable[tuple[float, int]]) -> None:
+        """Observe each ``(seconds, times)``."""
+        counts = [0] * len(self.bounds)
+        total = 0.0
+        for seconds, times in observed:
+            counts[bisect.bisect_left(self.bounds, seconds)] += times
+            total += seconds * times
+        with self._lock:
+            self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+            self.sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts, total = list(self.counts), self.sum
+        cumulative, buckets = 0, []
+        for bound, count in zip(self.bounds, counts, strict=True):
+            cumulative += count
+            buckets.append((_spelled(bound), cumulative))
+        yield HistogramMetricFamily(self.name, self.doc, buckets=buckets, sum_value=total)
+        yield GaugeMetricFamily(f"{self.name}_created", self.doc, value=self.created)
+
+
 class WorkerMetrics:
     """The registry of one worker: its counters and its dispatch-latency histogram."""
 
     def __init__(self, worker: Any) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(WorkerCollector(worker))
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             f"{PREFIX}_dispatch_latency_seconds",
             "From the write (outbox entry timestamp) to the trigger handed to Zenoh",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
+        self.registry.register(self.latency)
 
     def observe_dispatch(self, written_ms: int, count: int = 1) -> None:
-        seconds = max(0.0, time.time() - written_ms / 1000)
-        for _ in range(count):
-            self.latency.observe(seconds)
+        self.observe_dispatches([(written_ms, count)])
+
+    def observe_dispatches(self, sent: Iterable[tuple[int, int]]) -> None:
+        """Observe ``count`` triggers written at ``written_ms`` for each pair of ``sent``,
+        handed to Zenoh now."""
+        now = time.time()
+        self.latency.observe_many((max(0.0, now - ms / 1000), n) for ms, n in sent)
 
 
 class _Quiet(WSGIRequestHandler):
