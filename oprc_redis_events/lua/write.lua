@@ -134,7 +134,13 @@ local function quick_one(A, o, obj, meta)
   local vt = code and version_text(new_version) or m[1]
   if events and code then targets = m[3] end
   local id
-  if targets then
+  if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
+    -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
+    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
+      "ts", now_ms(), "n", "1", "e1", EVENT_TYPES[code], "k1", name, "p1", value, "t1", targets)
+    if type(id) ~= "string" then return nil end
+    outbox_exists = true
+  elseif targets then
     local ev = {false, false, false, false, false, false, false, false, false, false}
     local e = event_fields(ev, 0, "1", code, name, value, was, targets)
     id = quick_append(A, o, vt, "1", ev, e)
