@@ -99,8 +99,8 @@ def run(store: ObjectStore, op: str, arg: Any) -> Any:
 
 
 def state(client: redis.Redis) -> Any:
-    entries = [
-        {k: v for k, v in fields.items() if k != b"ts"}
+    entries = [  # the fields in their order, but the time
+        [(k, v) for k, v in fields.items() if k != b"ts"]
         for _, fields in client.xrange(KEYS.outbox)  # type: ignore[union-attr]
     ]
     return client.hgetall(KEYS.obj("1")), client.hgetall(KEYS.meta("1")), entries
