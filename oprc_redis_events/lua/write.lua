@@ -55,9 +55,6 @@
 
 local outbox, capture = KEYS[3], KEYS[5]
 local outbox_exists = false  -- known to exist: a batch's later writes need not ask again
-local SET_MODES = {create = true, update = true, upsert = true, replace = true, setnx = true}
-local CREATING = {create = true, upsert = true, replace = true, setnx = true, incr = true,
-                  incrfloat = true}
 -- at most this many fields are read with one HMGET of the meta hash (version, value types
 -- and the triggers they may fire); a larger write reads its triggers one HGET per change
 local PREFETCH_MAX = 64
@@ -68,6 +65,190 @@ if redis.call("EXISTS", capture, KEYS[6]) > 0 then
   switched, refused = switched_off(KEYS[6], outbox)
   if refused then return refused end
 end
+
+-- The common write first: an update or upsert of an existing object that leaves its
+-- trigger configuration alone, while keyspace capture is off.  Inside a script every
+-- redis.call, and every table, number-to-text conversion and closure, costs Redis far more
+-- than a plain command does, so this path makes as few as it can: one HMGET of the meta hash
+-- (version, value types and the written fields' triggers), one read of the object, then
+-- XADD, HSET obj, HSET meta.  It answers nil, having written nothing, on anything else: no
+-- object or version, a version that is not a plain number or is at its largest, a key of
+-- the wrong type (the reads and the XADD fail with WRONGTYPE before any write), no outbox
+-- yet (its first entry also wakes the workers), a full outbox.  The general path below
+-- then does the write, or refuses it, exactly as it always has.
+
+-- The version's text when it is a plain non-negative integer (see read_version()).
+local function plain_version(v)
+  return v and #v <= 15 and (v == "0" or string.find(v, "^[1-9]%d*$")) ~= nil
+end
+
+-- XADD of a quick write's entry (the fields of append_events(), then ev[1 .. e]) to an
+-- outbox that exists: its id, or nil when there is no outbox yet or the XADD failed.
+local function quick_append(A, o, vt, count, ev, e)
+  local oid, depth, traceparent, ts, id = A[o + 2], A[o + 3], A[o + 4], now_ms(), nil
+  if traceparent == "" then
+    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
+      "ts", ts, "n", count, unpack(ev, 1, e))
+  else
+    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
+      "ts", ts, "tp", traceparent, "n", count, unpack(ev, 1, e))
+  end
+  if type(id) ~= "string" then return nil end
+  outbox_exists = true
+  return id
+end
+
+-- Adds the i-th event's fields (i as text) to ev[1 .. e]; returns the new e.  old: the
+-- value before, or false.
+local function event_fields(ev, e, i, code, name, value, old, targets)
+  ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = "e" .. i, EVENT_TYPES[code], "k" .. i, name
+  ev[e + 5], ev[e + 6], e = "p" .. i, value, e + 6
+  if string.byte(targets, 1) == 33 then  -- "!" (OLD_MARK): the target needs the old value
+    targets = string.sub(targets, 2)
+    if old then ev[e + 1], ev[e + 2], e = "q" .. i, old, e + 2 end
+  end
+  ev[e + 1], ev[e + 2] = "t" .. i, targets
+  return e + 2
+end
+
+-- Nothing to append: with events on, the outbox's type is still checked (nil: refused).
+local function no_entry(events)
+  if not events then return "" end
+  local found = redis.call("TYPE", outbox)["ok"]
+  return (found == "stream" or found == "none") and "" or nil
+end
+
+-- The write of one field, the most common one: no table but its entry's and the reply.
+local function quick_one(A, o, obj, meta)
+  local name, value, vtype = A[o + 7], A[o + 8], A[o + 9]
+  if A[o + 10] ~= "0" then return nil end
+  -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
+  local was, m = redis.pcall("HGET", obj, name), nil
+  if type(was) == "table" then return nil end
+  local events = A[o + 5] == "1"
+  if events then
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
+  else
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name)
+  end
+  if m.err or not plain_version(m[1]) then return nil end
+  local version, oldtype, code = tonumber(m[1]), m[2], nil
+  if version >= MAX_VERSION then return nil end
+  if not was then
+    code = "c"
+  elseif was ~= value or (oldtype or "0") ~= vtype then
+    code = "u"
+  end
+  local new_version, targets = code and version + 1 or version, nil
+  local vt = code and version_text(new_version) or m[1]
+  if events and code then targets = m[3] end
+  local id
+  if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
+    -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
+    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
+      "ts", now_ms(), "n", "1", "e1", EVENT_TYPES[code], "k1", name, "p1", value, "t1", targets)
+    if type(id) ~= "string" then return nil end
+    outbox_exists = true
+  elseif targets then
+    local ev = {false, false, false, false, false, false, false, false, false, false}
+    local e = event_fields(ev, 0, "1", code, name, value, was, targets)
+    id = quick_append(A, o, vt, "1", ev, e)
+  else
+    id = no_entry(events)
+  end
+  if not id then return nil end
+  redis.call("HSET", obj, name, value)
+  if vtype == "0" and oldtype then redis.call("HDEL", meta, "y:" .. name) end
+  if vtype ~= "0" and code then
+    redis.call("HSET", meta, "y:" .. name, vtype, "v", vt)
+  elseif vtype ~= "0" then
+    redis.call("HSET", meta, "y:" .. name, vtype)
+  elseif code then
+    redis.call("HSET", meta, "v", vt)
+  end
+  return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
+end
+
+-- The write of n fields (2 .. PREFETCH_MAX): the same steps over lists.  In the meta hash's
+-- HMGET, field i's type is at 3i - 1 and its triggers at 3i, 3i + 1 (events) or at i + 1.
+local function quick_many(A, o, obj, meta, n)
+  local events, pos, names, fields = A[o + 5] == "1", o + 7, {}, {"v"}
+  for i = 1, n do
+    local name = A[pos + 3 * i - 3]
+    names[i] = name
+    if events then
+      fields[3 * i - 1], fields[3 * i], fields[3 * i + 1] = "y:" .. name, "t:c:" .. name,
+        "t:u:" .. name
+    else
+      fields[i + 1] = "y:" .. name
+    end
+  end
+  local m = redis.pcall("HMGET", meta, unpack(fields))
+  if m.err or not plain_version(m[1]) then return nil end
+  local version, old = tonumber(m[1]), redis.pcall("HMGET", obj, unpack(names))
+  if old.err or version >= MAX_VERSION then return nil end
+
+  local created, changed, matched = 0, 0, 0
+  local args, settypes, s, cleartypes, c, ev, e = {}, {}, 0, {}, 0, {}, 0
+  for i = 1, n do
+    local at = pos + 3 * i - 3
+    local name, value, vtype, was = names[i], A[at + 1], A[at + 2], old[i]
+    local oldtype, code = m[events and 3 * i - 1 or i + 1], nil
+    if not was then
+      created, code = created + 1, "c"
+    elseif was ~= value or (oldtype or "0") ~= vtype then
+      code = "u"
+    end
+    args[2 * i - 1], args[2 * i] = name, value
+    if vtype ~= "0" then
+      settypes[s + 1], settypes[s + 2], s = "y:" .. name, vtype, s + 2
+    elseif oldtype then
+      cleartypes[c + 1], c = "y:" .. name, c + 1
+    end
+    local targets = code and events and m[code == "c" and 3 * i or 3 * i + 1]
+    if code then changed = changed + 1 end
+    if targets then
+      matched = matched + 1
+      e = event_fields(ev, e, tostring(matched), code, name, value, was, targets)
+    end
+  end
+  local new_version = changed > 0 and version + 1 or version
+  local vt = changed > 0 and version_text(new_version) or m[1]
+  local id
+  if matched > 0 then
+    id = quick_append(A, o, vt, tostring(matched), ev, e)
+  else
+    id = no_entry(events)
+  end
+  if not id then return nil end
+  redis.call("HSET", obj, unpack(args))
+  if c > 0 then redis.call("HDEL", meta, unpack(cleartypes)) end
+  if changed > 0 then settypes[s + 1], settypes[s + 2], s = "v", vt, s + 2 end
+  if s > 0 then redis.call("HSET", meta, unpack(settypes)) end
+  return {0, new_version, id, matched, created, 0, "", 1}
+end
+
+-- The quick write's reply, or nil: then the general path below.
+local function quick(A, o, obj, meta)
+  local mode, n = A[o + 1], A[o + 6]
+  if mode ~= "update" and mode ~= "upsert" then return nil end
+  if n == "1" then return quick_one(A, o, obj, meta) end
+  n = tonumber(n)
+  if n < 2 or n > PREFETCH_MAX or A[o + 7 + 3 * n] ~= "0" then return nil end
+  return quick_many(A, o, obj, meta, n)
+end
+
+-- The quick path serves while keyspace capture is off (a test turns it off to compare).
+local quick_on = not capturing
+if ARGV[1] ~= "batch" and quick_on then
+  local reply = quick(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+end
+
+-- The general path: every mode, keyspace capture, and every refusal.
+local SET_MODES = {create = true, update = true, upsert = true, replace = true, setnx = true}
+local CREATING = {create = true, upsert = true, replace = true, setnx = true, incr = true,
+                  incrfloat = true}
 
 local function typekeys(list)
   local out = {}
@@ -357,7 +538,8 @@ if ARGV[1] ~= "batch" then return write(ARGV, 0, KEYS[1], KEYS[2], KEYS[4]) end
 local out, at = {}, 3
 for w = 1, tonumber(ARGV[2]) do
   local k, len = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-  local reply = write(ARGV, at + 1, KEYS[k], KEYS[k + 1], KEYS[k == 1 and 4 or k + 2])
+  local reply = (quick_on and quick(ARGV, at + 1, KEYS[k], KEYS[k + 1]))
+    or write(ARGV, at + 1, KEYS[k], KEYS[k + 1], KEYS[k == 1 and 4 or k + 2])
   if reply.err then reply = {-1, reply.err} end
   out[w] = reply
   at = at + 2 + len
