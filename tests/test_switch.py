@@ -92,6 +92,7 @@ def test_off_on_and_status_for_writers(
     )
     off = store.update("orders", 0, 1, {"s": b"b"})
     assert off.entry_id is None and off.version == 2  # written, no event
+    assert store.update("orders", 0, 1, {"s": b"b2", "t": b"x"}).entry_id is None  # several
     assert store.update("users", 0, 1, {"s": b"b"}).entry_id is not None
     wrapped = EventedRedis(client)
     with wrapped.pipeline() as pipe:  # one batch call of the write script

@@ -125,7 +125,7 @@ local function quick_one(A, o, obj, meta)
   -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
   local was, m = redis.pcall("HGET", obj, name), nil
   if type(was) == "table" then return nil end
-  local events = A[o + 5] == "1"
+  local events = A[o + 5] == "1" and not switched
   if events then
     m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
   else
@@ -172,7 +172,7 @@ end
 -- The write of n fields (2 .. PREFETCH_MAX): the same steps over lists.  In the meta hash's
 -- HMGET, field i's type is at 3i - 1 and its triggers at 3i, 3i + 1 (events) or at i + 1.
 local function quick_many(A, o, obj, meta, n)
-  local events, pos, names, fields = A[o + 5] == "1", o + 7, {}, {"v"}
+  local events, pos, names, fields = A[o + 5] == "1" and not switched, o + 7, {}, {"v"}
   for i = 1, n do
     local name = A[pos + 3 * i - 3]
     names[i] = name
