@@ -137,3 +137,30 @@ def test_the_loop_s_blocking_read_is_woken(redis_url: str) -> None:
 
     took, reply = asyncio.run(main())
     assert took < 10 and not reply
+
+
+@pytest.mark.quick
+def test_the_listener_waits_out_a_cluster_no_node_of_which_answers() -> None:
+    """An unreachable cluster is not a RedisError (RedisClusterException): the listener
+    warns and tries again, it does not end with a traceback."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from oprc_redis_events.dev.servers import free_port
+    from oprc_redis_events.worker.announce import OutboxAnnouncements
+
+    warned: list[object] = []
+
+    class Problems:
+        def warning(self, key: object, *args: object) -> None:
+            warned.append(args)
+
+    async def main() -> None:
+        client = RedisCluster(host="127.0.0.1", port=free_port())
+        listener = OutboxAnnouncements(client, lambda outbox: None, Problems())  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+        await asyncio.wait_for(listener.run(stop), 10)  # returns once stopped, no exception
+        await client.aclose()
+
+    asyncio.run(main())
+    assert warned and "Redis unavailable" in str(warned[0])

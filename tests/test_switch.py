@@ -126,9 +126,12 @@ def test_a_switch_of_the_wrong_type_refuses_writes(
     assert client.hgetall(KEY) == {b"s": b"a"}  # nothing written
     status = cli(redis_url, "status")
     assert status.exit_code == 1
-    assert status.output == (
-        "Error: oprc:switch (the runtime switch) is not a hash: fix or delete it\n"
+    message = "Error: oprc:switch (the runtime switch) is not a hash: fix or delete it\n"
+    assert status.output == message
+    explained = CliRunner().invoke(
+        main, ["explain", "orders", "0", "1", "s=z", "--redis-url", redis_url]
     )
+    assert explained.exit_code == 1 and explained.output.endswith(message), explained.output
     client.delete(SWITCH_KEY)
 
 

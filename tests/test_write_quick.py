@@ -1,7 +1,8 @@
 """write.lua's quick path (updates and upserts of an existing object) does exactly what its
 general path does: the same replies, errors, object, meta hash and outbox entries, for
 random writes (one field or several, value types, targets that need the old value, events
-disabled, a traceparent, batches), compared with the script with its quick path turned off."""
+disabled, the runtime switch off, a traceparent, batches), compared with the script with its
+quick path turned off."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from oprc_redis_events.client.core import WriteResult
 from oprc_redis_events.lua.loader import source
 from oprc_redis_events.pb.oprc_data_pb2 import ObjectEvent, TriggerTarget
 from oprc_redis_events.protocol.keys import PartitionKeys
+from oprc_redis_events.protocol.switch import SWITCH_KEY
 
 QUICK_LINE = "local quick_on = not capturing"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -28,7 +30,7 @@ VALUES = st.sampled_from(
     [b"x", b"y", b"", ValData(data=b"x", type=1), ValData(data=b"y", type=0)]  # type: ignore[arg-type]
 )
 FIELDS = st.dictionaries(st.sampled_from(FIELD_KEYS), VALUES, max_size=4)
-WRITERS = st.sampled_from(["events", "disabled", "traced"])
+WRITERS = st.sampled_from(["events", "disabled", "traced", "switched"])
 OPS = st.one_of(
     st.tuples(WRITERS, st.sampled_from(["update", "upsert", "batch"]), FIELDS),
     st.tuples(WRITERS, st.sampled_from(["create", "replace"]), FIELDS),
@@ -57,6 +59,7 @@ def writers(client: redis.Redis, general: bool) -> dict[str, ObjectStore]:
         "disabled": ObjectStore(client, Settings.from_env({}, events_enabled=False)),
     }
     out["traced"] = out["events"].with_context(depth=1, traceparent=TRACEPARENT)
+    out["switched"] = out["events"]  # with the runtime switch off for the class (see run)
     if general:
         text = source("write")
         assert QUICK_LINE in text
@@ -82,7 +85,17 @@ def outcome(result: Any) -> Any:
     return type(result).__name__, str(result)
 
 
-def run(store: ObjectStore, op: str, arg: Any) -> Any:
+def run(store: ObjectStore, op: str, arg: Any, *, switched: bool = False) -> Any:
+    if switched:
+        store.client.hset(SWITCH_KEY, "orders", "off")
+    try:
+        return _run(store, op, arg)
+    finally:
+        if switched:
+            store.client.delete(SWITCH_KEY)
+
+
+def _run(store: ObjectStore, op: str, arg: Any) -> Any:
     try:
         if op == "create":
             return outcome(store.create("orders", 0, 1, arg, event=config()))
@@ -124,6 +137,7 @@ def test_the_quick_path_writes_what_the_general_path_writes(
     for stores in pair:
         stores["events"].client.flushdb()
     for writer, op, arg in ops:
-        got = run(quick[writer], op, arg)
-        assert got == run(general[writer], op, arg), (writer, op, arg)
+        switched = writer == "switched"
+        got = run(quick[writer], op, arg, switched=switched)
+        assert got == run(general[writer], op, arg, switched=switched), (writer, op, arg)
         assert state(quick[writer].client) == state(general[writer].client), (writer, op, arg)

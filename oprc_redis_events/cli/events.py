@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+import redis
 
 from ..protocol.keys import PartitionKeys
 from ..protocol.switch import ALL_CLASSES, SLOTS, SwitchState, switch_key
@@ -47,8 +48,14 @@ def events() -> None:
 def off_note(store: Any, cls_id: str, partition: int) -> str | None:
     """``explain``'s note when the switch a write to (``cls_id``, ``partition``) reads says
     off (``store``: a sync store), else ``None``."""
+    from ..client.switch import check_reply
+
     key = switch_key(PartitionKeys.of(cls_id, partition), cluster=store.cluster)
-    if not SwitchState.read([store.client.hgetall(key)]).is_off(cls_id):
+    try:
+        copy = store.client.hgetall(key)
+    except redis.ResponseError as err:
+        copy = check_reply(key, err)
+    if not SwitchState.read([copy]).is_off(cls_id):
         return None
     return (
         f"events are off for class {cls_id} (`oprc-redis-events events status`): this change "

@@ -18,7 +18,7 @@ from ..connect.cluster import is_cluster
 from ..errors import ConfigError, CorruptedStateError
 from ..protocol.switch import ALL_CLASSES, OFF, SwitchState, switch_keys
 
-__all__ = ["read_switch", "switch_events"]
+__all__ = ["check_reply", "read_switch", "switch_events"]
 
 
 async def switch_events(client: Any, *, enabled: bool, classes: Sequence[str] = ()) -> SwitchState:
@@ -51,11 +51,18 @@ async def _execute(pipe: Any, keys: list[str]) -> list[Any]:
     """The replies of one command per key; a key of the wrong type is named."""
     replies = await pipe.execute(raise_on_error=False)
     for key, reply in zip(keys, replies, strict=True):
-        if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
-            raise CorruptedStateError(f"{key} (the runtime switch) is not a hash: fix or delete it")
-        if isinstance(reply, Exception):
-            raise reply
+        check_reply(key, reply)
     return list(replies)
+
+
+def check_reply(key: str, reply: Any) -> Any:
+    """``reply`` to a command on the switch copy ``key``; an error raised (one of the wrong
+    type as :class:`CorruptedStateError` naming the key)."""
+    if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
+        raise CorruptedStateError(f"{key} (the runtime switch) is not a hash: fix or delete it")
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 async def _copies(client: Any) -> list[str]:

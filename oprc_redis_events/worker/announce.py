@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from redis.exceptions import RedisClusterException
 
 from ..connect.cluster import is_cluster
 from ..errors import InvalidIdError
@@ -66,7 +67,9 @@ class OutboxAnnouncements:
                 )
                 await stop.wait()  # not an error of the worker's: nothing to restart
                 return
-            except (redis.RedisError, *TOPOLOGY_ERRORS) as err:  # only a hint: never fatal
+            except (redis.RedisError, RedisClusterException, *TOPOLOGY_ERRORS) as err:
+                # only a hint: never fatal (a cluster no node of which answers is not a
+                # RedisError, but is waited out the same way)
                 self.problems.warning(
                     ("announce", "redis"), "new-outbox listener: Redis unavailable (%s)", err
                 )
