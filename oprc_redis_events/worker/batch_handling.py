@@ -42,14 +42,15 @@ def _divert(plans: list[Plan]) -> list[list[Dispatch]]:
     per plan."""
     batched: list[list[Dispatch]] = []
     for plan in plans:
-        mine = [  # coalesced(d), inlined: this runs for every trigger
-            d
-            for d in plan.dispatches
-            if d.payload is not None
-            or (d.event_type == UPDATE and COALESCE_MS_OPTION in d.target.options)
-        ]
+        mine: list[Dispatch] = []
+        rest: list[Dispatch] = []
+        for d in plan.dispatches:  # one pass; coalesced(d) inlined: this runs for every trigger
+            held = d.payload is not None or (
+                d.event_type == UPDATE and COALESCE_MS_OPTION in d.target.options
+            )
+            (mine if held else rest).append(d)
         if mine:
-            plan.dispatches = [d for d in plan.dispatches if not any(d is m for m in mine)]
+            plan.dispatches = rest
         batched.append(mine)
     return batched
 
