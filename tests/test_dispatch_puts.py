@@ -69,3 +69,37 @@ def test_a_retry_sends_only_what_did_not_go_out() -> None:
     assert stats.triggers_sent == 6
     assert stats.sent_by_target == {("svc", "a"): 3, ("svc", "b"): 3}
     assert sum(metrics.latency.counts) == 6
+
+
+class Threads(MemoryPublisher):
+    """Records the thread of each PUT; the first ones take ``slow`` seconds each."""
+
+    def __init__(self, slow: float = 0.0, slow_puts: int = 0) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+        self.slow, self.slow_puts = slow, slow_puts
+
+    def put(self, key: str, payload: bytes) -> None:
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        if len(self.threads) <= self.slow_puts:
+            time.sleep(self.slow)
+        super().put(key, payload)
+
+
+def test_a_few_puts_go_out_on_the_loop_until_one_is_slow() -> None:
+    import threading
+
+    main = threading.current_thread().name
+    d, _, _ = dispatcher()
+    publisher = Threads(slow=0.01, slow_puts=1)
+    asyncio.run(d.publish(publisher, plans(2)))  # 4 PUTs: on the loop; the first one slow
+    asyncio.run(d.publish(publisher, plans(1)))  # after a slow one: from the thread
+    assert publisher.threads[:4] == [main] * 4 and main not in publisher.threads[4:]
+    d, _, _ = dispatcher()
+    publisher = Threads()
+    asyncio.run(d.publish(publisher, plans(3)))  # 6 PUTs: more than INLINE_PUTS
+    asyncio.run(d.publish(publisher, plans(1)))  # fast and few: on the loop
+    assert main not in publisher.threads[:6] and publisher.threads[6:] == [main] * 2

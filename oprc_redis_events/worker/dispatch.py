@@ -8,6 +8,12 @@ what to do about failures; :class:`Dispatcher` makes it go out and reports how f
 of time.  Responses of ``invoke`` deliveries to stateful targets are recorded as function
 events on the target objects, in write order.
 
+A batch of a few PUTs (at most :data:`INLINE_PUTS`) goes out on the event loop itself: the
+hop to a sending thread is most of a quiet stream's latency on a busy machine.  Larger
+batches, and every batch for :data:`INLINE_BACKOFF_S` after an inline send that took longer
+than :data:`INLINE_SLOW_S` or failed, or after a send that ran out of time, go out from a
+thread, where ``trigger_timeout_ms`` bounds them and the loop goes on.
+
 The GETs of a whole batch start together (``invoke`` delivery: at most
 ``max_concurrent_triggers`` at once) and are collected in write order.  When one fails, the
 others of the batch may already have run: the dispatcher remembers, per partition, every
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,6 +46,13 @@ from .publisher import Publisher
 from .stats import WorkerStats
 
 __all__ = ["Dispatcher", "Forged", "Outcome", "Plan", "forged_letters", "screened"]
+
+#: a batch of at most this many PUTs goes out on the event loop, no thread hop
+INLINE_PUTS = 4
+#: an inline send slower than this (Zenoh's queue filling up) or failed sends every batch
+#: from the thread for INLINE_BACKOFF_S
+INLINE_SLOW_S = 0.002
+INLINE_BACKOFF_S = 5.0
 
 _SENT = "sent"  # a PUT handed to Zenoh, or a GET whose answer was collected
 _PENDING = "pending"
@@ -83,6 +97,7 @@ class Dispatcher:
     #: start the GETs of a whole batch at once (``False``: an entry's GETs start when the
     #: entry before it was answered; measured slower, see README, kept for the benchmark)
     lookahead = True
+    _inline_off_until = 0.0  # monotonic: every send from the thread until then
 
     def __init__(
         self,
@@ -135,8 +150,26 @@ class Dispatcher:
                 target.cls_id, target.partition_id, oid, target.fn_id, response
             )
 
+    def _inline(self, plans: list[Plan]) -> bool:
+        """Whether ``plans`` go out on the event loop (see the module docstring)."""
+        if time.monotonic() < self._inline_off_until:
+            return False
+        count = 0
+        for plan in plans:
+            for d in plan.dispatches:
+                if d.mode == "invoke":
+                    return False
+                count += 1
+        return count <= INLINE_PUTS
+
     async def _in_thread(self, publisher: Publisher, plans: list[Plan]) -> Outcome:
         cancel = threading.Event()
+        if self._inline(plans):
+            started = time.monotonic()
+            outcome = self._send(publisher, plans, cancel)
+            if outcome.error is not None or time.monotonic() - started > INLINE_SLOW_S:
+                self._inline_off_until = time.monotonic() + INLINE_BACKOFF_S
+            return outcome
         task = asyncio.ensure_future(asyncio.to_thread(self._send, publisher, plans, cancel))
         timeout = self.settings.trigger_timeout_ms / 1000
         if any(d.mode == "invoke" for p in plans for d in p.dispatches):
@@ -144,6 +177,7 @@ class Dispatcher:
         try:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
+            self._inline_off_until = time.monotonic() + INLINE_BACKOFF_S
             cancel.set()
             outcome = await task  # stops after the put in hand
             if outcome.done < len(plans) and outcome.error is None and outcome.held_key is None:
