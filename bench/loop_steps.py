@@ -1,0 +1,106 @@
+"""How long each step of a running worker's event loop holds its thread (not part of the
+package or the tests): the check that nothing periodic (discovery, heartbeat and lease
+renewal, claims, lag, trimming, the new-outbox listener) stalls dispatch.
+
+A worker runs in this process (an in-memory publisher) while a writer in another process
+updates 4 partitions at a steady ``--rate`` for ``--seconds`` (past 30 s, the run includes a
+SCAN of discovery).  Every loop step's thread CPU time (``time.thread_time()``, so waiting
+for a core does not count) is recorded per task or callback; the table lists the largest.
+
+    .venv/bin/python -m bench.loop_steps --rate 1000 --seconds 35
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import asyncio.events
+import gc
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
+from oprc_redis_events.dev.servers import RedisServer
+from oprc_redis_events.worker.loop import Worker
+from oprc_redis_events.worker.publisher import MemoryPublisher
+
+WRITER = """
+import sys, time
+from oprc_redis_events import ObjectStore
+store = ObjectStore.from_url(sys.argv[1])
+rate, seconds = float(sys.argv[2]), float(sys.argv[3])
+start, n = time.monotonic(), 0
+while time.monotonic() - start < seconds:
+    store.update("orders", n % 4, 1, {"s": str(n).encode()})
+    n += 1
+    time.sleep(max(0.0, start + n / rate - time.monotonic()))
+print(n)
+"""
+
+steps: dict[str, list[float]] = defaultdict(list)
+_run = asyncio.events.Handle._run
+_loop_thread: list[threading.Thread] = []
+
+
+def _name(callback: Any) -> str:
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = getattr(task.get_coro(), "__qualname__", "?")
+        return coro if task.get_name().startswith("Task-") else f"{task.get_name()}: {coro}"
+    return str(getattr(callback, "__qualname__", repr(callback)))
+
+
+def _timed(self: asyncio.Handle) -> None:
+    if not _loop_thread or threading.current_thread() is not _loop_thread[0]:
+        return _run(self)
+    started = time.thread_time()
+    try:
+        return _run(self)
+    finally:
+        steps[_name(self._callback)].append(time.thread_time() - started)  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=35.0)
+    args = parser.parse_args()
+    asyncio.events.Handle._run = _timed  # type: ignore[method-assign]
+    with RedisServer() as server:
+        store = ObjectStore.from_url(server.url)
+        config = ObjectEvent()
+        config.data_trigger_str["s"].on_update.append(TriggerTarget(cls_id="svc", fn_id="f"))
+        for pid in range(4):
+            store.create("orders", pid, 1, {"s": b"0"}, event=config)
+        worker = Worker(Settings.from_env({}, redis_url=server.url), publisher=MemoryPublisher())
+        gc.freeze()  # as Worker.run() (the CLI) does: what is loaded stays out of collections
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_until_complete, args=(worker.run_async(),))
+        _loop_thread.append(thread)
+        thread.start()
+        time.sleep(3)  # started, partitions taken
+        steps.clear()
+        writer = [sys.executable, "-c", WRITER, server.url, str(args.rate), str(args.seconds)]
+        writes = subprocess.run(writer, capture_output=True, text=True, check=True).stdout.strip()
+        time.sleep(1)
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(15)
+        store.close()
+    print(
+        f"{writes} writes at {args.rate:.0f}/s over {args.seconds:.0f} s; loop steps by thread CPU:"
+    )
+    print(f"{'task or callback':58s} {'steps':>7s} {'median':>9s} {'max':>9s} {'> 1 ms':>7s}")
+    rows = sorted(steps.items(), key=lambda item: -max(item[1]))
+    for name, times in rows[:15]:
+        times.sort()
+        over = sum(t > 0.001 for t in times)
+        median, most = times[len(times) // 2] * 1e3, times[-1] * 1e3
+        print(f"{name[:58]:58s} {len(times):7d} {median:7.3f}ms {most:7.3f}ms {over:7d}")
+
+
+if __name__ == "__main__":
+    main()
