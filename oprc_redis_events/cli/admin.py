@@ -138,7 +138,7 @@ def explain(
             continue
         for t in targets:
             verdict = (
-                _coalescing(t, ch, _verdict(t, ch, depth, source))
+                _delivery(t, ch, _verdict(t, ch, depth, source))
                 if depth < max_depth
                 else f"NOT dispatched: depth {depth} >= max {max_depth}"
             )
@@ -170,7 +170,7 @@ def _verdict(t: TriggerTarget, ch: Change, depth: int, source: Source) -> str:
     return f"NOT dispatched: condition {expression} is false; {seen}"
 
 
-def _coalescing(t: TriggerTarget, ch: Change, verdict: str) -> str:
+def _delivery(t: TriggerTarget, ch: Change, verdict: str) -> str:
     """``verdict``, with what batching (``oprc.batch_max`` / ``oprc.batch_ms``) or
     coalescing (``oprc.coalesce_ms``, UPDATEs only) does to a dispatched trigger for ``t``."""
     if verdict.startswith("NOT"):
@@ -178,8 +178,11 @@ def _coalescing(t: TriggerTarget, ch: Change, verdict: str) -> str:
     batched = batch_settings(t.req_options)
     if batched is not None:
         size, ms = batched
-        limits = [f"up to {size} triggers"] * (size is not None)
-        limits += [f"those gathered within {ms} ms of the first"] * (ms is not None)
+        limits = []
+        if size is not None:
+            limits.append(f"up to {size} triggers")
+        if ms is not None:
+            limits.append(f"those gathered within {ms} ms of the first")
         return f"{verdict}; batched: one invocation carries {' or '.join(limits)}"
     window = t.req_options.get(COALESCE_MS_OPTION)
     if window is None or ch.kind.number != by_code("u").number:

@@ -64,7 +64,7 @@ def off_note(store: Any, cls_id: str, partition: int) -> str | None:
 
 
 def _describe(state: SwitchState, classes: Sequence[str]) -> str:
-    if state.copies > 1 and state.disagreeing:
+    if state.disagreeing:
         raise click.ClickException(
             f"the switch's copies disagree: {state.disagreeing} of {SLOTS} slots differ from "
             "the others (an `events off`/`events on` was interrupted or ran at the same time "

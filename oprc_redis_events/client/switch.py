@@ -35,12 +35,15 @@ async def switch_events(client: Any, *, enabled: bool, classes: Sequence[str] = 
         else:
             pipe.delete(key)
     await _execute(pipe, keys)
-    return await read_switch(client)
+    return await _read(client, keys)
 
 
 async def read_switch(client: Any) -> SwitchState:
     """What the switch says (on a cluster, what every slot's copy says)."""
-    keys = await _copies(client)
+    return await _read(client, await _copies(client))
+
+
+async def _read(client: Any, keys: list[str]) -> SwitchState:
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)

@@ -35,10 +35,10 @@ __all__ = [
     "SWITCH_KEY",
     "SwitchState",
     "generate_slot_tags",
-    "slot_of",
     "slot_tag",
     "switch_key",
     "switch_keys",
+    "tag_slot",
 ]
 
 SWITCH_KEY: Final = f"{PREFIX}:switch"
@@ -50,7 +50,7 @@ _TAG_WIDTH: Final = 3
 _ALPHABET: Final = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 
 
-def slot_of(tag: str) -> int:
+def tag_slot(tag: str) -> int:
     """The Redis Cluster hash slot of a hash tag's content (CRC16/XMODEM mod 16384)."""
     return binascii.crc_hqx(tag.encode(), 0) % SLOTS
 
@@ -82,13 +82,10 @@ def slot_tag(slot: int) -> str:
     return _tags()[slot * _TAG_WIDTH : (slot + 1) * _TAG_WIDTH]
 
 
-def switch_key(partition: PartitionKeys | None, *, cluster: bool) -> str:
+def switch_key(partition: PartitionKeys, *, cluster: bool) -> str:
     """The copy of the switch that a write to ``partition`` reads: the one key on one
     Redis, its slot's copy on Redis Cluster."""
-    if not cluster:
-        return SWITCH_KEY
-    assert partition is not None
-    return _slot_key(slot_of(partition.tag[1:-1]))
+    return _slot_key(tag_slot(partition.tag[1:-1])) if cluster else SWITCH_KEY
 
 
 @cache
