@@ -150,29 +150,24 @@ class Dispatcher:
                 target.cls_id, target.partition_id, oid, target.fn_id, response
             )
 
-    def _inline(self, plans: list[Plan]) -> bool:
-        """Whether ``plans`` go out on the event loop (see the module docstring)."""
-        if time.monotonic() < self._inline_off_until:
-            return False
-        count = 0
-        for plan in plans:
-            for d in plan.dispatches:
-                if d.mode == "invoke":
-                    return False
-                count += 1
-        return count <= INLINE_PUTS
-
     async def _in_thread(self, publisher: Publisher, plans: list[Plan]) -> Outcome:
         cancel = threading.Event()
-        if self._inline(plans):
+        invokes = any(d.mode == "invoke" for p in plans for d in p.dispatches)
+        if (
+            not invokes
+            and sum(len(p.dispatches) for p in plans) <= INLINE_PUTS
+            and time.monotonic() >= self._inline_off_until
+        ):  # a few PUTs, Zenoh keeping up: on the loop (see the module docstring)
             started = time.monotonic()
-            outcome = self._send(publisher, plans, cancel)
+            outcome = self._send(publisher, plans, cancel, invokes)
             if outcome.error is not None or time.monotonic() - started > INLINE_SLOW_S:
                 self._inline_off_until = time.monotonic() + INLINE_BACKOFF_S
             return outcome
-        task = asyncio.ensure_future(asyncio.to_thread(self._send, publisher, plans, cancel))
+        task = asyncio.ensure_future(
+            asyncio.to_thread(self._send, publisher, plans, cancel, invokes)
+        )
         timeout = self.settings.trigger_timeout_ms / 1000
-        if any(d.mode == "invoke" for p in plans for d in p.dispatches):
+        if invokes:
             return await task  # each GET has the timeout of its own
         try:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
@@ -184,11 +179,13 @@ class Dispatcher:
                 outcome.error = f"dispatch did not complete within {timeout * 1000:.0f} ms"
             return outcome
 
-    def _send(self, publisher: Publisher, plans: list[Plan], cancel: threading.Event) -> Outcome:
-        """Send ``plans`` in write order, reusing what an earlier attempt already sent."""
+    def _send(
+        self, publisher: Publisher, plans: list[Plan], cancel: threading.Event, invokes: bool
+    ) -> Outcome:
+        """Send ``plans`` in write order, reusing what an earlier attempt already sent
+        (``invokes``: some of them are GETs)."""
         stream = plans[0].entry.partition.outbox
         memo = self._memo.pop(stream, {})
-        invokes = any(d.mode == "invoke" for p in plans for d in p.dispatches)
         if self.lookahead and invokes:
             for plan in plans:
                 self._start(publisher, plan, memo)
