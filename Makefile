@@ -37,8 +37,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The suite runs in two processes (pytest-xdist) where there are two cores or more: most of
+# its time is spent waiting for servers, workers and Zenoh.  TEST_JOBS=0 runs it in one.
+TEST_JOBS ?= $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && echo 2 || echo 0)
+
 pytest: setup redis sdk
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS)
 
 # The fast tier: tests that need no server (protocol, policy, layout), in seconds.
 quick: setup

@@ -94,6 +94,7 @@ class RedisServer:
     ) -> None:
         self.binary, self.origin = find_redis_server()
         self.port = port or free_port()
+        self._port_chosen = port is None  # ours to choose again when another took it
         self.extra = extra or []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.directory = directory
@@ -123,6 +124,19 @@ class RedisServer:
         ]
 
     def start(self) -> RedisServer:
+        """Start the server and wait until it answers.  A port this class chose that
+        something else took meanwhile (tests run in parallel processes) is chosen again."""
+        attempts = 3 if self._port_chosen else 1
+        while True:
+            try:
+                return self._start()
+            except OprcEventsError as err:
+                attempts -= 1
+                if attempts == 0 or "already in use" not in str(err):
+                    raise
+                self.port = free_port()
+
+    def _start(self) -> RedisServer:
         if self.directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="oprc-redis-")
             self.directory = self._tmp.name
