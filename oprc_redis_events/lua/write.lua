@@ -53,18 +53,23 @@
 -- writes.  An increment is the exception: HINCRBY is its first write (it fails on a value
 -- that is not a number) and its entry follows, with the outbox's room checked beforehand.
 
+-- The script runs in three parts: this file's quick path, then the shared library
+-- lua/lib/events.lua, which the loader puts in place of the line "--@library" below, then
+-- the rest of this file.  A write the quick path serves returns before the library's
+-- functions are even defined (inside a script, defining a function costs about as much as
+-- a small command).
+
 local outbox, capture = KEYS[3], KEYS[5]
 local outbox_exists = false  -- known to exist: a batch's later writes need not ask again
 -- at most this many fields are read with one HMGET of the meta hash (version, value types
 -- and the triggers they may fire); a larger write reads its triggers one HGET per change
 local PREFETCH_MAX = 64
+-- EVENT_TYPES.c and .u and lib/events.lua's MAX_VERSION: the loader fills them in
+local CREATED, UPDATED, MAX_VERSION = nil, nil, nil
 -- the capture flag and the switch are both absent in the common case: one EXISTS tells
-local capturing, switched, refused = false, false, nil
-if redis.call("EXISTS", capture, KEYS[6]) > 0 then
-  capturing = redis.call("EXISTS", capture) == 1
-  switched, refused = switched_off(KEYS[6], outbox)
-  if refused then return refused end
-end
+-- (when it finds either, the part after the library reads which, and the switch)
+local flagged = redis.call("EXISTS", capture, KEYS[6]) > 0
+local capturing, switched = false, false
 
 -- The common write first: an update or upsert of an existing object that leaves its
 -- trigger configuration alone, while keyspace capture is off.  Inside a script every
@@ -82,10 +87,21 @@ local function plain_version(v)
   return v and #v <= 15 and (v == "0" or string.find(v, "^[1-9]%d*$")) ~= nil
 end
 
+-- Redis' clock in milliseconds, as lib/events.lua's now_ms() spells it.
+local clock = nil
+local function quick_ms()
+  if clock == nil then
+    local now = redis.call("TIME")
+    local us = now[2]
+    clock = now[1] .. string.sub("00" .. (#us > 3 and string.sub(us, 1, -4) or "0"), -3)
+  end
+  return clock
+end
+
 -- XADD of a quick write's entry (the fields of append_events(), then ev[1 .. e]) to an
 -- outbox that exists: its id, or nil when there is no outbox yet or the XADD failed.
 local function quick_append(A, o, vt, count, ev, e)
-  local oid, depth, traceparent, ts, id = A[o + 2], A[o + 3], A[o + 4], now_ms(), nil
+  local oid, depth, traceparent, ts, id = A[o + 2], A[o + 3], A[o + 4], quick_ms(), nil
   if traceparent == "" then
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
       "ts", ts, "n", count, unpack(ev, 1, e))
@@ -101,7 +117,8 @@ end
 -- Adds the i-th event's fields (i as text) to ev[1 .. e]; returns the new e.  old: the
 -- value before, or false.
 local function event_fields(ev, e, i, code, name, value, old, targets)
-  ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = "e" .. i, EVENT_TYPES[code], "k" .. i, name
+  ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = "e" .. i, code == "c" and CREATED or UPDATED,
+    "k" .. i, name
   ev[e + 5], ev[e + 6], e = "p" .. i, value, e + 6
   if string.byte(targets, 1) == 33 then  -- "!" (OLD_MARK): the target needs the old value
     targets = string.sub(targets, 2)
@@ -140,13 +157,14 @@ local function quick_one(A, o, obj, meta)
     code = "u"
   end
   local new_version, targets = code and version + 1 or version, nil
-  local vt = code and version_text(new_version) or m[1]
+  local vt = code and string.format("%d", new_version) or m[1]
   if events and code then targets = m[3] end
   local id
   if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
     -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
-      "ts", now_ms(), "n", "1", "e1", EVENT_TYPES[code], "k1", name, "p1", value, "t1", targets)
+      "ts", quick_ms(), "n", "1", "e1", code == "c" and CREATED or UPDATED, "k1", name,
+      "p1", value, "t1", targets)
     if type(id) ~= "string" then return nil end
     outbox_exists = true
   elseif targets then
@@ -167,6 +185,16 @@ local function quick_one(A, o, obj, meta)
     redis.call("HSET", meta, "v", vt)
   end
   return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
+end
+
+-- The quick path serves while keyspace capture is off (a test turns it off to compare).
+local quick_on = not capturing
+local tried = false  -- this call's write already went to the quick path
+if quick_on and not flagged and ARGV[6] == "1" and (ARGV[1] == "update" or ARGV[1] == "upsert")
+then
+  local reply = quick_one(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+  tried = true
 end
 
 -- The write of n fields (2 .. PREFETCH_MAX): the same steps over lists.  In the meta hash's
@@ -213,7 +241,7 @@ local function quick_many(A, o, obj, meta, n)
     end
   end
   local new_version = changed > 0 and version + 1 or version
-  local vt = changed > 0 and version_text(new_version) or m[1]
+  local vt = changed > 0 and string.format("%d", new_version) or m[1]
   local id
   if matched > 0 then
     id = quick_append(A, o, vt, tostring(matched), ev, e)
@@ -238,9 +266,23 @@ local function quick(A, o, obj, meta)
   return quick_many(A, o, obj, meta, n)
 end
 
--- The quick path serves while keyspace capture is off (a test turns it off to compare).
-local quick_on = not capturing
-if ARGV[1] ~= "batch" and quick_on then
+if quick_on and not flagged and not tried and ARGV[1] ~= "batch" then
+  local reply = quick(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+  tried = true
+end
+
+--@library
+
+-- What the EXISTS above found: the capture flag, the switch, or both.
+if flagged then
+  capturing = redis.call("EXISTS", capture) == 1
+  local refused
+  switched, refused = switched_off(KEYS[6], outbox)
+  if refused then return refused end
+  quick_on = quick_on and not capturing
+end
+if quick_on and not tried and ARGV[1] ~= "batch" then
   local reply = quick(ARGV, 0, KEYS[1], KEYS[2])
   if reply then return reply end
 end
