@@ -68,7 +68,11 @@ def scenarios(on: ObjectStore, off: ObjectStore) -> dict[str, tuple[Callable[[in
             b.update(CLS, 0, 1, {1: b"b%d-%d" % (i, j)})
         b.execute()
 
-    return {"update": (events_on, 1), "update_events_disabled": (events_off, 1), "batch_100": (batch, 100)}
+    return {
+        "update": (events_on, 1),
+        "update_events_disabled": (events_off, 1),
+        "batch_100": (batch, 100),
+    }
 
 
 def _total(out: Path) -> int:
@@ -83,9 +87,23 @@ def callgrind(args: argparse.Namespace) -> None:
         sys.exit("valgrind is not installed")
     work = Path(tempfile.mkdtemp(prefix="wi-cg-"))
     port = free_port()
-    cmd = ["valgrind", "--tool=callgrind", "--toggle-collect=evalShaCommand",
-           f"--callgrind-out-file={work}/cg.out", "redis-server", "--port", str(port),
-           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(work)]
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--toggle-collect=evalShaCommand",
+        f"--callgrind-out-file={work}/cg.out",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(work),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port)
@@ -100,17 +118,21 @@ def callgrind(args: argparse.Namespace) -> None:
             calls = max(1, args.count // per)
             for i in range(5):
                 step(-1 - i)
-            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True
+            )
             for i in range(calls):
                 step(i)
             before = set(work.glob("cg.out*"))
-            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True
+            )
             dumped = sorted(set(work.glob("cg.out*")) - before, key=os.path.getmtime)
             total = _total(dumped[-1])
-            print(f"{name:24} {total / (calls * per):10,.0f} instructions per write"
-                  f"  ({calls * per} writes; {dumped[-1]})")
+            print(
+                f"{name:24} {total / (calls * per):10,.0f} instructions per write"
+                f"  ({calls * per} writes; {dumped[-1]})"
+            )
         client.close()
     finally:
         proc.terminate()
@@ -138,10 +160,12 @@ def ratio(args: argparse.Namespace) -> None:
                     times[k].append(time.perf_counter_ns() - t0)
             med = {k: statistics.median(v) / 1000 for k, v in times.items()}
             load = os.getloadavg()[0]
-            print(f"run {run + 1}: raw HSET {med['raw_hset']:.1f} us; "
-                  f"update {med['update']:.1f} us = {med['update'] / med['raw_hset']:.2f}x; "
-                  f"events disabled {med['update_events_disabled']:.1f} us = "
-                  f"{med['update_events_disabled'] / med['raw_hset']:.2f}x  (load {load:.2f})")
+            print(
+                f"run {run + 1}: raw HSET {med['raw_hset']:.1f} us; "
+                f"update {med['update']:.1f} us = {med['update'] / med['raw_hset']:.2f}x; "
+                f"events disabled {med['update_events_disabled']:.1f} us = "
+                f"{med['update_events_disabled'] / med['raw_hset']:.2f}x  (load {load:.2f})"
+            )
         client.close()
 
 

@@ -58,8 +58,14 @@ def _library() -> str:
 
 
 def _library_lines() -> int:
-    """How many lines the library takes in a script (its text and a newline)."""
+    """How many lines come before a script's own first line when the library is put in
+    front (the library and a newline)."""
     return (_library() + "\n").count("\n")
+
+
+def _block() -> str:
+    """The library as the lines that replace a script's ``--@library`` line."""
+    return _library().rstrip("\n") + "\n"
 
 
 def _split(name: str) -> tuple[str, str, bool]:
@@ -87,10 +93,10 @@ def source(name: str) -> str:
     """The text of ``lua/<name>.lua`` shipped inside the package, with the shared library
     in place of its ``--@library`` line (or in front of it) when it uses it."""
     if name in USES_LIBRARY:
-        head, tail, _ = _split(name)
+        head, tail, marked = _split(name)
         if QUICK_LINE in head:
             head = head.replace(QUICK_LINE, _quick_line(), 1)
-        text = head + _library() + "\n" + tail
+        text = head + _library() + "\n" + tail if not marked else head + _block() + tail
     else:
         text = _read(f"{name}.lua")
     _scripts_by_sha[hashlib.sha1(text.encode()).hexdigest()] = name
@@ -100,7 +106,8 @@ def source(name: str) -> str:
 def _place(name: str, line: int) -> str:
     if name in USES_LIBRARY:
         head, _, marked = _split(name)
-        before, size = head.count("\n"), _library_lines()
+        before = head.count("\n")
+        size = _block().count("\n") if marked else _library_lines()
         if line <= before:
             return f"lua/{name}.lua:{line}"
         if line <= before + size:
