@@ -43,7 +43,7 @@
 -- one HGET of t:<c|u|d>:<field> per changed field.  One stream entry per write, and only
 -- while the capture flag exists, the changes are mirrored into the shadow so that keyspace
 -- capture does not report them a second time.
--- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>],
+-- when some target matched:  o, v, d, [tp], n, then per event i: e<i>, k<i>, [p<i>],
 -- [q<i>] (the old value, for targets that need it: a condition or oprc.include_old), t<i>
 -- (a write with more than 500 matched events is split over several entries; the last id is
 -- returned).  The entry format and the matching are in lib/events.lua.
@@ -87,27 +87,16 @@ local function plain_version(v)
   return v and #v <= 15 and (v == "0" or string.find(v, "^[1-9]%d*$")) ~= nil
 end
 
--- Redis' clock in milliseconds, as lib/events.lua's now_ms() spells it.
-local clock = nil
-local function quick_ms()
-  if clock == nil then
-    local now = redis.call("TIME")
-    local us = now[2]
-    clock = now[1] .. string.sub("00" .. (#us > 3 and string.sub(us, 1, -4) or "0"), -3)
-  end
-  return clock
-end
-
 -- XADD of a quick write's entry (the fields of append_events(), then ev[1 .. e]) to an
 -- outbox that exists: its id, or nil when there is no outbox yet or the XADD failed.
 local function quick_append(A, o, vt, count, ev, e)
-  local oid, depth, traceparent, ts, id = A[o + 2], A[o + 3], A[o + 4], quick_ms(), nil
+  local oid, depth, traceparent, id = A[o + 2], A[o + 3], A[o + 4], nil
   if traceparent == "" then
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
-      "ts", ts, "n", count, unpack(ev, 1, e))
+      "n", count, unpack(ev, 1, e))
   else
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
-      "ts", ts, "tp", traceparent, "n", count, unpack(ev, 1, e))
+      "tp", traceparent, "n", count, unpack(ev, 1, e))
   end
   if type(id) ~= "string" then return nil end
   outbox_exists = true
@@ -163,8 +152,8 @@ local function quick_one(A, o, obj, meta)
   if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
     -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
-      "ts", quick_ms(), "n", "1", "e1", code == "c" and CREATED or UPDATED, "k1", name,
-      "p1", value, "t1", targets)
+      "n", "1", "e1", code == "c" and CREATED or UPDATED, "k1", name, "p1", value,
+      "t1", targets)
     if type(id) ~= "string" then return nil end
     outbox_exists = true
   elseif targets then
