@@ -82,6 +82,85 @@ local capturing, switched = false, false
 -- yet (its first entry also wakes the workers), a full outbox.  The general path below
 -- then does the write, or refuses it, exactly as it always has.
 
+-- The write of one field, the most common one: no table but its entry's and the reply, no
+-- function but itself (defining one costs a call: the others below serve quick_many).
+local function quick_one(A, o, obj, meta)
+  local name, value, vtype = A[o + 7], A[o + 8], A[o + 9]
+  if A[o + 10] ~= "0" then return nil end
+  -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
+  local was, m = redis.pcall("HGET", obj, name), nil
+  if type(was) == "table" then return nil end
+  local events = A[o + 5] == "1" and not switched
+  if events then
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
+  else
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name)
+  end
+  local v = m[1]  -- the version: a plain non-negative integer (see read_version())
+  if m.err or not v or #v > 15 or (v ~= "0" and not string.find(v, "^[1-9]%d*$")) then
+    return nil
+  end
+  local version, oldtype, code = tonumber(v), m[2], nil
+  if version >= MAX_VERSION then return nil end
+  if not was then
+    code = "c"
+  elseif was ~= value or (oldtype or "0") ~= vtype then
+    code = "u"
+  end
+  local new_version, targets = code and version + 1 or version, nil
+  local vt = code and string.format("%d", new_version) or v
+  if events and code then targets = m[3] end
+  local id = ""
+  if targets then
+    local traceparent, kind, old = A[o + 4], code == "c" and CREATED or UPDATED, false
+    if string.byte(targets, 1) == 33 then  -- "!" (OLD_MARK): the target needs the old value
+      targets, old = string.sub(targets, 2), was
+    end
+    if traceparent == "" and not old then
+      -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
+      id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+        A[o + 3], "n", "1", "e1", kind, "k1", name, "p1", value, "t1", targets)
+    else
+      -- the fields of append_events(): [tp], then [q1] before t1
+      local ev, e = {"e1", kind, "k1", name, "p1", value, false, false, false, false}, 6
+      if old then ev[7], ev[8], e = "q1", old, 8 end
+      ev[e + 1], ev[e + 2] = "t1", targets
+      if traceparent == "" then
+        id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+          A[o + 3], "n", "1", unpack(ev, 1, e + 2))
+      else
+        id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+          A[o + 3], "tp", traceparent, "n", "1", unpack(ev, 1, e + 2))
+      end
+    end
+    if type(id) ~= "string" then return nil end
+    outbox_exists = true
+  elseif events then  -- nothing to append: the outbox's type is still checked
+    local found = redis.call("TYPE", outbox)["ok"]
+    if found ~= "stream" and found ~= "none" then return nil end
+  end
+  redis.call("HSET", obj, name, value)
+  if vtype == "0" and oldtype then redis.call("HDEL", meta, "y:" .. name) end
+  if vtype ~= "0" and code then
+    redis.call("HSET", meta, "y:" .. name, vtype, "v", vt)
+  elseif vtype ~= "0" then
+    redis.call("HSET", meta, "y:" .. name, vtype)
+  elseif code then
+    redis.call("HSET", meta, "v", vt)
+  end
+  return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
+end
+
+-- The quick path serves while keyspace capture is off (a test turns it off to compare).
+local quick_on = not capturing
+local tried = false  -- this call's write already went to the quick path
+if quick_on and not flagged and ARGV[6] == "1" and (ARGV[1] == "update" or ARGV[1] == "upsert")
+then
+  local reply = quick_one(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+  tried = true
+end
+
 -- The version's text when it is a plain non-negative integer (see read_version()).
 local function plain_version(v)
   return v and #v <= 15 and (v == "0" or string.find(v, "^[1-9]%d*$")) ~= nil
@@ -122,68 +201,6 @@ local function no_entry(events)
   if not events then return "" end
   local found = redis.call("TYPE", outbox)["ok"]
   return (found == "stream" or found == "none") and "" or nil
-end
-
--- The write of one field, the most common one: no table but its entry's and the reply.
-local function quick_one(A, o, obj, meta)
-  local name, value, vtype = A[o + 7], A[o + 8], A[o + 9]
-  if A[o + 10] ~= "0" then return nil end
-  -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
-  local was, m = redis.pcall("HGET", obj, name), nil
-  if type(was) == "table" then return nil end
-  local events = A[o + 5] == "1" and not switched
-  if events then
-    m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
-  else
-    m = redis.pcall("HMGET", meta, "v", "y:" .. name)
-  end
-  if m.err or not plain_version(m[1]) then return nil end
-  local version, oldtype, code = tonumber(m[1]), m[2], nil
-  if version >= MAX_VERSION then return nil end
-  if not was then
-    code = "c"
-  elseif was ~= value or (oldtype or "0") ~= vtype then
-    code = "u"
-  end
-  local new_version, targets = code and version + 1 or version, nil
-  local vt = code and string.format("%d", new_version) or m[1]
-  if events and code then targets = m[3] end
-  local id
-  if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
-    -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
-    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
-      "n", "1", "e1", code == "c" and CREATED or UPDATED, "k1", name, "p1", value,
-      "t1", targets)
-    if type(id) ~= "string" then return nil end
-    outbox_exists = true
-  elseif targets then
-    local ev = {false, false, false, false, false, false, false, false, false, false}
-    local e = event_fields(ev, 0, "1", code, name, value, was, targets)
-    id = quick_append(A, o, vt, "1", ev, e)
-  else
-    id = no_entry(events)
-  end
-  if not id then return nil end
-  redis.call("HSET", obj, name, value)
-  if vtype == "0" and oldtype then redis.call("HDEL", meta, "y:" .. name) end
-  if vtype ~= "0" and code then
-    redis.call("HSET", meta, "y:" .. name, vtype, "v", vt)
-  elseif vtype ~= "0" then
-    redis.call("HSET", meta, "y:" .. name, vtype)
-  elseif code then
-    redis.call("HSET", meta, "v", vt)
-  end
-  return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
-end
-
--- The quick path serves while keyspace capture is off (a test turns it off to compare).
-local quick_on = not capturing
-local tried = false  -- this call's write already went to the quick path
-if quick_on and not flagged and ARGV[6] == "1" and (ARGV[1] == "update" or ARGV[1] == "upsert")
-then
-  local reply = quick_one(ARGV, 0, KEYS[1], KEYS[2])
-  if reply then return reply end
-  tried = true
 end
 
 -- The write of n fields (2 .. PREFETCH_MAX): the same steps over lists.  In the meta hash's
