@@ -294,7 +294,9 @@ class TriggersChanged(Exception):  # a signal to read again, never raised to use
 def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     """Turn the script's reply into a result, or raise the error it stands for."""
     status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
-    created, deleted, value, existed = int(reply[4]), int(reply[5]), reply[6], reply[7] == 1
+    created, deleted, value, existed = int(reply[4]), 0, b"", True
+    if len(reply) > 5:  # the quick path leaves these out: 0, "", 1
+        deleted, value, existed = int(reply[5]), reply[6], reply[7] == 1
     if status == 1:
         raise ObjectExistsError(f"{call.target.describe()} already exists; use update or upsert")
     if status == 2:

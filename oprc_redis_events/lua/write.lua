@@ -29,7 +29,9 @@
 --          field, encoded targets; when "2", then the expected serialized ObjectEvent ("").
 --
 -- Returns {status, version, entry id or "", matched events, fields created, fields deleted,
---          new value (incr modes) or "", 1 if the object existed before the write else 0}
+--          new value (incr modes) or "", 1 if the object existed before the write else 0};
+--          the quick path leaves out the last three (0, "", 1: each element of a reply
+--          costs Redis about as much as a script argument)
 --   status 0 ok; 1 the object already exists (create); 2 no such object (update,
 --   delete_fields, delete, set_triggers); 3 (mode "2") the configuration is neither the
 --   expected one nor already the new one.  Nothing is written unless status is 0.
@@ -148,7 +150,7 @@ local function quick_one(A, o, obj, meta)
   elseif code then
     redis.call("HSET", meta, "v", vt)
   end
-  return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
+  return {0, new_version, id, targets and 1 or 0, was and 0 or 1}
 end
 
 -- The quick path serves while keyspace capture is off (a test turns it off to compare).
@@ -259,7 +261,7 @@ local function quick_many(A, o, obj, meta, n)
   if c > 0 then redis.call("HDEL", meta, unpack(cleartypes)) end
   if changed > 0 then settypes[s + 1], settypes[s + 2], s = "v", vt, s + 2 end
   if s > 0 then redis.call("HSET", meta, unpack(settypes)) end
-  return {0, new_version, id, matched, created, 0, "", 1}
+  return {0, new_version, id, matched, created}
 end
 
 -- The quick write's reply, or nil: then the general path below.
