@@ -230,16 +230,22 @@ def decode_entry(
     count = _int(fields, b"n", MAX_EVENTS)
     if count == 0:
         raise PoisonEntryError("field 'n' is 0: an entry has at least one event")
+    # each field checked in the order of the entry (the first one broken is the reason)
+    segment = _known(fields, b"o", _check_object, _objects)
+    version, depth = _int(fields, b"v"), _int(fields, b"d")
+    ts = _int(fields, b"ts") if b"ts" in fields else None
+    traceparent = _traceparent(fields)
+    events = [_event(fields, i) for i in range(1, count + 1)]
     origin = _origin(fields, entry_id)
     return OutboxEntry(
         partition,
         entry_id,
-        _known(fields, b"o", _check_object, _objects),
-        _int(fields, b"v"),
-        _int(fields, b"d"),
-        _int(fields, b"ts") if b"ts" in fields else _id_ms(origin),
-        _traceparent(fields),
-        [_event(fields, i) for i in range(1, count + 1)],
+        segment,
+        version,
+        depth,
+        _id_ms(origin) if ts is None else ts,
+        traceparent,
+        events,
         origin,
         _text(fields, b"g") if b"g" in fields else None,
     )
