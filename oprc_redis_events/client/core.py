@@ -293,6 +293,11 @@ class TriggersChanged(Exception):  # a signal to read again, never raised to use
 
 def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     """Turn the script's reply into a result, or raise the error it stands for."""
+    if len(reply) == 5:  # the quick path's: written, and its last three left out (0, "", 1)
+        entry_id = reply[2]
+        return WriteResult(
+            int(reply[1]), as_text(entry_id) or None, int(reply[3]), True, int(reply[4])
+        )
     status, version, entry_id, events = reply[0], int(reply[1]), reply[2], int(reply[3])
     created, deleted, value, existed = int(reply[4]), int(reply[5]), reply[6], reply[7] == 1
     if status == 1:

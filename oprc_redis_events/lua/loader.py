@@ -3,9 +3,11 @@
 Scripts are registered through redis-py's ``register_script``: the returned objects
 run EVALSHA and load the script again after ``NOSCRIPT`` (a Redis restart, a failover,
 ``SCRIPT FLUSH``), so callers never manage the script cache.  A script that uses the
-shared library gets it prepended (a Redis script cannot import another), which shifts the
-line numbers Redis reports; :func:`locate` turns Redis' ``user_script:<line>`` back into the
-file and line of our source (``lua/write.lua:57``, ``lua/lib/events.lua:12``).
+shared library gets it (a Redis script cannot import another) in place of its line
+``--@library`` (``write.lua``: after its quick path, so that a quick write never defines
+the library's functions), or in front when it has no such line (``capture.lua``).  That
+shifts the line numbers Redis reports; :func:`locate` turns Redis' ``user_script:<line>``
+back into the file and line of our source (``lua/write.lua:57``, ``lua/lib/events.lua:12``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..protocol.codes import lua_table
+from ..protocol.codes import by_code, lua_table
 
 __all__ = ["REFUSAL_CODES", "SCRIPT_NAMES", "locate", "refusal", "register", "source"]
 
@@ -39,6 +41,12 @@ def _read(*parts: str) -> str:
 
 #: the line of lib/events.lua that the loader completes from the one table of event kinds
 EVENT_TYPES_LINE = "local EVENT_TYPES = {}"
+#: the line of a script where the library goes (in front when a script has none)
+LIBRARY_MARK = "--@library"
+#: the line of write.lua, before the library, that the loader completes with what its quick
+#: path needs of it: the numbers of events c and u (as EVENT_TYPES), the library's MAX_VERSION
+QUICK_LINE = "local CREATED, UPDATED, MAX_VERSION = nil, nil, nil"
+_MAX_VERSION = re.compile(r"^local MAX_VERSION = (\d+)$", re.M)
 
 
 @cache
@@ -50,26 +58,61 @@ def _library() -> str:
 
 
 def _library_lines() -> int:
-    """How many lines come before a script's own first line (the library and a newline)."""
+    """How many lines come before a script's own first line when the library is put in
+    front (the library and a newline)."""
     return (_library() + "\n").count("\n")
+
+
+def _block() -> str:
+    """The library as the lines that replace a script's ``--@library`` line."""
+    return _library().rstrip("\n") + "\n"
+
+
+def _split(name: str) -> tuple[str, str, bool]:
+    """``lua/<name>.lua`` as the text before its library line, the text after it, and
+    whether it has that line (else all of it is after)."""
+    body = _read(f"{name}.lua")
+    head, mark, tail = body.partition(LIBRARY_MARK + "\n")
+    if not mark:
+        return "", body, False
+    if head and not head.endswith("\n"):
+        raise RuntimeError(f"lua/{name}.lua: {LIBRARY_MARK!r} must be a line of its own")
+    return head, tail, True
+
+
+def _quick_line() -> str:
+    found = _MAX_VERSION.search(_library())
+    if found is None:
+        raise RuntimeError(f"lua/{LIBRARY} lost its line 'local MAX_VERSION = <number>'")
+    numbers = f'"{by_code("c").number}", "{by_code("u").number}", {found.group(1)}'
+    return f"local CREATED, UPDATED, MAX_VERSION = {numbers}"
 
 
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua`` shipped inside the package, after the shared library
-    when it uses it."""
-    body = _read(f"{name}.lua")
-    text = _library() + "\n" + body if name in USES_LIBRARY else body
+    """The text of ``lua/<name>.lua`` shipped inside the package, with the shared library
+    in place of its ``--@library`` line (or in front of it) when it uses it."""
+    if name in USES_LIBRARY:
+        head, tail, marked = _split(name)
+        if QUICK_LINE in head:
+            head = head.replace(QUICK_LINE, _quick_line(), 1)
+        text = head + _library() + "\n" + tail if not marked else head + _block() + tail
+    else:
+        text = _read(f"{name}.lua")
     _scripts_by_sha[hashlib.sha1(text.encode()).hexdigest()] = name
     return text
 
 
 def _place(name: str, line: int) -> str:
     if name in USES_LIBRARY:
-        shift = _library_lines()
-        if line <= shift:
-            return f"lua/{LIBRARY}:{line}"
-        line -= shift
+        head, _, marked = _split(name)
+        before = head.count("\n")
+        size = _block().count("\n") if marked else _library_lines()
+        if line <= before:
+            return f"lua/{name}.lua:{line}"
+        if line <= before + size:
+            return f"lua/{LIBRARY}:{line - before}"
+        line += 1 - size if marked else -size  # the library replaced the marked line
     return f"lua/{name}.lua:{line}"
 
 

@@ -29,7 +29,9 @@
 --          field, encoded targets; when "2", then the expected serialized ObjectEvent ("").
 --
 -- Returns {status, version, entry id or "", matched events, fields created, fields deleted,
---          new value (incr modes) or "", 1 if the object existed before the write else 0}
+--          new value (incr modes) or "", 1 if the object existed before the write else 0};
+--          the quick path leaves out the last three (0, "", 1: each element of a reply
+--          costs Redis about as much as a script argument)
 --   status 0 ok; 1 the object already exists (create); 2 no such object (update,
 --   delete_fields, delete, set_triggers); 3 (mode "2") the configuration is neither the
 --   expected one nor already the new one.  Nothing is written unless status is 0.
@@ -43,7 +45,7 @@
 -- one HGET of t:<c|u|d>:<field> per changed field.  One stream entry per write, and only
 -- while the capture flag exists, the changes are mirrored into the shadow so that keyspace
 -- capture does not report them a second time.
--- when some target matched:  o, v, d, ts, [tp], n, then per event i: e<i>, k<i>, [p<i>],
+-- when some target matched:  o, v, d, [tp], n, then per event i: e<i>, k<i>, [p<i>],
 -- [q<i>] (the old value, for targets that need it: a condition or oprc.include_old), t<i>
 -- (a write with more than 500 matched events is split over several entries; the last id is
 -- returned).  The entry format and the matching are in lib/events.lua.
@@ -53,18 +55,23 @@
 -- writes.  An increment is the exception: HINCRBY is its first write (it fails on a value
 -- that is not a number) and its entry follows, with the outbox's room checked beforehand.
 
+-- The script runs in three parts: this file's quick path, then the shared library
+-- lua/lib/events.lua, which the loader puts in place of the line "--@library" below, then
+-- the rest of this file.  A write the quick path serves returns before the library's
+-- functions are even defined (inside a script, defining a function costs about as much as
+-- a small command).
+
 local outbox, capture = KEYS[3], KEYS[5]
 local outbox_exists = false  -- known to exist: a batch's later writes need not ask again
 -- at most this many fields are read with one HMGET of the meta hash (version, value types
 -- and the triggers they may fire); a larger write reads its triggers one HGET per change
 local PREFETCH_MAX = 64
+-- EVENT_TYPES.c and .u and lib/events.lua's MAX_VERSION: the loader fills them in
+local CREATED, UPDATED, MAX_VERSION = nil, nil, nil
 -- the capture flag and the switch are both absent in the common case: one EXISTS tells
-local capturing, switched, refused = false, false, nil
-if redis.call("EXISTS", capture, KEYS[6]) > 0 then
-  capturing = redis.call("EXISTS", capture) == 1
-  switched, refused = switched_off(KEYS[6], outbox)
-  if refused then return refused end
-end
+-- (when it finds either, the part after the library reads which, and the switch)
+local flagged = redis.call("EXISTS", capture, KEYS[6]) > 0
+local capturing, switched = false, false
 
 -- The common write first: an update or upsert of an existing object that leaves its
 -- trigger configuration alone, while keyspace capture is off.  Inside a script every
@@ -77,6 +84,85 @@ end
 -- yet (its first entry also wakes the workers), a full outbox.  The general path below
 -- then does the write, or refuses it, exactly as it always has.
 
+-- The write of one field, the most common one: no table but its entry's and the reply, no
+-- function but itself (defining one costs a call: the others below serve quick_many).
+local function quick_one(A, o, obj, meta)
+  local name, value, vtype = A[o + 7], A[o + 8], A[o + 9]
+  if A[o + 10] ~= "0" then return nil end
+  -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
+  local was, m = redis.pcall("HGET", obj, name), nil
+  if type(was) == "table" then return nil end
+  local events = A[o + 5] == "1" and not switched
+  if events then
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
+  else
+    m = redis.pcall("HMGET", meta, "v", "y:" .. name)
+  end
+  local v = m[1]  -- the version: a plain non-negative integer (see read_version())
+  if m.err or not v or #v > 15 or (v ~= "0" and not string.find(v, "^[1-9]%d*$")) then
+    return nil
+  end
+  local version, oldtype, code = tonumber(v), m[2], nil
+  if version >= MAX_VERSION then return nil end
+  if not was then
+    code = "c"
+  elseif was ~= value or (oldtype or "0") ~= vtype then
+    code = "u"
+  end
+  local new_version, targets = code and version + 1 or version, nil
+  local vt = code and string.format("%d", new_version) or v
+  if events and code then targets = m[3] end
+  local id = ""
+  if targets then
+    local traceparent, kind, old = A[o + 4], code == "c" and CREATED or UPDATED, false
+    if string.byte(targets, 1) == 33 then  -- "!" (OLD_MARK): the target needs the old value
+      targets, old = string.sub(targets, 2), was
+    end
+    if traceparent == "" and not old then
+      -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
+      id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+        A[o + 3], "n", "1", "e1", kind, "k1", name, "p1", value, "t1", targets)
+    else
+      -- the fields of append_events(): [tp], then [q1] before t1
+      local ev, e = {"e1", kind, "k1", name, "p1", value, false, false, false, false}, 6
+      if old then ev[7], ev[8], e = "q1", old, 8 end
+      ev[e + 1], ev[e + 2] = "t1", targets
+      if traceparent == "" then
+        id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+          A[o + 3], "n", "1", unpack(ev, 1, e + 2))
+      else
+        id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d",
+          A[o + 3], "tp", traceparent, "n", "1", unpack(ev, 1, e + 2))
+      end
+    end
+    if type(id) ~= "string" then return nil end
+    outbox_exists = true
+  elseif events then  -- nothing to append: the outbox's type is still checked
+    local found = redis.call("TYPE", outbox)["ok"]
+    if found ~= "stream" and found ~= "none" then return nil end
+  end
+  redis.call("HSET", obj, name, value)
+  if vtype == "0" and oldtype then redis.call("HDEL", meta, "y:" .. name) end
+  if vtype ~= "0" and code then
+    redis.call("HSET", meta, "y:" .. name, vtype, "v", vt)
+  elseif vtype ~= "0" then
+    redis.call("HSET", meta, "y:" .. name, vtype)
+  elseif code then
+    redis.call("HSET", meta, "v", vt)
+  end
+  return {0, new_version, id, targets and 1 or 0, was and 0 or 1}
+end
+
+-- The quick path serves while keyspace capture is off (a test turns it off to compare).
+local quick_on = not capturing
+local tried = false  -- this call's write already went to the quick path
+if quick_on and not flagged and ARGV[6] == "1" and (ARGV[1] == "update" or ARGV[1] == "upsert")
+then
+  local reply = quick_one(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+  tried = true
+end
+
 -- The version's text when it is a plain non-negative integer (see read_version()).
 local function plain_version(v)
   return v and #v <= 15 and (v == "0" or string.find(v, "^[1-9]%d*$")) ~= nil
@@ -85,13 +171,13 @@ end
 -- XADD of a quick write's entry (the fields of append_events(), then ev[1 .. e]) to an
 -- outbox that exists: its id, or nil when there is no outbox yet or the XADD failed.
 local function quick_append(A, o, vt, count, ev, e)
-  local oid, depth, traceparent, ts, id = A[o + 2], A[o + 3], A[o + 4], now_ms(), nil
+  local oid, depth, traceparent, id = A[o + 2], A[o + 3], A[o + 4], nil
   if traceparent == "" then
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
-      "ts", ts, "n", count, unpack(ev, 1, e))
+      "n", count, unpack(ev, 1, e))
   else
     id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", oid, "v", vt, "d", depth,
-      "ts", ts, "tp", traceparent, "n", count, unpack(ev, 1, e))
+      "tp", traceparent, "n", count, unpack(ev, 1, e))
   end
   if type(id) ~= "string" then return nil end
   outbox_exists = true
@@ -101,7 +187,8 @@ end
 -- Adds the i-th event's fields (i as text) to ev[1 .. e]; returns the new e.  old: the
 -- value before, or false.
 local function event_fields(ev, e, i, code, name, value, old, targets)
-  ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = "e" .. i, EVENT_TYPES[code], "k" .. i, name
+  ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = "e" .. i, code == "c" and CREATED or UPDATED,
+    "k" .. i, name
   ev[e + 5], ev[e + 6], e = "p" .. i, value, e + 6
   if string.byte(targets, 1) == 33 then  -- "!" (OLD_MARK): the target needs the old value
     targets = string.sub(targets, 2)
@@ -116,57 +203,6 @@ local function no_entry(events)
   if not events then return "" end
   local found = redis.call("TYPE", outbox)["ok"]
   return (found == "stream" or found == "none") and "" or nil
-end
-
--- The write of one field, the most common one: no table but its entry's and the reply.
-local function quick_one(A, o, obj, meta)
-  local name, value, vtype = A[o + 7], A[o + 8], A[o + 9]
-  if A[o + 10] ~= "0" then return nil end
-  -- the object first: then only the triggers of the event it can be (t:c or t:u) are read
-  local was, m = redis.pcall("HGET", obj, name), nil
-  if type(was) == "table" then return nil end
-  local events = A[o + 5] == "1" and not switched
-  if events then
-    m = redis.pcall("HMGET", meta, "v", "y:" .. name, (was and "t:u:" or "t:c:") .. name)
-  else
-    m = redis.pcall("HMGET", meta, "v", "y:" .. name)
-  end
-  if m.err or not plain_version(m[1]) then return nil end
-  local version, oldtype, code = tonumber(m[1]), m[2], nil
-  if version >= MAX_VERSION then return nil end
-  if not was then
-    code = "c"
-  elseif was ~= value or (oldtype or "0") ~= vtype then
-    code = "u"
-  end
-  local new_version, targets = code and version + 1 or version, nil
-  local vt = code and version_text(new_version) or m[1]
-  if events and code then targets = m[3] end
-  local id
-  if targets and A[o + 4] == "" and string.byte(targets, 1) ~= 33 then
-    -- the commonest entry, spelled out: no traceparent, no old value (no table to fill)
-    id = redis.pcall("XADD", outbox, "NOMKSTREAM", "*", "o", A[o + 2], "v", vt, "d", A[o + 3],
-      "ts", now_ms(), "n", "1", "e1", EVENT_TYPES[code], "k1", name, "p1", value, "t1", targets)
-    if type(id) ~= "string" then return nil end
-    outbox_exists = true
-  elseif targets then
-    local ev = {false, false, false, false, false, false, false, false, false, false}
-    local e = event_fields(ev, 0, "1", code, name, value, was, targets)
-    id = quick_append(A, o, vt, "1", ev, e)
-  else
-    id = no_entry(events)
-  end
-  if not id then return nil end
-  redis.call("HSET", obj, name, value)
-  if vtype == "0" and oldtype then redis.call("HDEL", meta, "y:" .. name) end
-  if vtype ~= "0" and code then
-    redis.call("HSET", meta, "y:" .. name, vtype, "v", vt)
-  elseif vtype ~= "0" then
-    redis.call("HSET", meta, "y:" .. name, vtype)
-  elseif code then
-    redis.call("HSET", meta, "v", vt)
-  end
-  return {0, new_version, id, targets and 1 or 0, was and 0 or 1, 0, "", 1}
 end
 
 -- The write of n fields (2 .. PREFETCH_MAX): the same steps over lists.  In the meta hash's
@@ -213,7 +249,7 @@ local function quick_many(A, o, obj, meta, n)
     end
   end
   local new_version = changed > 0 and version + 1 or version
-  local vt = changed > 0 and version_text(new_version) or m[1]
+  local vt = changed > 0 and string.format("%d", new_version) or m[1]
   local id
   if matched > 0 then
     id = quick_append(A, o, vt, tostring(matched), ev, e)
@@ -225,7 +261,7 @@ local function quick_many(A, o, obj, meta, n)
   if c > 0 then redis.call("HDEL", meta, unpack(cleartypes)) end
   if changed > 0 then settypes[s + 1], settypes[s + 2], s = "v", vt, s + 2 end
   if s > 0 then redis.call("HSET", meta, unpack(settypes)) end
-  return {0, new_version, id, matched, created, 0, "", 1}
+  return {0, new_version, id, matched, created}
 end
 
 -- The quick write's reply, or nil: then the general path below.
@@ -238,9 +274,23 @@ local function quick(A, o, obj, meta)
   return quick_many(A, o, obj, meta, n)
 end
 
--- The quick path serves while keyspace capture is off (a test turns it off to compare).
-local quick_on = not capturing
-if ARGV[1] ~= "batch" and quick_on then
+if quick_on and not flagged and not tried and ARGV[1] ~= "batch" then
+  local reply = quick(ARGV, 0, KEYS[1], KEYS[2])
+  if reply then return reply end
+  tried = true
+end
+
+--@library
+
+-- What the EXISTS above found: the capture flag, the switch, or both.
+if flagged then
+  capturing = redis.call("EXISTS", capture) == 1
+  local refused
+  switched, refused = switched_off(KEYS[6], outbox)
+  if refused then return refused end
+  quick_on = quick_on and not capturing
+end
+if quick_on and not tried and ARGV[1] ~= "batch" then
   local reply = quick(ARGV, 0, KEYS[1], KEYS[2])
   if reply then return reply end
 end

@@ -3,7 +3,7 @@
 An entry (written by ``lua/write.lua``) is self-contained::
 
     o   object id as spelled in keys      v   object version after the write
-    d   depth of the write                ts  timestamp, ms since the epoch
+    d   depth of the write                ts  timestamp, ms since the epoch (optional: see below)
     tp  W3C traceparent (optional)        n   number of events
     src the first outbox id of a replayed entry (optional; keeps event and invocation ids)
     g   the only consumer group that dispatches it (a replayed dead letter; optional)
@@ -13,6 +13,10 @@ An entry (written by ``lua/write.lua``) is self-contained::
     q<i> the field's previous value (only when a target needs it: ``oprc.when`` or
          ``oprc.include_old``; absent when the field had none)
     t<i> matched targets (msgpack, see :mod:`oprc_redis_events.protocol.triggers`)
+
+The write's time is the milliseconds of the entry's id (of ``src`` for a replayed entry):
+the scripts write no ``ts`` (a TIME call costs a script more than the rest of its entry);
+an entry that carries one (written by an older version, or by another tool) keeps it.
 """
 
 from __future__ import annotations
@@ -226,15 +230,30 @@ def decode_entry(
     count = _int(fields, b"n", MAX_EVENTS)
     if count == 0:
         raise PoisonEntryError("field 'n' is 0: an entry has at least one event")
+    # each field checked in the order of the entry (the first one broken is the reason)
+    segment = _known(fields, b"o", _check_object, _objects)
+    version, depth = _int(fields, b"v"), _int(fields, b"d")
+    ts = _int(fields, b"ts") if b"ts" in fields else None
+    traceparent = _traceparent(fields)
+    events = [_event(fields, i) for i in range(1, count + 1)]
+    origin = _origin(fields, entry_id)
     return OutboxEntry(
         partition,
         entry_id,
-        _known(fields, b"o", _check_object, _objects),
-        _int(fields, b"v"),
-        _int(fields, b"d"),
-        _int(fields, b"ts"),
-        _traceparent(fields),
-        [_event(fields, i) for i in range(1, count + 1)],
-        _origin(fields, entry_id),
+        segment,
+        version,
+        depth,
+        _id_ms(origin) if ts is None else ts,
+        traceparent,
+        events,
+        origin,
         _text(fields, b"g") if b"g" in fields else None,
     )
+
+
+def _id_ms(entry_id: str) -> int:
+    """The milliseconds of a stream entry id (the time Redis gave the entry)."""
+    ms = entry_id.partition("-")[0]
+    if not (ms.isascii() and ms.isdigit()) or len(ms) > 20 or int(ms) > MAX_U64:
+        raise PoisonEntryError(f"entry id {_shown(entry_id)} is not a stream entry id")
+    return int(ms)

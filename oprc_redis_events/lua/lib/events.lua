@@ -2,9 +2,11 @@
 -- front of each of them, since a Redis script cannot import another.
 --
 -- The outbox entry format lives here and only here (decoded by outbox.py):
---   o, v, d, ts, [tp], n, then per event i: e<i> (type), k<i> (field or fn id),
+--   o, v, d, [tp], n, then per event i: e<i> (type), k<i> (field or fn id),
 --   [p<i>] (new value / output), [q<i>] (old value, only for targets that need it), t<i>
---   (encoded targets)
+--   (encoded targets).  The write's time is the entry id's milliseconds (no field: a TIME
+--   call would cost a script more than the rest of its entry); entries written before carry
+--   it as ts, which the reader still takes.
 -- A change is {code, key, value or false, [old value or false]}; code c | u | d (data) or
 -- fc | fe (function).
 --
@@ -169,30 +171,15 @@ local function match_events(meta, changes, index, known, obj)
   return batches, matched
 end
 
--- Redis' clock in milliseconds, read once per script call (every write of a batch is one
--- atomic step, so they share it).  Spelled from TIME's two texts (seconds, microseconds),
--- as seconds * 1000 + microseconds // 1000 would print: converting numbers to text and back
--- costs a script more than the TIME call itself.
-local clock = nil
-local function now_ms()
-  if clock == nil then
-    local now = redis.call("TIME")
-    local us = now[2]
-    clock = now[1] .. string.sub("00" .. (#us > 3 and string.sub(us, 1, -4) or "0"), -3)
-  end
-  return clock
-end
-
 -- XADD one entry per batch.  Returns the last entry id ("" when there was none), or nil and
 -- the error reply of an XADD that failed.  Callers run it before their other writes and
 -- check_room() first when there is more than one batch, so only a first XADD can fail and
 -- a failure leaves nothing written.
 local function append_events(outbox, batches, oid, version, depth, traceparent)
   if #batches == 0 then return "", nil end
-  local ts = now_ms()
   local id = ""
   for _, entry in ipairs(batches) do
-    local fields = {"o", oid, "v", version_text(version), "d", depth, "ts", ts}
+    local fields = {"o", oid, "v", version_text(version), "d", depth}
     if traceparent ~= "" then
       fields[#fields + 1] = "tp"
       fields[#fields + 1] = traceparent
