@@ -63,7 +63,7 @@ BASE: Final = (
 #: the commands write.lua and expire.lua run (with lib/events.lua)
 WRITE_SCRIPT: Final = (
     "+type +exists +hget +hmget +hkeys +hexists +hset +hdel +del +hincrby +hincrbyfloat",
-    "+time +xadd +expire +pexpire +expireat +pexpireat +persist +publish",
+    "+xadd +expire +pexpire +expireat +pexpireat +persist +publish",
 )
 #: the channel write.lua announces a new outbox on (the worker listens to it)
 NEW_OUTBOX: Final = f"&{NEW_OUTBOX_CHANNEL}"
