@@ -35,6 +35,7 @@ from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
 from oprc_redis_events.dev.servers import RedisServer
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
+from oprc_redis_events.worker.waking import freeze_loaded_heap
 
 WRITER = """
 import sys, time
@@ -129,7 +130,7 @@ def main() -> None:
         for pid in range(4):
             store.create("orders", pid, 1, {"s": b"0"}, event=config)
         worker = Worker(Settings.from_env({}, redis_url=server.url), publisher=MemoryPublisher())
-        gc.freeze()  # as Worker.run() (the CLI) does: what is loaded stays out of collections
+        freeze_loaded_heap()  # as Worker.run() (the CLI) does
         gc.callbacks.append(_collecting)
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_until_complete, args=(worker.run_async(),))
