@@ -8,7 +8,9 @@ Reliability section).  :class:`AckQueue` holds those batches until they are due.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+import msgspec
 
 from ..protocol.keys import PartitionKeys
 from .deadletters import DeadLetterRecord
@@ -16,14 +18,27 @@ from .deadletters import DeadLetterRecord
 __all__ = ["AckQueue", "DeferredAck"]
 
 
-@dataclass
-class DeferredAck:
-    """Entries whose PUTs went to Zenoh, acknowledged once ``due``."""
+class DeferredAck(msgspec.Struct, gc=False):
+    """Entries whose PUTs went to Zenoh, acknowledged once ``due``.
+
+    Hundreds wait at a time (``ack_delay_ms`` of batches); none is tracked by the garbage
+    collector (``gc=False``, tuples of texts), whose collections stop the event loop for a
+    time that grows with every object they walk.  It refers to nothing that refers back."""
 
     due: float
     partition: PartitionKeys
-    acked: list[str]
-    dead: list[DeadLetterRecord]
+    acked: tuple[str, ...]
+    dead: tuple[DeadLetterRecord, ...]
+
+    @classmethod
+    def of(
+        cls,
+        due: float,
+        partition: PartitionKeys,
+        acked: Sequence[str],
+        dead: Sequence[DeadLetterRecord],
+    ) -> DeferredAck:
+        return cls(due, partition, tuple(acked), tuple(dead))
 
 
 #: due batches are acknowledged together at most this often (one XACK per partition, not
@@ -33,18 +48,20 @@ FLUSH_INTERVAL_S = 0.05
 
 def _merged(ready: list[DeferredAck]) -> list[DeferredAck]:
     """One item per partition (its entries in order), in the order of their first batch."""
-    merged: dict[str, DeferredAck] = {}
+    by_outbox: dict[str, list[DeferredAck]] = {}
     for item in ready:
-        into = merged.get(item.partition.outbox)
-        if into is None:
-            merged[item.partition.outbox] = DeferredAck(
-                item.due, item.partition, list(item.acked), list(item.dead)
-            )
-        else:
-            into.due = max(into.due, item.due)
-            into.acked += item.acked
-            into.dead += item.dead
-    return list(merged.values())
+        by_outbox.setdefault(item.partition.outbox, []).append(item)
+    return [
+        items[0]
+        if len(items) == 1
+        else DeferredAck(
+            max(i.due for i in items),
+            items[0].partition,
+            tuple(e for i in items for e in i.acked),
+            tuple(d for i in items for d in i.dead),
+        )
+        for items in by_outbox.values()
+    ]
 
 
 class AckQueue:

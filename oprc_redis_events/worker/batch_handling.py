@@ -107,7 +107,7 @@ class BatchHandling(EntryHandling):
                 dead.append(verdict)
         if outcome.done and any(p.dispatches for p in done):
             due = time.monotonic() + self.settings.ack_delay_ms / 1000
-            self.acks.add(DeferredAck(due, partition, acked, dead))
+            self.acks.add(DeferredAck.of(due, partition, acked, dead))
         else:
             await self._finish(partition, acked, dead)
         sent = await self._send_batches(closed)
@@ -156,7 +156,7 @@ class BatchHandling(EntryHandling):
         else:
             self.stats.batches_sent += 1
         due = time.monotonic() + self.settings.ack_delay_ms / 1000
-        self.acks.add(DeferredAck(due, batch.partition, *self.batches.sent(batch)))
+        self.acks.add(DeferredAck.of(due, batch.partition, *self.batches.sent(batch)))
         return True
 
     async def _send_batch(self, d: Dispatch) -> Outcome:

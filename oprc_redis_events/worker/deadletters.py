@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ def dead_letter_fields(
 
 
 async def dead_letter(
-    client: aredis.Redis, partition: PartitionKeys, group: str, records: list[DeadLetterRecord]
+    client: aredis.Redis, partition: PartitionKeys, group: str, records: Sequence[DeadLetterRecord]
 ) -> None:
     """Move ``records`` to the partition's dead-letter stream and acknowledge them in the
     outbox, in one MULTI.  When the dead-letter key is not a stream nothing is written and

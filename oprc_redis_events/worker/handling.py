@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 import redis
 
@@ -207,7 +208,7 @@ class EntryHandling(PartitionDiscovery):
         return int(pending[0]["times_delivered"]) if pending else 1
 
     async def _finish(
-        self, partition: PartitionKeys, acked: list[str], dead: list[DeadLetterRecord]
+        self, partition: PartitionKeys, acked: Sequence[str], dead: Sequence[DeadLetterRecord]
     ) -> None:
         """Acknowledge the entries that went out; move ``dead`` to the dead letters."""
         if acked:
