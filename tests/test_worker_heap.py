@@ -1,4 +1,5 @@
-"""The worker's heap at start: what is loaded is frozen, young collections are small."""
+"""The worker's heap in a process of its own: what is loaded is frozen, young collections
+are small, full collections are the maintenance's."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import pytest
 
 PROBE = """
 import gc
-from oprc_redis_events.worker.waking import YOUNG_THRESHOLD, freeze_loaded_heap
+from oprc_redis_events.worker.waking import OLDEST_THRESHOLD, YOUNG_THRESHOLD, freeze_loaded_heap
 before = gc.get_threshold()
 freeze_loaded_heap()
 after = gc.get_threshold()
 assert gc.get_freeze_count() > 10000, gc.get_freeze_count()  # zenoh, redis-py, protobuf
-assert after == (YOUNG_THRESHOLD, before[1], before[2]), (before, after)
+assert after == (YOUNG_THRESHOLD, before[1], OLDEST_THRESHOLD), (before, after)
 assert YOUNG_THRESHOLD < before[0], before
 print("ok")
 """

@@ -138,6 +138,7 @@ class Worker(OutboxReading, PartitionMaintenance):
 
     async def _main(self) -> None:
         freeze_loaded_heap()
+        self._own_heap = True  # the process is ours: the maintenance tends the heap
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)

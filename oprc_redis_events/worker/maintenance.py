@@ -12,6 +12,7 @@ which the worker's supervisor logs and restarts, or fails the worker over.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -26,6 +27,7 @@ from .leases import Leases
 from .logonce import ThrottledLog
 from .retention import trim_outbox
 from .stats import WorkerStats
+from .waking import collect_heap, freeze_warm_heap
 
 __all__ = ["PartitionMaintenance", "PartitionState"]
 
@@ -49,6 +51,8 @@ class PartitionMaintenance(PartitionDiscovery):
     _last_trim: float
     _last_progress: float
     _last_counts: tuple[int, ...]
+    _own_heap: bool = False  # Worker.run(): the process is ours (see waking)
+    _heap_warm: bool = False  # what serves our partitions was frozen
 
     async def _maintain_forever(self) -> None:
         """The maintenance task: Redis going away is waited out here; anything else that
@@ -58,6 +62,8 @@ class PartitionMaintenance(PartitionDiscovery):
         while not self._stop.is_set():
             try:
                 await self.maintain(quick=quick)
+                if self._own_heap:
+                    self._tend_heap()
                 self._last_redis_ok = time.monotonic()
                 if backoff > self.discover_interval:
                     self.problems.resolved(("maintenance", "redis"))
@@ -71,6 +77,16 @@ class PartitionMaintenance(PartitionDiscovery):
                 )
                 backoff = min(backoff * 2, 5.0)
             quick = await self._sleep(backoff, self._wake)  # woken: a new outbox
+
+    def _tend_heap(self) -> None:
+        """In a process of its own: after the first round, freeze what serves the
+        partitions; after every later one, a full collection in a loop step of its own
+        (the collector's own full collections are off: see :mod:`.waking`)."""
+        if not self._heap_warm:
+            self._heap_warm = True
+            freeze_warm_heap()
+        else:
+            asyncio.get_running_loop().call_soon(collect_heap)
 
     async def maintain(self, *, quick: bool = False) -> None:
         """Discover partitions, rebalance leases, claim abandoned entries, trim.  ``quick``

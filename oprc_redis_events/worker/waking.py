@@ -10,11 +10,16 @@ as if it had timed out: nothing is read, nothing is lost).  A user whose ACL ref
 command is never woken: its reads end at their timeout, as before.
 
 A full collection of the worker's heap (Zenoh, protobuf, redis-py loaded) took ~100 ms on
-a loaded 2-core machine: :func:`freeze_loaded_heap` moves what is loaded at start (and
-lives as long as the process) out of the collections, and makes the youngest generation's
-collections smaller and more frequent: a collection of the default 700 new objects stopped
-the loop for up to 1.5 ms at 1,000 writes/s, one of 200 for at most 0.5-0.8 ms
-(``bench/loop_steps.py``), for about 0.1 % of a core.
+a loaded 2-core machine, and every collection stops the event loop for a time that grows with
+the objects it walks (about 1-2 us each here: the objects they refer to are rarely in the
+cache).  In a process of its own (``Worker.run()``, the CLI) the worker therefore keeps the
+collector's work small and its pauses short (``bench/loop_steps.py``, README Latency):
+:func:`freeze_loaded_heap` moves what is loaded at start out of the collections, collects the
+youngest generation after 200 new objects instead of 700 (up to 1.5 ms a collection at 1,000
+writes/s, 0.3-0.8 ms after) and leaves the oldest to the worker's maintenance, which freezes
+what serves its partitions after its first round (:func:`freeze_warm_heap`) and then runs a
+full collection in a loop step of its own after every round (:func:`collect_heap`, about once
+a second: 0.3-0.7 ms), instead of the collector's own full collections (1.1-1.6 ms).
 """
 
 from __future__ import annotations
@@ -26,22 +31,38 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-__all__ = ["WakeableRead", "freeze_loaded_heap"]
+__all__ = ["WakeableRead", "collect_heap", "freeze_loaded_heap", "freeze_warm_heap"]
 
 
 #: objects allocated (less those freed) that start a collection of the youngest generation
 YOUNG_THRESHOLD = 200
+#: collections of the middle generation before the collector collects the oldest itself:
+#: never in practice (the maintenance does, see :func:`collect_heap`)
+OLDEST_THRESHOLD = 1_000_000_000
 
 
 def freeze_loaded_heap() -> None:
     """Collect once, then keep what is left out of every later collection; collect the
-    youngest generation after :data:`YOUNG_THRESHOLD` new objects (see the module)."""
+    youngest generation after :data:`YOUNG_THRESHOLD` new objects and leave the oldest to
+    :func:`collect_heap` (see the module)."""
     import zenoh  # noqa: F401  (loaded before the freeze)
 
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+    gc.set_threshold(YOUNG_THRESHOLD, gc.get_threshold()[1], OLDEST_THRESHOLD)
+
+
+def freeze_warm_heap() -> None:
+    """After the worker's first round: what it made to serve its partitions (connections,
+    tasks, leases, caches) joins the frozen heap.  What of it later becomes garbage in a
+    reference cycle is never collected: a bounded, one-time set."""
+    gc.collect()
+    gc.freeze()
+
+
+def collect_heap() -> None:
+    """A full collection of what is not frozen (the maintenance's, once per round)."""
+    gc.collect()
 
 
 class WakeableRead:
