@@ -22,9 +22,24 @@ import msgspec
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
-from .event_parts import EventParts, event_fields, event_id, trace_of, trigger_payload_json
+from .event_parts import (
+    EventParts,
+    event_fields,
+    event_id,
+    event_parts,
+    trace_of,
+    trigger_payload_json,
+)
 from .outbox import OutboxEntry, OutboxEvent
-from .prepared import CONFIG_PREFIX, delivery_mode, prepared, request_options
+from .prepared import (
+    CONFIG_PREFIX,
+    INVOCATION_HEAD,
+    PREPARED,
+    Prepared,
+    delivery_mode,
+    prepared,
+    request_options,
+)
 from .triggers import DELIVERY_MODES, Target, check_target
 
 __all__ = [
@@ -116,6 +131,7 @@ def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
 
 
 _wrap = wrap  # the name tests/test_pb_wire.py knows
+_json = msgspec.json.Encoder()
 
 
 class Dispatch(msgspec.Struct, frozen=True):
@@ -135,12 +151,8 @@ class Dispatch(msgspec.Struct, frozen=True):
     payload: bytes | None = None
 
 
-_OPTIONS = pb_wire.OPTIONS_FIELD
-_head = pb_wire.entry_head
 _blake2b = hashlib.blake2b
-#: the heads of the traceparent's and invocation id's entries at their usual lengths
-_TP = {55: _head(_OPTIONS, "traceparent", 55)}
-_INV = {36: _head(_OPTIONS, "invocation_id", 36)}
+_varint = pb_wire.varint
 
 
 def build_dispatch(
@@ -152,33 +164,69 @@ def build_dispatch(
     delivery: Delivery = "put",
 ) -> Dispatch:
     """Everything one (event, target) pair puts on Zenoh: what the target's triggers share
-    comes from :func:`.prepared.prepared`, what the event's share from :class:`EventParts`."""
+    comes from :func:`.prepared.prepared`, what the event's share from :func:`event_parts`
+    (kept for the event the worker builds triggers for now)."""
     target = event.targets[target_index]
-    prep = prepared(target, delivery)  # checks the target first
+    prep = PREPARED.get((id(target), delivery))
+    if prep is None or prep.target is not target:
+        prep = prepared(target, delivery)  # checks the target first
     parts = _last[0]
-    if parts is None or parts.event is not event or parts.entry is not entry:
-        parts = _last[0] = EventParts(entry, event)
+    if (
+        parts is None
+        or parts.event is not event
+        or parts.entry is not entry
+        or parts.fmt != payload_format
+    ):
+        parts = _last[0] = event_parts(entry, event, payload_format)
     ev_id = parts.event_id
     h = _blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
     inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
     traceparent = parts.trace_head + h[:16] + parts.trace_tail  # as traceparent_for()
-    previous = event.old if prep.old else None
-    if payload_format == "protobuf":
-        body = parts.pb_body(traceparent, inv_id, previous)
-    else:
-        body = parts.json_body(traceparent, inv_id, previous)
     tp, inv = traceparent.encode(), inv_id.encode()
-    tp = (_TP.get(len(tp)) or _head(_OPTIONS, "traceparent", len(tp))) + tp
-    inv = (_INV.get(len(inv)) or _head(_OPTIONS, "invocation_id", len(inv))) + inv
+    if parts.before is None or (prep.old and event.old is not None):
+        body = _body(parts, tp, inv, traceparent, inv_id, event.old if prep.old else None)
+    elif parts.tp_first:
+        body = b"".join((parts.before, tp, parts.sep, inv, parts.after))
+    else:
+        body = b"".join((parts.before, inv, parts.sep, tp, parts.after))
+    key = prep.key_head + inv_id if prep.keyed else prep.key_head  # as prep.key(inv_id)
+    request, batched = _request(prep, parts, inv, tp, body), body if prep.batched else None
     return Dispatch(
-        prep.key(inv_id),
-        prep.request((*parts.options, tp, inv), body),
-        inv_id,
-        ev_id,
-        target,
-        event.event_type,
-        prep.mode,
-        traceparent,
-        entry.depth,
-        body if prep.batched else None,
-    )
+        key, request, inv_id, ev_id, target, event.event_type, prep.mode, traceparent,
+        entry.depth, batched,
+    )  # fmt: skip
+
+
+def _request(prep: Prepared, parts: EventParts, inv: bytes, tp: bytes, body: bytes) -> bytes:
+    """The request of one trigger to ``prep``'s target carrying ``body`` (never empty)."""
+    depth, ev_id = parts.options
+    if prep.joins is None:  # a target whose req_options override a context key
+        return prep.request((depth, ev_id, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
+    c0, c1, c2, c3, c4 = prep.joins
+    size = _varint(len(body))
+    return b"".join((c0, depth, c1, ev_id, c2, inv, c3, parts.tp_head, tp, c4, size, body))
+
+
+def _body(
+    parts: EventParts, tp: bytes, inv: bytes, traceparent: str, inv_id: str, previous: bytes | None
+) -> bytes:
+    """One trigger's payload: the event's ``parts`` around its traceparent and invocation
+    id (``tp``, ``inv`` encoded), and ``previous`` (``oprc.include_old``'s value)."""
+    before = parts.before
+    if before is None:  # an id spells a mark (never one the API takes): the whole way
+        context = {
+            "depth": str(parts.entry.depth),
+            "event_id": parts.event_id,
+            "traceparent": traceparent,
+            "invocation_id": inv_id,
+        }
+        return trigger_payload_json(parts.entry, parts.event, context, previous)
+    if parts.tp_first:
+        body = b"".join((before, tp, parts.sep, inv, parts.after))
+    else:
+        body = b"".join((before, inv, parts.sep, tp, parts.after))
+    if previous is None:
+        return body
+    if parts.fmt == "protobuf":
+        return body + pb_wire.previous(previous)
+    return body[:-1] + b',"previous_payload":' + _json.encode(list(previous)) + b"}"
