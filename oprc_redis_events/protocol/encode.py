@@ -29,6 +29,7 @@ from .event_parts import (
     event_parts,
     trace_of,
     trigger_payload_json,
+    varint,
 )
 from .outbox import OutboxEntry, OutboxEvent
 from .prepared import (
@@ -152,7 +153,6 @@ class Dispatch(msgspec.Struct, frozen=True):
 
 
 _blake2b = hashlib.blake2b
-_varint = pb_wire.varint
 
 
 def build_dispatch(
@@ -203,7 +203,7 @@ def _request(prep: Prepared, parts: EventParts, inv: bytes, tp: bytes, body: byt
     if prep.joins is None:  # a target whose req_options override a context key
         return prep.request((depth, ev_id, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
     c0, c1, c2, c3, c4 = prep.joins
-    size = _varint(len(body))
+    size = varint(len(body))
     return b"".join((c0, depth, c1, ev_id, c2, inv, c3, parts.tp_head, tp, c4, size, body))
 
 

@@ -14,6 +14,8 @@ the bytes).
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -31,6 +33,7 @@ __all__ = [
     "event_parts",
     "trace_of",
     "trigger_payload_json",
+    "varint",
 ]
 
 _json = msgspec.json.Encoder()
@@ -248,32 +251,47 @@ def _pb_parts(
     by the library once per place (:func:`_pb_frame`)."""
     head, after = _pb_frame(entry, event)
     ts = _timestamp(entry.timestamp)
+    evid = heads[2] + raw_id
+    a, b, tp_first, pick = _PLAN[0] if _PLAN else _context_plan()
     # the context's entries in the library's order, a trigger's own values left out
-    values = (depth, heads[2] + raw_id, heads[3], heads[4])
-    a, b, tp_first, order = _context_plan()
-    pieces = [values[i] for i in order]
-    size = len(head) + len(ts) + len(after) + sum(map(len, values)) + _INV_SIZE + tp_size
-    before = b"".join((b"\x0a", pb_wire.varint(size), head, ts, *pieces[: a + 1]))
-    payload = b"" if event.payload is None else b"\x1a" + pb_wire.varint(len(event.payload))
-    rest = (*pieces[b + 1 :], after, payload, event.payload or b"")
+    pieces = pick((depth, evid, heads[3], heads[4]))
+    size = len(head) + len(ts) + len(after) + len(depth) + len(evid) + len(heads[3])
+    size += len(heads[4]) + _INV_SIZE + tp_size
+    before = b"".join((b"\x0a", varint(size), head, ts, *pieces[: a + 1]))
+    value = event.payload
+    rest = (*pieces[b + 1 :], after)
+    if value is not None:
+        rest += (b"\x1a", varint(len(value)), value)
     return before, b"".join(pieces[a + 1 : b + 1]), b"".join(rest), tp_first
 
 
-_PLAN: list[tuple[int, int, bool, tuple[int, ...]]] = []
+_PLAN: list[tuple[int, int, bool, Callable[[tuple[bytes, ...]], tuple[bytes, ...]]]] = []
 
 
-def _context_plan() -> tuple[int, int, bool, tuple[int, ...]]:
+def _context_plan() -> tuple[int, int, bool, Callable[[tuple[bytes, ...]], tuple[bytes, ...]]]:
     """Where a trigger's own context values go among the context's entries (in the order
-    the library gives the four keys, asked once): the places of the first and second, and
-    whether the first is the traceparent (slot 2; the invocation id is slot 3)."""
-    if not _PLAN:
-        order = context_order(_CTX)
-        a, b = (i for i, slot in enumerate(order) if slot >= 2)
-        _PLAN.append((a, b, order[a] == 2, order))
+    the library gives the four keys, asked once): the places of the first and second,
+    whether the first is the traceparent (slot 2; the invocation id is slot 3), and what
+    puts the four in that order."""
+    order = context_order(_CTX)
+    a, b = (i for i, slot in enumerate(order) if slot >= 2)
+    _PLAN.append((a, b, order[a] == 2, operator.itemgetter(*order)))
     return _PLAN[0]
 
 
+_SMALL = [bytes([n]) for n in range(0x80)]
 _CONTINUED = [bytes([0x80 | n]) for n in range(0x80)]
+
+
+def varint(n: int) -> bytes:
+    """:func:`.pb_wire.varint`, quicker for the sizes of payloads (below 16,384)."""
+    if n < 0x80:
+        return _SMALL[n]
+    if n < 0x4000:
+        return _CONTINUED[n & 0x7F] + _SMALL[n >> 7]
+    return pb_wire.varint(n)
+
+
 _TS_HIGH: list[tuple[int, bytes]] = [(-1, b"")]  # the last timestamp's varint but its first byte
 
 
