@@ -36,7 +36,6 @@ from .prepared import (
     CONFIG_PREFIX,
     INVOCATION_HEAD,
     PREPARED,
-    Prepared,
     delivery_mode,
     prepared,
     request_options,
@@ -103,7 +102,8 @@ def trigger_payload(
     return message
 
 
-_last: list[EventParts | None] = [None]  # the event the worker builds triggers for now
+#: per payload format, the event the worker builds triggers for now
+_last: dict[str, EventParts] = {}
 
 
 def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
@@ -164,20 +164,14 @@ def build_dispatch(
     delivery: Delivery = "put",
 ) -> Dispatch:
     """Everything one (event, target) pair puts on Zenoh: what the target's triggers share
-    comes from :func:`.prepared.prepared`, what the event's share from :func:`event_parts`
-    (kept for the event the worker builds triggers for now)."""
+    comes from :func:`.prepared.prepared`, what the event's from :func:`event_parts`."""
     target = event.targets[target_index]
     prep = PREPARED.get((id(target), delivery))
     if prep is None or prep.target is not target:
         prep = prepared(target, delivery)  # checks the target first
-    parts = _last[0]
-    if (
-        parts is None
-        or parts.event is not event
-        or parts.entry is not entry
-        or parts.fmt != payload_format
-    ):
-        parts = _last[0] = event_parts(entry, event, payload_format)
+    parts = _last.get(payload_format)
+    if parts is None or parts.event is not event or parts.entry is not entry:
+        parts = _last[payload_format] = event_parts(entry, event, payload_format)
     ev_id = parts.event_id
     h = _blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
     inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
@@ -185,26 +179,21 @@ def build_dispatch(
     tp, inv = traceparent.encode(), inv_id.encode()
     if parts.before is None or (prep.old and event.old is not None):
         body = _body(parts, tp, inv, traceparent, inv_id, event.old if prep.old else None)
-    elif parts.tp_first:
-        body = b"".join((parts.before, tp, parts.sep, inv, parts.after))
     else:
-        body = b"".join((parts.before, inv, parts.sep, tp, parts.after))
-    key = prep.key_head + inv_id if prep.keyed else prep.key_head  # as prep.key(inv_id)
-    request, batched = _request(prep, parts, inv, tp, body), body if prep.batched else None
+        first, second = (tp, inv) if parts.tp_first else (inv, tp)
+        body = b"".join((parts.before, first, parts.sep, second, parts.after))
+    joins, (depth, eid) = prep.joins, parts.options
+    if joins is None:  # a target whose req_options override a context key
+        request = prep.request((depth, eid, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
+    else:  # the payload is never empty
+        c0, c1, c2, c3, c4 = joins
+        size = parts.size if len(body) == parts.length else varint(len(body))
+        request = b"".join((c0, depth, c1, eid, c2, inv, c3, parts.tp_head, tp, c4, size, body))
     return Dispatch(
-        key, request, inv_id, ev_id, target, event.event_type, prep.mode, traceparent,
-        entry.depth, batched,
+        prep.key_head + inv_id if prep.keyed else prep.key_head,  # as prep.key(inv_id)
+        request, inv_id, ev_id, target, event.event_type, prep.mode, traceparent,
+        entry.depth, body if prep.batched else None,
     )  # fmt: skip
-
-
-def _request(prep: Prepared, parts: EventParts, inv: bytes, tp: bytes, body: bytes) -> bytes:
-    """The request of one trigger to ``prep``'s target carrying ``body`` (never empty)."""
-    depth, ev_id = parts.options
-    if prep.joins is None:  # a target whose req_options override a context key
-        return prep.request((depth, ev_id, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
-    c0, c1, c2, c3, c4 = prep.joins
-    size = varint(len(body))
-    return b"".join((c0, depth, c1, ev_id, c2, inv, c3, parts.tp_head, tp, c4, size, body))
 
 
 def _body(

@@ -104,6 +104,7 @@ def trigger_payload_json(
 _TS, _CONTEXT, _VALUE = "\0ts\0", "\0context\0", "\0payload\0"
 _MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE))
 _frames: dict[tuple[object, ...], tuple[bytes, bytes, bytes] | None] = {}
+_UNSEEN: Final = (b"", b"", b"")  # not in _frames (a real frame is never this)
 
 
 def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes] | None:
@@ -111,8 +112,9 @@ def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes]
     between that and its value; ``None`` when an id spells a mark (never a valid id)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    if where in _frames:
-        return _frames[where]
+    found = _frames.get(where, _UNSEEN)
+    if found is not _UNSEEN:
+        return found
     info = event_fields(entry, event, _CONTEXT)  # type: ignore[arg-type]
     info["timestamp"] = _TS
     whole = _json.encode({"event_info": info, "original_payload": _VALUE})
@@ -148,6 +150,9 @@ class EventParts(msgspec.Struct, frozen=True):
     sep: bytes
     after: bytes
     tp_first: bool
+    #: the size of a trigger's payload (without a previous value), and it as a varint
+    length: int = -1
+    size: bytes = b""
 
 
 _blake2b = hashlib.blake2b
@@ -177,6 +182,7 @@ def event_parts(entry: OutboxEntry, event: OutboxEvent, fmt: str) -> EventParts:
         body = _pb_parts(entry, event, raw_id, depth[1], heads, tp_size)
     else:
         body = _json_parts(entry, event, ev_id, depth[2])
+    length = len(body[0] or b"") + len(body[1]) + len(body[2]) + tp_size + _INV_SIZE
     return EventParts(
         entry,
         event,
@@ -187,6 +193,8 @@ def event_parts(entry: OutboxEntry, event: OutboxEvent, fmt: str) -> EventParts:
         (depth[0], heads[0] + raw_id),
         heads[1],
         *body,
+        length,
+        varint(length),
     )
 
 
