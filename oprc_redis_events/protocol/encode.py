@@ -135,7 +135,7 @@ _wrap = wrap  # the name tests/test_pb_wire.py knows
 _json = msgspec.json.Encoder()
 
 
-class Dispatch(msgspec.Struct, frozen=True):
+class Dispatch(msgspec.Struct, frozen=True, gc=False):
     """One trigger ready to send: Zenoh key, wrapped bytes and what it is for (a
     ``msgspec.Struct``: one is built per trigger, it must be cheap)."""
 

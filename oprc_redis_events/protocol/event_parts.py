@@ -129,7 +129,7 @@ def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes]
     return frame
 
 
-class EventParts(msgspec.Struct, frozen=True):
+class EventParts(msgspec.Struct, frozen=True, gc=False):
     """What every trigger of one event shares in one payload format (see the module
     docstring): a trigger's payload is ``before``, its first own value, ``sep``, its second,
     ``after`` (``tp_first``: the traceparent comes first, else the invocation id);
