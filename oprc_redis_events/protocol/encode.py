@@ -23,6 +23,8 @@ from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
 from .event_parts import (
+    _CONTINUED,
+    _SMALL,
     EventParts,
     event_fields,
     event_id,
@@ -187,7 +189,8 @@ def build_dispatch(
         request = prep.request((depth, eid, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
     else:  # the payload is never empty
         c0, c1, c2, c3, c4 = joins
-        size = parts.size if len(body) == parts.length else varint(len(body))
+        n = len(body)  # its varint, as varint(n)
+        size = _CONTINUED[n & 0x7F] + _SMALL[n >> 7] if 0x80 <= n < 0x4000 else varint(n)
         request = b"".join((c0, depth, c1, eid, c2, inv, c3, parts.tp_head, tp, c4, size, body))
     return Dispatch(
         prep.key_head + inv_id if prep.keyed else prep.key_head,  # as prep.key(inv_id)

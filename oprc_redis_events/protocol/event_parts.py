@@ -150,9 +150,6 @@ class EventParts(msgspec.Struct, frozen=True, gc=False):
     sep: bytes
     after: bytes
     tp_first: bool
-    #: the size of a trigger's payload (without a previous value), and it as a varint
-    length: int = -1
-    size: bytes = b""
 
 
 _blake2b = hashlib.blake2b
@@ -182,7 +179,6 @@ def event_parts(entry: OutboxEntry, event: OutboxEvent, fmt: str) -> EventParts:
         body = _pb_parts(entry, event, raw_id, depth[1], heads, tp_size)
     else:
         body = _json_parts(entry, event, ev_id, depth[2])
-    length = len(body[0] or b"") + len(body[1]) + len(body[2]) + tp_size + _INV_SIZE
     return EventParts(
         entry,
         event,
@@ -193,8 +189,6 @@ def event_parts(entry: OutboxEntry, event: OutboxEvent, fmt: str) -> EventParts:
         (depth[0], heads[0] + raw_id),
         heads[1],
         *body,
-        length,
-        varint(length),
     )
 
 
@@ -236,7 +230,9 @@ def _json_parts(
 ) -> tuple[bytes | None, bytes, bytes, bool]:
     """The JSON payload before a trigger's traceparent, between it and its invocation id,
     and after that (``depth``: the context before the event id)."""
-    frame = _frame(entry, event)
+    p = entry.partition
+    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
+    frame = _frames.get(where) or _frame(entry, event)  # as _frame()
     if frame is None:
         return None, b"", b"", True
     head, middle, tail = frame
