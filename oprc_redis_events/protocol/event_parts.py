@@ -253,7 +253,9 @@ def _pb_parts(
     """The protobuf payload before a trigger's first own context value, between its two,
     and after the second: EventInfo's fields but its timestamp and context are serialized
     by the library once per place (:func:`_pb_frame`)."""
-    head, after = _pb_frame(entry, event)
+    p = entry.partition
+    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
+    head, after = _pb_frames.get(where) or _pb_frame(entry, event)  # as _pb_frame()
     ts = _timestamp(entry.timestamp)
     evid = heads[2] + raw_id
     a, b, tp_first, pick = _PLAN[0] if _PLAN else _context_plan()
