@@ -2,13 +2,16 @@
 
 Every trigger of an event carries the same ``TriggerPayload`` but its ``context`` (depth,
 event id, traceparent, invocation id), and the context's depth and event id are the
-event's: :class:`EventParts` builds the event's id, its trace and its payload around the
-trigger's own traceparent and invocation id once, so that a trigger only adds those two.
-The JSON around an event's timestamp, context and value depends only on where the event
-happened (class, partition, object, event type and key): that frame is kept for the
-objects written most recently (:data:`FRAMES`), built by the same encoder as
-:func:`trigger_payload_json` (``tests/test_wire.py`` and ``tests/test_pb_wire.py`` compare
-the bytes).
+event's: :func:`event_parts` builds the event's id, its trace and its payload around the
+trigger's own traceparent and invocation id once, so that a trigger only joins those two
+in.  What depends only on where the event happened (class, partition, object, event type
+and key) is kept for the places written most recently (:data:`FRAMES`): the JSON around
+the timestamp, context and value, built by the same encoder as
+:func:`trigger_payload_json`, and EventInfo's protobuf fields before the timestamp and
+after the context, serialized by the protobuf library; the timestamp, the context and the
+original payload are encoded here (``tests/test_wire.py``, ``tests/test_pb_wire.py`` and
+``tests/test_event_parts.py`` compare the bytes with the library's).  A worker in steady
+state meets a new event per entry: this runs once per entry, so it is kept to a few joins.
 """
 
 from __future__ import annotations
