@@ -22,9 +22,26 @@ import msgspec
 from ..pb.oprc_data_pb2 import EventInfo, TriggerPayload
 from ..pb.oprc_invoke_pb2 import InvocationRequest, ObjectInvocationRequest
 from . import pb_wire, zenoh_keys
-from .event_parts import EventParts, event_fields, event_id, trace_of, trigger_payload_json
+from .event_parts import (
+    _CONTINUED,
+    _SMALL,
+    EventParts,
+    event_fields,
+    event_id,
+    event_parts,
+    trace_of,
+    trigger_payload_json,
+    varint,
+)
 from .outbox import OutboxEntry, OutboxEvent
-from .prepared import CONFIG_PREFIX, delivery_mode, prepared, request_options
+from .prepared import (
+    CONFIG_PREFIX,
+    INVOCATION_HEAD,
+    PREPARED,
+    delivery_mode,
+    prepared,
+    request_options,
+)
 from .triggers import DELIVERY_MODES, Target, check_target
 
 __all__ = [
@@ -87,7 +104,8 @@ def trigger_payload(
     return message
 
 
-_last: list[EventParts | None] = [None]  # the event the worker builds triggers for now
+#: per payload format, the event the worker builds triggers for now
+_last: dict[str, EventParts] = {}
 
 
 def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
@@ -116,9 +134,10 @@ def wrap(target: Target, payload: bytes, extra: dict[str, str]) -> bytes:
 
 
 _wrap = wrap  # the name tests/test_pb_wire.py knows
+_json = msgspec.json.Encoder()
 
 
-class Dispatch(msgspec.Struct, frozen=True):
+class Dispatch(msgspec.Struct, frozen=True, gc=False):
     """One trigger ready to send: Zenoh key, wrapped bytes and what it is for (a
     ``msgspec.Struct``: one is built per trigger, it must be cheap)."""
 
@@ -135,12 +154,7 @@ class Dispatch(msgspec.Struct, frozen=True):
     payload: bytes | None = None
 
 
-_OPTIONS = pb_wire.OPTIONS_FIELD
-_head = pb_wire.entry_head
 _blake2b = hashlib.blake2b
-#: the heads of the traceparent's and invocation id's entries at their usual lengths
-_TP = {55: _head(_OPTIONS, "traceparent", 55)}
-_INV = {36: _head(_OPTIONS, "invocation_id", 36)}
 
 
 def build_dispatch(
@@ -152,33 +166,59 @@ def build_dispatch(
     delivery: Delivery = "put",
 ) -> Dispatch:
     """Everything one (event, target) pair puts on Zenoh: what the target's triggers share
-    comes from :func:`.prepared.prepared`, what the event's share from :class:`EventParts`."""
+    comes from :func:`.prepared.prepared`, what the event's from :func:`event_parts`."""
     target = event.targets[target_index]
-    prep = prepared(target, delivery)  # checks the target first
-    parts = _last[0]
+    prep = PREPARED.get((id(target), delivery))
+    if prep is None or prep.target is not target:
+        prep = prepared(target, delivery)  # checks the target first
+    parts = _last.get(payload_format)
     if parts is None or parts.event is not event or parts.entry is not entry:
-        parts = _last[0] = EventParts(entry, event)
+        parts = _last[payload_format] = event_parts(entry, event, payload_format)
     ev_id = parts.event_id
     h = _blake2b(f"{ev_id}#{target_index}".encode(), digest_size=16).hexdigest()
     inv_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as invocation_id()
     traceparent = parts.trace_head + h[:16] + parts.trace_tail  # as traceparent_for()
-    previous = event.old if prep.old else None
-    if payload_format == "protobuf":
-        body = parts.pb_body(traceparent, inv_id, previous)
-    else:
-        body = parts.json_body(traceparent, inv_id, previous)
     tp, inv = traceparent.encode(), inv_id.encode()
-    tp = (_TP.get(len(tp)) or _head(_OPTIONS, "traceparent", len(tp))) + tp
-    inv = (_INV.get(len(inv)) or _head(_OPTIONS, "invocation_id", len(inv))) + inv
+    if parts.before is None or (prep.old and event.old is not None):
+        body = _body(parts, tp, inv, traceparent, inv_id, event.old if prep.old else None)
+    else:
+        first, second = (tp, inv) if parts.tp_first else (inv, tp)
+        body = b"".join((parts.before, first, parts.sep, second, parts.after))
+    joins, (depth, eid) = prep.joins, parts.options
+    if joins is None:  # a target whose req_options override a context key
+        request = prep.request((depth, eid, parts.tp_head + tp, INVOCATION_HEAD + inv), body)
+    else:  # the payload is never empty
+        c0, c1, c2, c3, c4 = joins
+        n = len(body)  # its varint, as varint(n)
+        size = _CONTINUED[n & 0x7F] + _SMALL[n >> 7] if 0x80 <= n < 0x4000 else varint(n)
+        request = b"".join((c0, depth, c1, eid, c2, inv, c3, parts.tp_head, tp, c4, size, body))
     return Dispatch(
-        prep.key(inv_id),
-        prep.request((*parts.options, tp, inv), body),
-        inv_id,
-        ev_id,
-        target,
-        event.event_type,
-        prep.mode,
-        traceparent,
-        entry.depth,
-        body if prep.batched else None,
-    )
+        prep.key_head + inv_id if prep.keyed else prep.key_head,  # as prep.key(inv_id)
+        request, inv_id, ev_id, target, event.event_type, prep.mode, traceparent,
+        entry.depth, body if prep.batched else None,
+    )  # fmt: skip
+
+
+def _body(
+    parts: EventParts, tp: bytes, inv: bytes, traceparent: str, inv_id: str, previous: bytes | None
+) -> bytes:
+    """One trigger's payload: the event's ``parts`` around its traceparent and invocation
+    id (``tp``, ``inv`` encoded), and ``previous`` (``oprc.include_old``'s value)."""
+    before = parts.before
+    if before is None:  # an id spells a mark (never one the API takes): the whole way
+        context = {
+            "depth": str(parts.entry.depth),
+            "event_id": parts.event_id,
+            "traceparent": traceparent,
+            "invocation_id": inv_id,
+        }
+        return trigger_payload_json(parts.entry, parts.event, context, previous)
+    if parts.tp_first:
+        body = b"".join((before, tp, parts.sep, inv, parts.after))
+    else:
+        body = b"".join((before, inv, parts.sep, tp, parts.after))
+    if previous is None:
+        return body
+    if parts.fmt == "protobuf":
+        return body + pb_wire.previous(previous)
+    return body[:-1] + b',"previous_payload":' + _json.encode(list(previous)) + b"}"

@@ -2,18 +2,23 @@
 
 Every trigger of an event carries the same ``TriggerPayload`` but its ``context`` (depth,
 event id, traceparent, invocation id), and the context's depth and event id are the
-event's: :class:`EventParts` builds the event's id, its trace and its payload around the
-trigger's own traceparent and invocation id once, so that a trigger only adds those two.
-The JSON around an event's timestamp, context and value depends only on where the event
-happened (class, partition, object, event type and key): that frame is kept for the
-objects written most recently (:data:`FRAMES`), built by the same encoder as
-:func:`trigger_payload_json` (``tests/test_wire.py`` and ``tests/test_pb_wire.py`` compare
-the bytes).
+event's: :func:`event_parts` builds the event's id, its trace and its payload around the
+trigger's own traceparent and invocation id once, so that a trigger only joins those two
+in.  What depends only on where the event happened (class, partition, object, event type
+and key) is kept for the places written most recently (:data:`FRAMES`): the JSON around
+the timestamp, context and value, built by the same encoder as
+:func:`trigger_payload_json`, and EventInfo's protobuf fields before the timestamp and
+after the context, serialized by the protobuf library; the timestamp, the context and the
+original payload are encoded here (``tests/test_wire.py``, ``tests/test_pb_wire.py`` and
+``tests/test_event_parts.py`` compare the bytes with the library's).  A worker in steady
+state meets a new event per entry: this runs once per entry, so it is kept to a few joins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -22,14 +27,16 @@ from . import pb_wire
 from .codes import FUNC_NUMBERS
 from .keys import PartitionKeys, parse_field_name, parse_object_segment
 from .outbox import OutboxEntry, OutboxEvent
-from .prepared import CONTEXT_KEYS, context_order
+from .prepared import context_order
 
 __all__ = [
     "EventParts",
     "event_fields",
     "event_id",
+    "event_parts",
     "trace_of",
     "trigger_payload_json",
+    "varint",
 ]
 
 _json = msgspec.json.Encoder()
@@ -100,6 +107,7 @@ def trigger_payload_json(
 _TS, _CONTEXT, _VALUE = "\0ts\0", "\0context\0", "\0payload\0"
 _MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE))
 _frames: dict[tuple[object, ...], tuple[bytes, bytes, bytes] | None] = {}
+_UNSEEN: Final = (b"", b"", b"")  # not in _frames (a real frame is never this)
 
 
 def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes] | None:
@@ -107,8 +115,9 @@ def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes]
     between that and its value; ``None`` when an id spells a mark (never a valid id)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    if where in _frames:
-        return _frames[where]
+    found = _frames.get(where, _UNSEEN)
+    if found is not _UNSEEN:
+        return found
     info = event_fields(entry, event, _CONTEXT)  # type: ignore[arg-type]
     info["timestamp"] = _TS
     whole = _json.encode({"event_info": info, "original_payload": _VALUE})
@@ -123,88 +132,205 @@ def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes]
     return frame
 
 
-_PB_ORDER: list[tuple[int, ...]] = []  # context_order(CONTEXT_FIELD), once
+class EventParts(msgspec.Struct, frozen=True, gc=False):
+    """What every trigger of one event shares in one payload format (see the module
+    docstring): a trigger's payload is ``before``, its first own value, ``sep``, its second,
+    ``after`` (``tp_first``: the traceparent comes first, else the invocation id);
+    ``before`` is ``None`` when the payload must be built whole (an id spells a mark)."""
+
+    entry: OutboxEntry
+    event: OutboxEvent
+    fmt: str
+    event_id: str
+    #: the traceparent of a trigger: ``trace_head``, 16 hex digits, ``trace_tail``
+    trace_head: str
+    trace_tail: str
+    #: the context's depth and event id as entries of a request's ``options``
+    options: tuple[bytes, bytes]
+    #: the head of the traceparent's ``options`` entry (its length is the event's)
+    tp_head: bytes
+    before: bytes | None
+    sep: bytes
+    after: bytes
+    tp_first: bool
 
 
-def _entries(tag: int, depth: int, ev_id: str) -> tuple[bytes, bytes]:
-    """The context's depth and event id as entries of the map field ``tag``."""
-    return pb_wire.map_entry(tag, "depth", str(depth)), pb_wire.map_entry(tag, "event_id", ev_id)
+_blake2b = hashlib.blake2b
+_OPTIONS, _CTX = pb_wire.OPTIONS_FIELD, pb_wire.CONTEXT_FIELD
+_head = pb_wire.entry_head
+#: the JSON between a trigger's traceparent and its invocation id
+_JSON_SEP: Final = b'","invocation_id":"'
+_INV_SIZE: Final = 36  # an invocation id is a UUID's 36 characters
+_TP_SIZE: Final = 55  # a traceparent: 00-{32 hex}-{16 hex}-{2 hex}
 
 
-class EventParts:
-    """What every trigger of one event shares (see the module docstring)."""
-
-    __slots__ = (
-        "_context",
-        "entry",
-        "event",
-        "event_id",
-        "json",
-        "options",
-        "pb",
-        "trace_head",
-        "trace_tail",
+def event_parts(entry: OutboxEntry, event: OutboxEvent, fmt: str) -> EventParts:
+    """The parts of ``event``'s triggers in ``fmt`` (``json`` or ``protobuf``)."""
+    p = entry.partition
+    ev_id = f"{p.cls_id}/{p.partition_id}/{entry.origin_id or entry.entry_id}/{event.index}"
+    raw_id = ev_id.encode()  # as event_id()
+    if entry.traceparent:
+        trace_id, flags = trace_of(entry.traceparent, ev_id)
+        tp_size = len(f"00-{trace_id}--{flags}".encode()) + 16
+    else:  # as trace_of() without a parent
+        trace_id, flags = _blake2b(raw_id, digest_size=16).hexdigest(), "01"
+        tp_size = _TP_SIZE
+    depth = _DEPTHS.get(entry.depth) or _depth(entry.depth)
+    heads = _HEADS.get((len(raw_id), tp_size)) or _heads(len(raw_id), tp_size)
+    body: tuple[bytes | None, bytes, bytes, bool]
+    if fmt == "protobuf":
+        body = _pb_parts(entry, event, raw_id, depth[1], heads, tp_size)
+    else:
+        body = _json_parts(entry, event, ev_id, depth[2])
+    return EventParts(
+        entry,
+        event,
+        fmt,
+        ev_id,
+        f"00-{trace_id}-",
+        f"-{flags}",
+        (depth[0], heads[0] + raw_id),
+        heads[1],
+        *body,
     )
 
-    def __init__(self, entry: OutboxEntry, event: OutboxEvent) -> None:
-        self.entry, self.event = entry, event
-        p = entry.partition
-        ev_id = f"{p.cls_id}/{p.partition_id}/{entry.origin_id or entry.entry_id}/{event.index}"
-        self.event_id = ev_id  # as event_id()
-        trace_id, flags = trace_of(entry.traceparent, ev_id)
-        self.trace_head, self.trace_tail = f"00-{trace_id}-", f"-{flags}"
-        #: the context's depth and event id as entries of a request's ``options``
-        self.options = _entries(pb_wire.OPTIONS_FIELD, entry.depth, ev_id)
-        self.json: tuple[bytes, ...] | None = None  # (): built whole, per trigger
-        self.pb: pb_wire.EventParts | None = None
-        self._context: tuple[bytes, bytes] | None = None  # as ``depth``, in the payload
 
-    def json_body(self, traceparent: str, inv_id: str, previous: bytes | None) -> bytes:
-        """The JSON payload of one trigger (``previous``: ``oprc.include_old``'s value)."""
-        if self.json is None:
-            self.json = self._json_parts()
-        if not self.json:  # an id spells a mark (never one the API takes): the whole way
-            context = {
-                "depth": str(self.entry.depth),
-                "event_id": self.event_id,
-                "traceparent": traceparent,
-                "invocation_id": inv_id,
-            }
-            return trigger_payload_json(self.entry, self.event, context, previous)
-        before, after = self.json
-        body = before + f'{traceparent}","invocation_id":"{inv_id}"}}'.encode() + after
-        if previous is None:
-            return body
-        return body[:-1] + b',"previous_payload":' + _json.encode(list(previous)) + b"}"
+#: per depth: its entry in a request's ``options``, in the context, and the JSON before
+#: the event id
+_DEPTHS: dict[int, tuple[bytes, bytes, bytes]] = {}
+#: per (event id size, traceparent size): the heads of the ``options`` entries of the event
+#: id and traceparent, and of the context entries of the event id, traceparent and
+#: invocation id
+_HEADS: dict[tuple[int, int], tuple[bytes, bytes, bytes, bytes, bytes]] = {}
 
-    def _json_parts(self) -> tuple[bytes, ...]:
-        """The JSON payload before a trigger's traceparent and after its invocation id."""
-        entry, event = self.entry, self.event
-        frame = _frame(entry, event)
-        if frame is None:
-            return ()
-        context = b'{"depth":"%d","event_id":' % entry.depth + _json.encode(self.event_id)
-        head, middle, tail = frame
-        value = b"null" if event.payload is None else _json.encode(list(event.payload))
-        before = b"%s%d%s%s" % (head, entry.timestamp, middle, context)
-        return before + b',"traceparent":"', tail + value + b"}"
 
-    def pb_body(self, traceparent: str, inv_id: str, previous: bytes | None) -> bytes:
-        """The protobuf payload of one trigger."""
-        if self.pb is None:
-            fields = event_fields(self.entry, self.event, {})
-            del fields["context"]
-            self.pb = pb_wire.event_parts(fields, self.event.payload)
-        if not _PB_ORDER:
-            _PB_ORDER.append(context_order(pb_wire.CONTEXT_FIELD))
-        tag = pb_wire.CONTEXT_FIELD
-        if self._context is None:
-            self._context = _entries(tag, self.entry.depth, self.event_id)
-        depth, ev_id = self._context
-        tp, inv = (
-            pb_wire.map_entry(tag, CONTEXT_KEYS[2], traceparent),
-            pb_wire.map_entry(tag, CONTEXT_KEYS[3], inv_id),
-        )
-        values = (depth, ev_id, tp, inv)
-        context = b"".join([values[i] for i in _PB_ORDER[0]])
-        return pb_wire.with_context(self.pb, context) + pb_wire.previous(previous)
+def _depth(depth: int) -> tuple[bytes, bytes, bytes]:
+    if len(_DEPTHS) >= FRAMES:
+        _DEPTHS.clear()
+    found = _DEPTHS[depth] = (
+        pb_wire.map_entry(_OPTIONS, "depth", str(depth)),
+        pb_wire.map_entry(_CTX, "depth", str(depth)),
+        b'{"depth":"%d","event_id":' % depth,
+    )
+    return found
+
+
+def _heads(id_size: int, tp_size: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    if len(_HEADS) >= FRAMES:
+        _HEADS.clear()
+    found = _HEADS[(id_size, tp_size)] = (
+        _head(_OPTIONS, "event_id", id_size),
+        _head(_OPTIONS, "traceparent", tp_size),
+        _head(_CTX, "event_id", id_size),
+        _head(_CTX, "traceparent", tp_size),
+        _head(_CTX, "invocation_id", _INV_SIZE),
+    )
+    return found
+
+
+def _json_parts(
+    entry: OutboxEntry, event: OutboxEvent, ev_id: str, depth: bytes
+) -> tuple[bytes | None, bytes, bytes, bool]:
+    """The JSON payload before a trigger's traceparent, between it and its invocation id,
+    and after that (``depth``: the context before the event id)."""
+    p = entry.partition
+    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
+    frame = _frames.get(where) or _frame(entry, event)  # as _frame()
+    if frame is None:
+        return None, b"", b"", True
+    head, middle, tail = frame
+    value = b"null" if event.payload is None else _json.encode(list(event.payload))
+    ts = b"%d" % entry.timestamp
+    before = b"".join((head, ts, middle, depth, _json.encode(ev_id), b',"traceparent":"'))
+    return before, _JSON_SEP, b"".join((b'"}', tail, value, b"}")), True
+
+
+def _pb_parts(
+    entry: OutboxEntry,
+    event: OutboxEvent,
+    raw_id: bytes,
+    depth: bytes,
+    heads: tuple[bytes, ...],
+    tp_size: int,
+) -> tuple[bytes, bytes, bytes, bool]:
+    """The protobuf payload before a trigger's first own context value, between its two,
+    and after the second: EventInfo's fields but its timestamp and context are serialized
+    by the library once per place (:func:`_pb_frame`)."""
+    p = entry.partition
+    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
+    head, after = _pb_frames.get(where) or _pb_frame(entry, event)  # as _pb_frame()
+    ts = _timestamp(entry.timestamp)
+    evid = heads[2] + raw_id
+    a, b, tp_first, pick = _PLAN[0] if _PLAN else _context_plan()
+    # the context's entries in the library's order, a trigger's own values left out
+    pieces = pick((depth, evid, heads[3], heads[4]))
+    size = len(head) + len(ts) + len(after) + len(depth) + len(evid) + len(heads[3])
+    size += len(heads[4]) + _INV_SIZE + tp_size
+    before = b"".join((b"\x0a", varint(size), head, ts, *pieces[: a + 1]))
+    value = event.payload
+    rest = (*pieces[b + 1 :], after)
+    if value is not None:
+        rest += (b"\x1a", varint(len(value)), value)
+    return before, b"".join(pieces[a + 1 : b + 1]), b"".join(rest), tp_first
+
+
+_PLAN: list[tuple[int, int, bool, Callable[[tuple[bytes, ...]], tuple[bytes, ...]]]] = []
+
+
+def _context_plan() -> tuple[int, int, bool, Callable[[tuple[bytes, ...]], tuple[bytes, ...]]]:
+    """Where a trigger's own context values go among the context's entries (in the order
+    the library gives the four keys, asked once): the places of the first and second,
+    whether the first is the traceparent (slot 2; the invocation id is slot 3), and what
+    puts the four in that order."""
+    order = context_order(_CTX)
+    a, b = (i for i, slot in enumerate(order) if slot >= 2)
+    _PLAN.append((a, b, order[a] == 2, operator.itemgetter(*order)))
+    return _PLAN[0]
+
+
+_SMALL = [bytes([n]) for n in range(0x80)]
+_CONTINUED = [bytes([0x80 | n]) for n in range(0x80)]
+
+
+def varint(n: int) -> bytes:
+    """:func:`.pb_wire.varint`, quicker for the sizes of payloads (below 16,384)."""
+    if n < 0x80:
+        return _SMALL[n]
+    if n < 0x4000:
+        return _CONTINUED[n & 0x7F] + _SMALL[n >> 7]
+    return pb_wire.varint(n)
+
+
+_TS_HIGH: list[tuple[int, bytes]] = [(-1, b"")]  # the last timestamp's varint but its first byte
+
+
+def _timestamp(ts: int) -> bytes:
+    """EventInfo's field 7 (uint64; 0: not written).  Its varint but the first byte changes
+    every 128 ms: it is kept while it stays the same."""
+    if ts < 0x80:
+        return b"\x38" + pb_wire.varint(ts) if ts else b""
+    high, rest = _TS_HIGH[0]
+    if ts >> 7 != high:
+        rest = pb_wire.varint(ts >> 7)
+        _TS_HIGH[0] = (ts >> 7, rest)
+    return b"\x38" + _CONTINUED[ts & 0x7F] + rest
+
+
+_pb_frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+
+
+def _pb_frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes]:
+    """EventInfo's fields before its timestamp (1 to 6) and after its context (9, 10), as
+    the protobuf library serializes them, kept per place as :func:`_frame` is."""
+    p = entry.partition
+    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
+    found = _pb_frames.get(where)
+    if found is None:
+        fields = event_fields(entry, event, {})
+        del fields["context"]
+        fields["timestamp"] = None
+        found = pb_wire.event_parts(fields, None)[:2]
+        if len(_pb_frames) >= FRAMES:
+            _pb_frames.clear()
+        _pb_frames[where] = found
+    return found

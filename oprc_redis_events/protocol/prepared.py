@@ -29,6 +29,8 @@ from .triggers import DELIVERY_MODES, DELIVERY_OPTION, check_target
 __all__ = [
     "CONFIG_PREFIX",
     "CONTEXT_KEYS",
+    "INVOCATION_HEAD",
+    "PREPARED",
     "Prepared",
     "context_order",
     "delivery_mode",
@@ -72,7 +74,7 @@ def context_order(tag: int) -> tuple[int, ...]:
 class Prepared:
     """One target's share of every trigger to it (see the module docstring)."""
 
-    __slots__ = ("batched", "key_head", "keyed", "mode", "old", "parts", "target")
+    __slots__ = ("batched", "joins", "key_head", "keyed", "mode", "old", "parts", "target")
 
     def __init__(self, target: Target, delivery: str) -> None:
         check_target(target)
@@ -88,6 +90,8 @@ class Prepared:
         self.old = includes_old(target.options)
         self.batched = is_batched(target.options)
         self.parts = _request_parts(target)
+        #: the request's bytes around a trigger's own (:func:`_joins`), or ``None``
+        self.joins = _joins(self.parts)
 
     def key(self, invocation_id: str) -> str:
         """The Zenoh key of the trigger ``invocation_id``."""
@@ -120,17 +124,42 @@ def _request_parts(target: Target) -> tuple[bytes | int, ...]:
     return tuple(parts)
 
 
-_cache: dict[tuple[int, str], Prepared] = {}
+#: the head of the ``options`` entry of an invocation id (a UUID: 36 characters)
+INVOCATION_HEAD: Final = pb_wire.entry_head(pb_wire.OPTIONS_FIELD, "invocation_id", 36)
+
+
+def _joins(parts: tuple[bytes | int, ...]) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
+    """The request's bytes around the depth's and event id's ``options`` entries, the
+    invocation id (36 characters, its head :data:`INVOCATION_HEAD` before it) and the
+    traceparent's entry (head and value), the last ending with the payload's tag (a
+    non-empty payload's length and bytes follow); ``None`` unless the four context values
+    take their slots in that order (no ``req_options`` key overrides one, and the library
+    orders the four keys so)."""
+    if [p for p in parts if isinstance(p, int)] != [0, 1, 3, 2]:
+        return None
+    out: list[bytes] = [b""]
+    for p in parts:
+        if isinstance(p, bytes):
+            out[-1] += p
+        else:
+            out[-1] += INVOCATION_HEAD if p == 3 else b""
+            out.append(b"")
+    c0, c1, c2, c3, c4 = out
+    return c0, c1, c2, c3, c4 + b"\x32"  # field 6, the payload
+
+
+#: (id(target), delivery) -> its Prepared (build_dispatch looks it up directly)
+PREPARED: dict[tuple[int, str], Prepared] = {}
 
 
 def prepared(target: Target, delivery: str) -> Prepared:
     """``target`` prepared for the worker's ``delivery`` (raises ``InvalidIdError`` as
     :func:`~.triggers.check_target` does, for a target that must not be sent)."""
-    found = _cache.get((id(target), delivery))
+    found = PREPARED.get((id(target), delivery))
     if found is not None and found.target is target:
         return found
     made = Prepared(target, delivery)
-    if len(_cache) >= CACHE_SIZE:
-        _cache.clear()
-    _cache[(id(target), delivery)] = made  # holds ``target``: its id is not reused meanwhile
+    if len(PREPARED) >= CACHE_SIZE:
+        PREPARED.clear()
+    PREPARED[(id(target), delivery)] = made  # holds ``target``: its id is not reused meanwhile
     return made
