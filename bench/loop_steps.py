@@ -130,8 +130,7 @@ def main() -> None:
         for pid in range(4):
             store.create("orders", pid, 1, {"s": b"0"}, event=config)
         worker = Worker(Settings.from_env({}, redis_url=server.url), publisher=MemoryPublisher())
-        freeze_loaded_heap()  # as Worker.run() (the CLI) does, which also lets the
-        worker._own_heap = True  # maintenance tend the heap
+        worker._own_heap = freeze_loaded_heap()  # as Worker.run() (the CLI) does
         gc.callbacks.append(_collecting)
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_until_complete, args=(worker.run_async(),))

@@ -142,3 +142,20 @@ def test_the_store_and_the_worker_enforce_the_settings(redis_url: str, client: r
     reason = letter[b"dlq:reason"].decode()
     assert reason.startswith("cannot be dispatched: the entry holds 6 bytes"), reason
     assert "OPRC_EVENTS_MAX_ENTRY_BYTES" in reason
+
+
+@pytest.mark.quick
+def test_each_settings_object_has_its_own_limits() -> None:
+    """limits_of holds the limits per settings object (no hash per write): a copy with
+    another limit gets its own, and more settings than it holds are worked out again."""
+    import dataclasses
+
+    from oprc_redis_events.protocol.limits import HELD_SETTINGS, limits_of
+
+    base = Settings.from_env({})
+    copies = [dataclasses.replace(base, max_value_bytes=1000 + i) for i in range(HELD_SETTINGS + 5)]
+    for i, settings in enumerate(copies):
+        assert limits_of(settings).max_value_bytes == 1000 + i
+        assert limits_of(settings) is limits_of(settings)
+    assert limits_of(base).max_value_bytes == base.max_value_bytes
+    assert [limits_of(s).max_value_bytes for s in copies] == [1000 + i for i in range(len(copies))]

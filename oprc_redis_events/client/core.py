@@ -291,9 +291,13 @@ class TriggersChanged(Exception):  # a signal to read again, never raised to use
     """A compare-and-set of the trigger configuration found another one: read it again."""
 
 
+#: the length of the quick path's reply (write.lua: "Returns"); the general path's is 8
+QUICK_REPLY_LEN = 5
+
+
 def parse_write(call: ScriptCall, reply: Any) -> WriteResult:
     """Turn the script's reply into a result, or raise the error it stands for."""
-    if len(reply) == 5:  # the quick path's: written, and its last three left out (0, "", 1)
+    if len(reply) == QUICK_REPLY_LEN:  # the quick path's: its last three left out (0, "", 1)
         entry_id = reply[2]
         return WriteResult(
             int(reply[1]), as_text(entry_id) or None, int(reply[3]), True, int(reply[4])

@@ -96,6 +96,8 @@ def source(name: str) -> str:
         head, tail, marked = _split(name)
         if QUICK_LINE in head:
             head = head.replace(QUICK_LINE, _quick_line(), 1)
+        elif marked:  # the quick path before the library would run with nil constants
+            raise RuntimeError(f"lua/{name}.lua lost its line {QUICK_LINE!r}")
         text = head + _library() + "\n" + tail if not marked else head + _block() + tail
     else:
         text = _read(f"{name}.lua")

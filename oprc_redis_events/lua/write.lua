@@ -31,7 +31,8 @@
 -- Returns {status, version, entry id or "", matched events, fields created, fields deleted,
 --          new value (incr modes) or "", 1 if the object existed before the write else 0};
 --          the quick path leaves out the last three (0, "", 1: each element of a reply
---          costs Redis about as much as a script argument)
+--          costs Redis about as much as a script argument; client/core.py tells the two
+--          apart by their length, QUICK_REPLY_LEN)
 --   status 0 ok; 1 the object already exists (create); 2 no such object (update,
 --   delete_fields, delete, set_triggers); 3 (mode "2") the configuration is neither the
 --   expected one nor already the new one.  Nothing is written unless status is 0.

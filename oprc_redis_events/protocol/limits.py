@@ -39,6 +39,8 @@ DEFAULT_LIMITS = Limits()
 
 #: id(settings) -> (those settings, kept alive so that their id is not reused; their limits)
 _held: dict[int, tuple[Settings, Limits]] = {}
+#: settings objects held at most (then forgotten all at once: a process has a few)
+HELD_SETTINGS = 64
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -47,7 +49,7 @@ def limits_of(settings: Settings) -> Limits:
     held = _held.get(id(settings))
     if held is not None and held[0] is settings:
         return held[1]
-    if len(_held) >= 64:
+    if len(_held) >= HELD_SETTINGS:
         _held.clear()
     limits = Limits(**{name: getattr(settings, name) for name in LIMITS})
     _held[id(settings)] = (settings, limits)

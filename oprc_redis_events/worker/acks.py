@@ -21,9 +21,10 @@ __all__ = ["AckQueue", "DeferredAck"]
 class DeferredAck(msgspec.Struct, gc=False):
     """Entries whose PUTs went to Zenoh, acknowledged once ``due``.
 
-    Hundreds wait at a time (``ack_delay_ms`` of batches); none is tracked by the garbage
-    collector (``gc=False``, tuples of texts), whose collections stop the event loop for a
-    time that grows with every object they walk.  It refers to nothing that refers back."""
+    Hundreds wait at a time (``ack_delay_ms`` of batches); the struct is not tracked by the
+    garbage collector (``gc=False``) and its ids are a tuple of texts, which is not either
+    (a rare dead letter's fields are), as every collection stops the event loop for a time
+    that grows with the objects it walks.  It refers to nothing that refers back."""
 
     due: float
     partition: PartitionKeys
@@ -38,6 +39,7 @@ class DeferredAck(msgspec.Struct, gc=False):
         acked: Sequence[str],
         dead: Sequence[DeadLetterRecord],
     ) -> DeferredAck:
+        """One, from the lists the caller gathered (kept as tuples)."""
         return cls(due, partition, tuple(acked), tuple(dead))
 
 

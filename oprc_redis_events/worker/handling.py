@@ -177,7 +177,7 @@ class EntryHandling(PartitionDiscovery):
         """Schedule the retry of a failed or held entry, or return its dead letter."""
         held = outcome.held_key is not None
         attempts = 0 if held else await self._deliveries(partition.outbox, failed.entry_id)
-        age_ms = int(time.time() * 1000) - failed.entry.timestamp
+        age_ms = max(0, int(time.time() * 1000) - failed.entry.timestamp)  # (see outbox)
         decision = after_failure(Failure(outcome.held_key, attempts, age_ms), self.settings)
         state = self.states.get(partition.outbox)
         if state is not None:

@@ -137,8 +137,8 @@ class Worker(OutboxReading, PartitionMaintenance):
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        freeze_loaded_heap()
-        self._own_heap = True  # the process is ours: the maintenance tends the heap
+        # the process is ours: the maintenance tends the heap (see waking)
+        self._own_heap = freeze_loaded_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)

@@ -62,8 +62,6 @@ class PartitionMaintenance(PartitionDiscovery):
         while not self._stop.is_set():
             try:
                 await self.maintain(quick=quick)
-                if self._own_heap:
-                    self._tend_heap()
                 self._last_redis_ok = time.monotonic()
                 if backoff > self.discover_interval:
                     self.problems.resolved(("maintenance", "redis"))
@@ -76,13 +74,16 @@ class PartitionMaintenance(PartitionDiscovery):
                     ("maintenance", "redis"), "maintenance: Redis unavailable (%s)", err
                 )
                 backoff = min(backoff * 2, 5.0)
+            if self._own_heap and not quick:
+                self._tend_heap(ok=self._last_redis_ok > 0)
             quick = await self._sleep(backoff, self._wake)  # woken: a new outbox
 
-    def _tend_heap(self) -> None:
-        """In a process of its own: after the first round, freeze what serves the
-        partitions; after every later one, a full collection in a loop step of its own
-        (the collector's own full collections are off: see :mod:`.waking`)."""
-        if not self._heap_warm:
+    def _tend_heap(self, *, ok: bool) -> None:
+        """In a process of its own, after each regular round: after the first that
+        succeeded (``ok``), freeze what serves the partitions; after every other one (Redis
+        away included), a full collection in a loop step of its own (the collector's own
+        full collections are off: see :mod:`.waking`)."""
+        if ok and not self._heap_warm:
             self._heap_warm = True
             freeze_warm_heap()
         else:

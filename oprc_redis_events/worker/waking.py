@@ -12,8 +12,9 @@ command is never woken: its reads end at their timeout, as before.
 A full collection of the worker's heap (Zenoh, protobuf, redis-py loaded) took ~100 ms on
 a loaded 2-core machine, and every collection stops the event loop for a time that grows with
 the objects it walks (about 1-2 us each here: the objects they refer to are rarely in the
-cache).  In a process of its own (``Worker.run()``, the CLI) the worker therefore keeps the
-collector's work small and its pauses short (``bench/loop_steps.py``, README Latency):
+cache).  In a process of its own (``Worker.run()``, the CLI; Python 3.11 to 3.13, measured on
+3.11) the worker therefore keeps the collector's work small and its pauses short
+(``bench/loop_steps.py``, README Latency):
 :func:`freeze_loaded_heap` moves what is loaded at start out of the collections, collects the
 youngest generation after 200 new objects instead of 700 (up to 1.5 ms a collection at 1,000
 writes/s, 0.3-0.8 ms after) and leaves the oldest to the worker's maintenance, which freezes
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from typing import Any
 
 import redis
@@ -41,15 +43,20 @@ YOUNG_THRESHOLD = 200
 OLDEST_THRESHOLD = 1_000_000_000
 
 
-def freeze_loaded_heap() -> None:
-    """Collect once, then keep what is left out of every later collection; collect the
-    youngest generation after :data:`YOUNG_THRESHOLD` new objects and leave the oldest to
-    :func:`collect_heap` (see the module)."""
+def freeze_loaded_heap() -> bool:
+    """Collect once, then keep what is left out of every later collection.  Before Python
+    3.14 (a generational collector, as measured): collect the youngest generation after
+    :data:`YOUNG_THRESHOLD` new objects, leave the oldest to :func:`collect_heap` and
+    return True; from 3.14 (an incremental collector, which reads these thresholds
+    otherwise) leave the thresholds alone and return False."""
     import zenoh  # noqa: F401  (loaded before the freeze)
 
     gc.collect()
     gc.freeze()
+    if sys.version_info >= (3, 14):
+        return False
     gc.set_threshold(YOUNG_THRESHOLD, gc.get_threshold()[1], OLDEST_THRESHOLD)
+    return True
 
 
 def freeze_warm_heap() -> None:
