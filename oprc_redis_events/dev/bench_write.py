@@ -6,7 +6,6 @@ round of each, so that a burst of other work on the machine hits both alike."""
 
 from __future__ import annotations
 
-import functools
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -34,16 +33,9 @@ def _paired(
     """(raw us/op, ours us/op): the medians of :data:`ROUNDS` interleaved rounds of ``n``."""
     raws, mine = [], []
     for _ in range(ROUNDS):
-        raws.append(per_op_us(n, functools.partial(_each, raw, n)))
-        mine.append(per_op_us(n, functools.partial(_each, ours, n)))
+        raws.append(per_op_us(n, raw))
+        mine.append(per_op_us(n, ours))
     return statistics.median(raws), statistics.median(mine)
-
-
-def _each(op: Callable[[int], object], n: int) -> None:
-    """``op(0) .. op(n - 1)``, their results dropped (a list of them would make the
-    garbage collector's work, and the memory, part of what is timed)."""
-    for i in range(n):
-        op(i)
 
 
 def _store(client: redis.Redis, **settings: Any) -> ObjectStore:
