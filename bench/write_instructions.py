@@ -33,7 +33,7 @@ from pathlib import Path
 import redis
 
 from oprc_redis_events import ObjectEvent, ObjectStore, Settings, TriggerTarget
-from oprc_redis_events.dev.servers import RedisServer, free_port
+from oprc_redis_events.dev.servers import RedisServer
 
 CLS = "oprc-bench-wi"
 
@@ -86,47 +86,27 @@ def callgrind(args: argparse.Namespace) -> None:
     if not shutil.which("valgrind"):
         sys.exit("valgrind is not installed")
     work = Path(tempfile.mkdtemp(prefix="wi-cg-"))
-    port = free_port()
-    cmd = [
+    valgrind = [
         "valgrind",
         "--tool=callgrind",
         "--toggle-collect=evalShaCommand",
         f"--callgrind-out-file={work}/cg.out",
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(work),
+        f"--log-file={work}/valgrind.log",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(600):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
+    with RedisServer(directory=str(work), wrapper=valgrind, ready_timeout=60) as server:
+        assert server.process is not None
+        pid = str(server.process.pid)  # valgrind runs the server in its own process
+        client = redis.Redis.from_url(server.url)
         on, off = stores(client)
         for name, (step, per) in scenarios(on, off).items():
             calls = max(1, args.count // per)
             for i in range(5):
                 step(-1 - i)
-            subprocess.run(
-                ["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True
-            )
+            subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
             for i in range(calls):
                 step(i)
             before = set(work.glob("cg.out*"))
-            subprocess.run(
-                ["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True
-            )
+            subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
             dumped = sorted(set(work.glob("cg.out*")) - before, key=os.path.getmtime)
             total = _total(dumped[-1])
             print(
@@ -134,15 +114,12 @@ def callgrind(args: argparse.Namespace) -> None:
                 f"  ({calls * per} writes; {dumped[-1]})"
             )
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
     if not args.keep:
         shutil.rmtree(work)
 
 
 def ratio(args: argparse.Namespace) -> None:
-    with RedisServer(port=free_port()) as server:
+    with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         on, off = stores(client)
         steps = scenarios(on, off)

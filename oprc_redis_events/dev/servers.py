@@ -91,8 +91,12 @@ class RedisServer:
         directory: str | None = None,
         tls: Certificates | None = None,
         tls_auth_clients: bool = False,
+        wrapper: list[str] | None = None,
+        ready_timeout: float = 10.0,
     ) -> None:
         self.binary, self.origin = find_redis_server()
+        self.wrapper = wrapper or []  # a command the server runs under (e.g. valgrind ...)
+        self.ready_timeout = ready_timeout
         self.port = port or free_port()
         self._port_chosen = port is None  # ours to choose again when another took it
         self.extra = extra or []
@@ -141,6 +145,7 @@ class RedisServer:
             self._tmp = tempfile.TemporaryDirectory(prefix="oprc-redis-")
             self.directory = self._tmp.name
         args = [
+            *self.wrapper,
             self.binary,
             *self._port_args(),
             "--bind",
@@ -157,7 +162,7 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            self._wait_ready()
+            self._wait_ready(self.ready_timeout)
         except BaseException:
             self.stop()  # its pipe and directory too
             raise
