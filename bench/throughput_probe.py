@@ -5,9 +5,11 @@ Fills the outboxes of ``--partitions`` partitions with ``--count`` copies of a r
 (one JSON trigger each), then measures, at a subscriber in another process (first to last
 receipt): the CLI worker (``--workers`` of them, one group) draining them; raw Zenoh puts of
 bodies of the same size from another process; and, in this process, raw redis-py
-``XREADGROUP`` + ``XACK`` of the same entries (batches of 500).
+``XREADGROUP`` + ``XACK`` of the same entries (batches of 500).  The entries name one
+object per partition, or ``--objects`` distinct ones in turn (a new object per event).
 
     .venv/bin/python -m bench.throughput_probe --count 40000 --workers 1
+    .venv/bin/python -m bench.throughput_probe --count 40000 --objects 20000
     .venv/bin/python -m bench.throughput_probe --profile worker.svg   # py-spy the worker
 """
 
@@ -91,8 +93,12 @@ def counted(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
     return float(line["rate"]), int(line["size"])
 
 
-def fill(client: redis.Redis, store: ObjectStore, partitions: int, count: int) -> list[str]:
-    """``count`` copies of a real one-trigger entry, spread over the partitions."""
+def fill(
+    client: redis.Redis, store: ObjectStore, partitions: int, count: int, objects: int = 1
+) -> list[str]:
+    """``count`` copies of a real one-trigger entry, spread over the partitions; with
+    ``objects`` > 1 the copies name that many distinct objects in turn (a worker meeting a
+    new object per event, as with many objects written at random)."""
     streams = []
     for p in range(partitions):
         store.create("tp", p, 1, {1: b"0"}, event=watch(1))
@@ -102,7 +108,8 @@ def fill(client: redis.Redis, store: ObjectStore, partitions: int, count: int) -
     fields = client.xrevrange(streams[0], count=1)[0][1]
     pipe = client.pipeline(transaction=False)
     for i in range(count - 2 * partitions):
-        pipe.xadd(streams[i % partitions], fields)
+        copy = fields if objects <= 1 else {**fields, b"o": b"%d" % (2 + i % objects)}
+        pipe.xadd(streams[i % partitions], copy)
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()
@@ -128,8 +135,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=40000)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--objects", type=int, default=1, help="distinct objects the entries name")
     ap.add_argument("--profile", default="", help="py-spy record the (first) worker to this file")
     args = ap.parse_args()
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    if args.profile and not Path(spy).exists():
+        raise SystemExit(f"Error: {spy} is missing: pip install py-spy into this venv")
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -137,27 +148,29 @@ def main() -> None:
         url = server.url
         client = redis.Redis.from_url(url)
         store = ObjectStore(client, Settings.from_env({}, redis_url=url))
-        streams = fill(client, store, args.partitions, args.count)
+        streams = fill(client, store, args.partitions, args.count, args.objects)
         total = sum(int(client.xlen(s)) for s in streams)
         raw = raw_redis(client, streams, total)
         counter = start_counter(endpoint, total)
+        procs.append(counter)
         exe = str(Path(sys.executable).with_name("oprc-redis-events"))
         start = time.perf_counter()
         worker_cmd = [exe, "worker", "--redis-url", url, "--zenoh-mode", "peer"]
         worker_cmd += ["--zenoh-connect", endpoint, "--log-level", "warning"]
-        for _ in range(args.workers):
-            procs.append(subprocess.Popen(worker_cmd))
+        workers = [subprocess.Popen(worker_cmd) for _ in range(args.workers)]
+        procs += workers
         if args.profile:
-            spy = str(Path(sys.executable).with_name("py-spy"))
-            spy_cmd = [spy, "record", "-o", args.profile, "-p", str(procs[0].pid)]
-            spy_cmd += ["-d", "20", "-r", "200", "--nonblocking"]
+            spy_cmd = [spy, "record", "-o", args.profile, "-p", str(workers[0].pid)]
+            spy_cmd += ["-d", "20", "-r", "500", "--nonblocking"]
             if args.profile.endswith(".txt"):
                 spy_cmd += ["--format", "raw"]
             procs.append(subprocess.Popen(spy_cmd))
         ours, body = counted(counter)
         elapsed = time.perf_counter() - start
         counter = start_counter(endpoint, total)
+        procs.append(counter)
         putter = subprocess.Popen([sys.executable, "-c", PUTTER, endpoint, str(total), str(body)])
+        procs.append(putter)
         zenoh_rate, _ = counted(counter)
         putter.wait(60)
         floor = min(raw, zenoh_rate)

@@ -5,8 +5,8 @@ Every row gives its name, its unit, the measured figure, the baseline figure and
 in order (see :data:`ROWS` and the README's "Performance"):
 
 * write path (:mod:`.bench_write`): ``write``, ``write_pipelined``, ``write_batch``,
-  ``write_events_disabled``,
-  ``payload_json``, ``payload_protobuf``, ``match_redis_time``, and the growth rows
+  ``write_events_disabled``, ``payload_json``, ``payload_protobuf`` (and
+  ``payload_{json,protobuf}_new_objects``), ``match_redis_time``, and the growth rows
   ``write_triggers_{1,10,100}``, ``write_targets_{1,10,100}``, ``write_condition``,
   ``condition_eval``;
 * worker (:mod:`.bench_e2e`, :mod:`.bench_worker`): ``dispatch`` (in process), ``worker`` and

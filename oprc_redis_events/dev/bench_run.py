@@ -26,6 +26,8 @@ ROWS = (
     "write_events_disabled",
     "payload_json",
     "payload_protobuf",
+    "payload_json_new_objects",
+    "payload_protobuf_new_objects",
     "match_redis_time",
     "dispatch",
     "worker",

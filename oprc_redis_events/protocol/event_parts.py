@@ -104,32 +104,61 @@ def trigger_payload_json(
 
 
 #: strings no id can hold (the API refuses control characters): where values go
-_TS, _CONTEXT, _VALUE = "\0ts\0", "\0context\0", "\0payload\0"
-_MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE))
-_frames: dict[tuple[object, ...], tuple[bytes, bytes, bytes] | None] = {}
+_TS, _CONTEXT, _VALUE, _OBJECT = "\0ts\0", "\0context\0", "\0payload\0", "\0object\0"
+_MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE, _OBJECT))
+_OBJECT_MARK: Final = _MARKS[3]
+Frame = tuple[bytes, bytes, bytes]
+#: per place: the JSON frame of its events (None: built whole, an id spells a mark)
+_frames: dict[tuple[object, ...], Frame | None] = {}
+#: per place but its object (class, partition, event type, key, whether the object id is a
+#: string): the frame with a mark where the object id goes
+_templates: dict[tuple[object, ...], Frame | None] = {}
 _UNSEEN: Final = (b"", b"", b"")  # not in _frames (a real frame is never this)
 
 
-def _frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes, bytes] | None:
+def _frame(entry: OutboxEntry, event: OutboxEvent) -> Frame | None:
     """The JSON payload of ``event`` before its timestamp, between it and its context, and
-    between that and its value; ``None`` when an id spells a mark (never a valid id)."""
+    between that and its value; ``None`` when an id spells a mark (never a valid id).  A
+    worker meets new objects all the time: a place not seen yet is its place's template
+    (built once per class, partition, event type and key) with the object id put in."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
     found = _frames.get(where, _UNSEEN)
     if found is not _UNSEEN:
         return found
-    info = event_fields(entry, event, _CONTEXT)  # type: ignore[arg-type]
-    info["timestamp"] = _TS
-    whole = _json.encode({"event_info": info, "original_payload": _VALUE})
-    frame: tuple[bytes, bytes, bytes] | None = None
-    if all(whole.count(m) == 1 for m in _MARKS) and whole.endswith(_MARKS[2] + b"}"):
-        head, rest = whole.split(_MARKS[0])
-        middle, rest = rest.split(_MARKS[1])
-        frame = (head, middle, rest[: -len(_MARKS[2]) - 1])
+    oid = parse_object_segment(entry.object_segment)
+    text_id = isinstance(oid, str)
+    shape = (p.cls_id, p.partition_id, event.event_type, event.key, text_id)
+    template = _templates.get(shape, _UNSEEN)
+    if template is _UNSEEN:
+        template = _template(entry, event, text_id)
+        if len(_templates) >= FRAMES:
+            _templates.clear()
+        _templates[shape] = template
+    frame: Frame | None = None
+    if template is not None:  # the object id as the encoder spells it: a number or a string
+        spelled = _json.encode(oid) if isinstance(oid, str) else b"%d" % oid
+        head, middle, rest = template
+        frame = (head.replace(_OBJECT_MARK, spelled), middle, rest.replace(_OBJECT_MARK, spelled))
     if len(_frames) >= FRAMES:
         _frames.clear()
     _frames[where] = frame
     return frame
+
+
+def _template(entry: OutboxEntry, event: OutboxEvent, text_id: bool) -> Frame | None:
+    """:func:`_frame` of ``event``'s place with a mark for its object id (which comes
+    before the timestamp, or, a string, after the context); ``None`` when an id spells a
+    mark."""
+    info = event_fields(entry, event, _CONTEXT)  # type: ignore[arg-type]
+    info["source_object_id_str" if text_id else "source_object_id"] = _OBJECT
+    info["timestamp"] = _TS
+    whole = _json.encode({"event_info": info, "original_payload": _VALUE})
+    if not all(whole.count(m) == 1 for m in _MARKS) or not whole.endswith(_MARKS[2] + b"}"):
+        return None
+    head, rest = whole.split(_MARKS[0])
+    middle, rest = rest.split(_MARKS[1])
+    return head, middle, rest[: -len(_MARKS[2]) - 1]
 
 
 class EventParts(msgspec.Struct, frozen=True, gc=False):
@@ -317,20 +346,51 @@ def _timestamp(ts: int) -> bytes:
 
 
 _pb_frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+#: per place but its object (as :data:`_templates`): EventInfo's fields 1 and 2, then 4
+#: to 6, and 10 (the object id is field 3, a number, or 9, a string)
+_pb_templates: dict[tuple[object, ...], tuple[bytes, bytes, bytes]] = {}
 
 
 def _pb_frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes]:
     """EventInfo's fields before its timestamp (1 to 6) and after its context (9, 10), as
-    the protobuf library serializes them, kept per place as :func:`_frame` is."""
+    the protobuf library serializes them, kept per place as :func:`_frame` is: a place not
+    seen yet is its template with the object id's field put in (in field order, as the
+    library writes them; ``tests/test_event_parts.py`` compares)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
     found = _pb_frames.get(where)
     if found is None:
-        fields = event_fields(entry, event, {})
-        del fields["context"]
-        fields["timestamp"] = None
-        found = pb_wire.event_parts(fields, None)[:2]
+        oid = parse_object_segment(entry.object_segment)
+        shape = (p.cls_id, p.partition_id, event.event_type, event.key)
+        template = _pb_templates.get(shape) or _pb_template(entry, event, shape)
+        first, then, after = template
+        if isinstance(oid, str):  # field 9 (a string: length-delimited), before field 10
+            raw = oid.encode()
+            found = first + then, b"\x4a" + pb_wire.varint(len(raw)) + raw + after
+        elif oid:  # field 3 (uint64), written unless 0
+            found = first + b"\x18" + pb_wire.varint(oid) + then, after
+        else:
+            found = first + then, after
         if len(_pb_frames) >= FRAMES:
             _pb_frames.clear()
         _pb_frames[where] = found
     return found
+
+
+def _pb_template(
+    entry: OutboxEntry, event: OutboxEvent, shape: tuple[object, ...]
+) -> tuple[bytes, bytes, bytes]:
+    """:data:`_pb_templates`' parts for ``shape``, serialized by the library."""
+    fields = event_fields(entry, event, {})
+    del fields["context"]
+    fields.update(timestamp=None, source_object_id=None, source_object_id_str=None)
+    head, after, _ = pb_wire.event_parts(fields, None)
+    first = pb_wire.event_parts({k: fields[k] for k in _FIRST}, None)[0]
+    assert head.startswith(first), "fields 1 and 2 come first"
+    if len(_pb_templates) >= FRAMES:
+        _pb_templates.clear()
+    found = _pb_templates[shape] = (first, head[len(first) :], after)
+    return found
+
+
+_FIRST: Final = ("source_cls_id", "source_partition_id")

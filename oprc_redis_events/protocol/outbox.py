@@ -191,7 +191,9 @@ def _event(fields: Mapping[bytes, bytes], i: int) -> OutboxEvent:
 
 
 def _check_object(text: str) -> None:
-    object_segment(parse_object_segment(text))
+    oid = parse_object_segment(text)
+    if isinstance(oid, str):  # a canonical number in range is a valid object id as it is
+        object_segment(oid)
 
 
 def _check_field(text: str) -> None:
