@@ -134,7 +134,7 @@ def _wrapped(wrapper: InvocationRequest, payload: bytes) -> bytes:
 #: in steady state builds them)
 PAYLOAD_ENTRIES = 2000
 #: distinct objects the ``payload_*_new_objects`` rows cycle through: more than the places
-#: a worker keeps (protocol.event_parts.FRAMES), so each event is of a place not kept
+#: a worker keeps (protocol.places.FRAMES), so each event is of a place not kept
 NEW_OBJECTS = 10_000
 
 

@@ -5,11 +5,8 @@ event id, traceparent, invocation id), and the context's depth and event id are 
 event's: :func:`event_parts` builds the event's id, its trace and its payload around the
 trigger's own traceparent and invocation id once, so that a trigger only joins those two
 in.  What depends only on where the event happened (class, partition, object, event type
-and key) is kept for the places written most recently (:data:`FRAMES`): the JSON around
-the timestamp, context and value, built by the same encoder as
-:func:`trigger_payload_json`, and EventInfo's protobuf fields before the timestamp and
-after the context, serialized by the protobuf library; the timestamp, the context and the
-original payload are encoded here (``tests/test_wire.py``, ``tests/test_pb_wire.py`` and
+and key) comes from :mod:`.places`; the timestamp, the context and the original payload are
+encoded here (``tests/test_wire.py``, ``tests/test_pb_wire.py`` and
 ``tests/test_event_parts.py`` compare the bytes with the library's).  A worker in steady
 state meets a new event per entry: this runs once per entry, so it is kept to a few joins.
 """
@@ -24,9 +21,9 @@ from typing import Any, Final
 import msgspec
 
 from . import pb_wire
-from .codes import FUNC_NUMBERS
-from .keys import PartitionKeys, parse_field_name, parse_object_segment
+from .keys import PartitionKeys
 from .outbox import OutboxEntry, OutboxEvent
+from .places import FRAMES, event_fields, json_frame, json_frames, pb_frame, pb_frames
 from .prepared import context_order
 
 __all__ = [
@@ -40,8 +37,6 @@ __all__ = [
 ]
 
 _json = msgspec.json.Encoder()
-#: frames of event payloads kept (JSON around the timestamp, context and value)
-FRAMES: Final = 4096
 
 
 def event_id(partition: PartitionKeys, entry_id: str, index: int) -> str:
@@ -57,32 +52,6 @@ def trace_of(parent: str | None, event: str) -> tuple[str, str]:
         if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
             return parts[1], parts[3][:2]
     return hashlib.blake2b(event.encode(), digest_size=16).hexdigest(), "01"
-
-
-def event_fields(entry: OutboxEntry, event: OutboxEvent, context: dict[str, str]) -> dict[str, Any]:
-    """``EventInfo``'s fields, in the platform's JSON order (``None``: not set)."""
-    object_id = parse_object_segment(entry.object_segment)
-    is_func = event.event_type in FUNC_NUMBERS
-    key: int | None = None
-    key_str: str | None = None
-    if not is_func:
-        parsed = parse_field_name(event.key)
-        key, key_str = (parsed, None) if isinstance(parsed, int) else (None, parsed)
-    info: dict[str, Any] = {
-        "source_cls_id": entry.partition.cls_id,
-        "source_partition_id": entry.partition.partition_id,
-        "source_object_id": object_id if isinstance(object_id, int) else 0,
-        "event_type": event.event_type,
-        "fn_id": event.key if is_func else None,
-        "key": key,
-        "timestamp": entry.timestamp,
-        "context": context,
-    }
-    if isinstance(object_id, str):
-        info["source_object_id_str"] = object_id
-    if key_str is not None:
-        info["key_str"] = key_str
-    return info
 
 
 def trigger_payload_json(
@@ -101,64 +70,6 @@ def trigger_payload_json(
     if previous is not None:
         doc["previous_payload"] = list(previous)
     return _json.encode(doc)
-
-
-#: strings no id can hold (the API refuses control characters): where values go
-_TS, _CONTEXT, _VALUE, _OBJECT = "\0ts\0", "\0context\0", "\0payload\0", "\0object\0"
-_MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE, _OBJECT))
-_OBJECT_MARK: Final = _MARKS[3]
-Frame = tuple[bytes, bytes, bytes]
-#: per place: the JSON frame of its events (None: built whole, an id spells a mark)
-_frames: dict[tuple[object, ...], Frame | None] = {}
-#: per place but its object (class, partition, event type, key, whether the object id is a
-#: string): the frame with a mark where the object id goes
-_templates: dict[tuple[object, ...], Frame | None] = {}
-_UNSEEN: Final = (b"", b"", b"")  # not in _frames (a real frame is never this)
-
-
-def _frame(entry: OutboxEntry, event: OutboxEvent) -> Frame | None:
-    """The JSON payload of ``event`` before its timestamp, between it and its context, and
-    between that and its value; ``None`` when an id spells a mark (never a valid id).  A
-    worker meets new objects all the time: a place not seen yet is its place's template
-    (built once per class, partition, event type and key) with the object id put in."""
-    p = entry.partition
-    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    found = _frames.get(where, _UNSEEN)
-    if found is not _UNSEEN:
-        return found
-    oid = parse_object_segment(entry.object_segment)
-    text_id = isinstance(oid, str)
-    shape = (p.cls_id, p.partition_id, event.event_type, event.key, text_id)
-    template = _templates.get(shape, _UNSEEN)
-    if template is _UNSEEN:
-        template = _template(entry, event, text_id)
-        if len(_templates) >= FRAMES:
-            _templates.clear()
-        _templates[shape] = template
-    frame: Frame | None = None
-    if template is not None:  # the object id as the encoder spells it: a number or a string
-        spelled = _json.encode(oid) if isinstance(oid, str) else b"%d" % oid
-        head, middle, rest = template
-        frame = (head.replace(_OBJECT_MARK, spelled), middle, rest.replace(_OBJECT_MARK, spelled))
-    if len(_frames) >= FRAMES:
-        _frames.clear()
-    _frames[where] = frame
-    return frame
-
-
-def _template(entry: OutboxEntry, event: OutboxEvent, text_id: bool) -> Frame | None:
-    """:func:`_frame` of ``event``'s place with a mark for its object id (which comes
-    before the timestamp, or, a string, after the context); ``None`` when an id spells a
-    mark."""
-    info = event_fields(entry, event, _CONTEXT)  # type: ignore[arg-type]
-    info["source_object_id_str" if text_id else "source_object_id"] = _OBJECT
-    info["timestamp"] = _TS
-    whole = _json.encode({"event_info": info, "original_payload": _VALUE})
-    if not all(whole.count(m) == 1 for m in _MARKS) or not whole.endswith(_MARKS[2] + b"}"):
-        return None
-    head, rest = whole.split(_MARKS[0])
-    middle, rest = rest.split(_MARKS[1])
-    return head, middle, rest[: -len(_MARKS[2]) - 1]
 
 
 class EventParts(msgspec.Struct, frozen=True, gc=False):
@@ -264,7 +175,7 @@ def _json_parts(
     and after that (``depth``: the context before the event id)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    frame = _frames.get(where) or _frame(entry, event)  # as _frame()
+    frame = json_frames.get(where) or json_frame(entry, event)  # as json_frame()
     if frame is None:
         return None, b"", b"", True
     head, middle, tail = frame
@@ -284,10 +195,10 @@ def _pb_parts(
 ) -> tuple[bytes, bytes, bytes, bool]:
     """The protobuf payload before a trigger's first own context value, between its two,
     and after the second: EventInfo's fields but its timestamp and context are serialized
-    by the library once per place (:func:`_pb_frame`)."""
+    by the library once per place (:func:`.places.pb_frame`)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    head, after = _pb_frames.get(where) or _pb_frame(entry, event)  # as _pb_frame()
+    head, after = pb_frames.get(where) or pb_frame(entry, event)  # as pb_frame()
     ts = _timestamp(entry.timestamp)
     evid = heads[2] + raw_id
     a, b, tp_first, pick = _PLAN[0] if _PLAN else _context_plan()
@@ -343,54 +254,3 @@ def _timestamp(ts: int) -> bytes:
         rest = pb_wire.varint(ts >> 7)
         _TS_HIGH[0] = (ts >> 7, rest)
     return b"\x38" + _CONTINUED[ts & 0x7F] + rest
-
-
-_pb_frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-#: per place but its object (as :data:`_templates`): EventInfo's fields 1 and 2, then 4
-#: to 6, and 10 (the object id is field 3, a number, or 9, a string)
-_pb_templates: dict[tuple[object, ...], tuple[bytes, bytes, bytes]] = {}
-
-
-def _pb_frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes]:
-    """EventInfo's fields before its timestamp (1 to 6) and after its context (9, 10), as
-    the protobuf library serializes them, kept per place as :func:`_frame` is: a place not
-    seen yet is its template with the object id's field put in (in field order, as the
-    library writes them; ``tests/test_event_parts.py`` compares)."""
-    p = entry.partition
-    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    found = _pb_frames.get(where)
-    if found is None:
-        oid = parse_object_segment(entry.object_segment)
-        shape = (p.cls_id, p.partition_id, event.event_type, event.key)
-        template = _pb_templates.get(shape) or _pb_template(entry, event, shape)
-        first, then, after = template
-        if isinstance(oid, str):  # field 9 (a string: length-delimited), before field 10
-            raw = oid.encode()
-            found = first + then, b"\x4a" + pb_wire.varint(len(raw)) + raw + after
-        elif oid:  # field 3 (uint64), written unless 0
-            found = first + b"\x18" + pb_wire.varint(oid) + then, after
-        else:
-            found = first + then, after
-        if len(_pb_frames) >= FRAMES:
-            _pb_frames.clear()
-        _pb_frames[where] = found
-    return found
-
-
-def _pb_template(
-    entry: OutboxEntry, event: OutboxEvent, shape: tuple[object, ...]
-) -> tuple[bytes, bytes, bytes]:
-    """:data:`_pb_templates`' parts for ``shape``, serialized by the library."""
-    fields = event_fields(entry, event, {})
-    del fields["context"]
-    fields.update(timestamp=None, source_object_id=None, source_object_id_str=None)
-    head, after, _ = pb_wire.event_parts(fields, None)
-    first = pb_wire.event_parts({k: fields[k] for k in _FIRST}, None)[0]
-    assert head.startswith(first), "fields 1 and 2 come first"
-    if len(_pb_templates) >= FRAMES:
-        _pb_templates.clear()
-    found = _pb_templates[shape] = (first, head[len(first) :], after)
-    return found
-
-
-_FIRST: Final = ("source_cls_id", "source_partition_id")
