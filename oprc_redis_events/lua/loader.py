@@ -1,8 +1,9 @@
 """Loading of the Lua scripts in ``lua/``, for sync and asyncio clients alike.
 
-Scripts are registered through redis-py's ``register_script``: the returned objects
-run EVALSHA and load the script again after ``NOSCRIPT`` (a Redis restart, a failover,
-``SCRIPT FLUSH``), so callers never manage the script cache.  A script that uses the
+Scripts are registered as redis-py ``Script`` objects (on a plain client, ones whose calls
+go out directly: :mod:`.direct`): they run EVALSHA and load the script again after
+``NOSCRIPT`` (a Redis restart, a failover, ``SCRIPT FLUSH``), so callers never manage the
+script cache.  A script that uses the
 shared library gets it (a Redis script cannot import another) in place of its line
 ``--@library`` (``write.lua``: after its quick path, so that a quick write never defines
 the library's functions), or in front when it has no such line (``capture.lua``).  That
@@ -18,7 +19,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import redis.asyncio as aredis
+
 from ..protocol.codes import by_code, lua_table
+from .direct import AsyncDirectScript, DirectScript, direct_usable
 
 __all__ = ["REFUSAL_CODES", "SCRIPT_NAMES", "locate", "refusal", "register", "source"]
 
@@ -143,5 +147,9 @@ def refusal(message: str) -> str | None:
 
 
 def register(client: Any, name: str) -> Any:
-    """A redis-py ``Script`` (sync client) or ``AsyncScript`` (asyncio client) for ``name``."""
+    """A redis-py ``Script`` (sync client) or ``AsyncScript`` (asyncio client) for ``name``;
+    on a plain client, one whose own calls go out directly (:mod:`.direct`)."""
+    if direct_usable(client):
+        kind = AsyncDirectScript if isinstance(client, aredis.Redis) else DirectScript
+        return kind(client, source(name))
     return client.register_script(source(name))

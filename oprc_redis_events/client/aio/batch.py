@@ -3,7 +3,8 @@
 ``store.batch()`` queues writes (``create``, ``update``, ``upsert``, ``replace``,
 ``set_field``, ``delete_fields``, ``delete_field``, ``delete``), validating each at once,
 and ``execute()`` sends them: consecutive writes of one partition as one call of the write
-script (see :mod:`~oprc_redis_events.client.batch_core`), every call in one pipeline.
+script (see :mod:`~oprc_redis_events.client.batch_core`), every call in one buffer
+(:mod:`~oprc_redis_events.lua.direct`; a pipeline where that does not apply).
 
 Its synchronous twin (``client/sync_generated/batch.py``) is generated from this file by
 ``scripts/unasync.py``; edit this one and run ``make unasync``.
@@ -140,6 +141,8 @@ class AsyncWriteBatch:
         script = self.store._write
         if is_cluster(client):  # one call at a time: each run is in one slot
             sent = await self._each(script, calls, runs)
+        elif hasattr(script, "many"):  # every call in one buffer, off redis-py's pipeline
+            sent = await script.many([_call_args([calls[i] for i in run]) for run in runs])
         else:
             pipe: Any = client.pipeline(transaction=False)
             for run in runs:
@@ -173,10 +176,7 @@ class AsyncWriteBatch:
 
     @staticmethod
     async def _one(script: Any, calls: list[ops.ScriptCall], client: Any) -> Any:
-        if len(calls) == 1:
-            keys, args = calls[0].keys, calls[0].args
-        else:
-            keys, args = batch_call(calls)
+        keys, args = _call_args(calls)
         try:
             return await script(keys=keys, args=args, client=client)
         except redis.ResponseError as err:
@@ -190,6 +190,11 @@ class AsyncWriteBatch:
             if isinstance(result, WriteResult) and result.entry_id and member not in known:
                 await self.store.client.sadd(PARTITIONS_KEY, member)
                 known.add(member)
+
+
+def _call_args(calls: list[ops.ScriptCall]) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of one script call for a run of ``calls``."""
+    return (calls[0].keys, calls[0].args) if len(calls) == 1 else batch_call(calls)
 
 
 def _flat(runs: list[list[int]], sent: list[Any]) -> list[Any]:
