@@ -216,10 +216,14 @@ def snapshot(raw: redis.Redis) -> tuple[Any, ...]:
 
 
 class Spy:
-    """Records the commands the wrapped client sends."""
+    """Records the commands the wrapped client sends (a script sent directly, see
+    lua/direct.py, as its EVALSHA)."""
 
-    def __init__(self, client: Any, is_async: bool) -> None:
+    def __init__(self, client: Any, is_async: bool, scripts: tuple[Any, ...] = ()) -> None:
         self.sent: list[tuple[Any, ...]] = []
+        self.scripts = [s for s in scripts if hasattr(s, "many")]
+        for script in self.scripts:
+            self._spy_direct(script, is_async)
         real = client.execute_command
 
         def record(*args: Any, **kwargs: Any) -> Any:
@@ -231,6 +235,24 @@ class Spy:
             return await real(*args, **kwargs)
 
         client.execute_command = record_async if is_async else record
+
+    def _spy_direct(self, script: Any, is_async: bool) -> None:
+        real = script.many
+
+        def many(calls: Any) -> Any:
+            self.sent += [("EVALSHA", script.sha) for _ in calls]
+            return real(calls)
+
+        async def many_async(calls: Any) -> Any:
+            self.sent += [("EVALSHA", script.sha) for _ in calls]
+            return await real(calls)
+
+        script.many = many_async if is_async else many
+
+    def stop(self, client: Any) -> None:
+        del client.execute_command
+        for script in self.scripts:
+            del script.many
 
     def outcome(self, scripts: set[str]) -> str:
         if any(str(a[0]).upper() == "EVALSHA" and a[1] in scripts for a in self.sent):
@@ -253,7 +275,7 @@ class _Bound:
 
 
 def run_case(wrapped: _Bound, call: Call, loop: asyncio.AbstractEventLoop | None = None) -> str:
-    spy = Spy(wrapped.client, loop is not None)
+    spy = Spy(wrapped.client, loop is not None, (wrapped.store._write, wrapped._expire_script))
     scripts = {wrapped.store._write.sha, wrapped._expire_script.sha}
     try:
         with warnings.catch_warnings():
@@ -269,7 +291,7 @@ def run_case(wrapped: _Bound, call: Call, loop: asyncio.AbstractEventLoop | None
     except (redis.RedisError, KeyError, TypeError, NotImplementedError):
         pass  # the server's answer (WRONGTYPE, unknown command...) or redis-py's own
     finally:
-        del wrapped.client.execute_command
+        spy.stop(wrapped.client)
     return spy.outcome(scripts)
 
 

@@ -1,8 +1,9 @@
 """redis-py's errors turned into this package's, at the store's boundary (sync and asyncio).
 
 A read that fails failed; a write that got no reply is different: Redis may have applied it
-(and queued its triggers) before the timeout or the lost connection, and redis-py (6 and
-later) re-sends a command that timed out, so it may even have run more than once.  The
+(and queued its triggers) before the timeout or the lost connection (and where redis-py sends
+it, a client with a ``Retry`` re-sends a command that timed out, so it may even have run more
+than once; the store's own calls on a plain client go out once: :mod:`..lua.direct`).  The
 error says so, and how to find out.
 """
 
