@@ -206,10 +206,9 @@ def _flat(runs: list[list[int]], sent: list[Any]) -> list[Any]:
 
 
 def _outcome(call: ops.ScriptCall, reply: Any) -> Outcome | OprcEventsError:
-    what = f"{call.mode} {call.target.describe()}"
     try:
         if isinstance(reply, redis.ResponseError):
-            raise refused(what, reply)
+            raise refused(f"{call.mode} {call.target.describe()}", reply)
         if isinstance(reply, Exception):
             raise reply
         result = ops.parse_write(call, reply)
