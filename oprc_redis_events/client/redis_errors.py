@@ -21,6 +21,7 @@ from ..errors import (
     RedisUnavailableError,
     WriteOutcomeUnknownError,
 )
+from ..lua.direct import NotSentError
 from ..lua.loader import locate, refusal
 
 __all__ = ["WriteErrors", "redis_errors", "refused", "write_error", "write_errors"]
@@ -47,9 +48,12 @@ def redis_errors(what: str) -> Iterator[None]:
 
 
 def _not_sent(err: redis.RedisError) -> bool:
-    # redis-py could not connect (refused, timed out, authentication): this attempt sent
-    # nothing.  Its messages for that say "connecting to".
-    return isinstance(err, redis.AuthenticationError) or "connecting to" in str(err)
+    # redis-py could not connect (refused, timed out, authentication), or a direct call got
+    # no connection from the pool: this attempt sent nothing.  redis-py's messages for the
+    # first say "connecting to".
+    if isinstance(err, (redis.AuthenticationError, NotSentError)):
+        return True
+    return "connecting to" in str(err)
 
 
 def write_error(what: str, err: redis.RedisError) -> Exception:

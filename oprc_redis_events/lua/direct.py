@@ -11,15 +11,18 @@ RESP version and reply decoding as every other command of the client.
 
 They are redis-py ``Script`` objects (its pipelines and the wrapper load and call them as
 any), used this way only where that is all the same: a plain ``redis.Redis`` or
-``redis.asyncio.Redis`` with a connection pool (not one fixed connection, not client-side
-caching) whose encoding is UTF-8; anything else (a cluster, a pipeline, another client)
-goes through redis-py as before.  Two things differ, both on purpose:
+``redis.asyncio.Redis`` (its ``execute_command`` not overridden) with a connection pool (not
+one fixed connection, not client-side caching) whose encoding is UTF-8; anything else (a
+cluster, a pipeline, another client) goes through redis-py as before.  A call that fails
+after its send drops its connection (whatever the connection class would do), so a late
+reply is never read by the next caller.  Two things differ, both on purpose:
 
 * redis-py re-sends a command whose connection failed (its ``Retry``); a write sent here is
   sent once, so a write whose reply never came is reported as such
   (``WriteOutcomeUnknownError``) and never applied twice.  A stale pooled connection is
   still replaced before the send, as redis-py's pool does on every checkout.
-* Tools that instrument ``execute_command`` (tracing) do not see these calls.
+* Tools that instrument ``execute_command`` (tracing), and redis-py's own command metrics,
+  do not see these calls.
 
 ``NOSCRIPT`` (a restart, a failover, ``SCRIPT FLUSH``): the script did not run; it is
 loaded and the calls it refused are sent again.
@@ -27,6 +30,7 @@ loaded and the calls it refused are sent again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,20 +40,25 @@ from hiredis import pack_command as _hiredis_pack  # redis[hiredis] is a depende
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["AsyncDirectScript", "DirectScript", "direct_usable"]
+__all__ = ["AsyncDirectScript", "DirectScript", "NotSentError", "direct_usable"]
 
 #: one call: its keys and its arguments
 Call = tuple[Sequence[Any], Sequence[Any]]
 
 
+class NotSentError(redis.ConnectionError):
+    """No connection could be had for a call (the pool was full, or connecting failed):
+    nothing was sent."""
+
+
 def direct_usable(client: Any) -> bool:
     """Whether ``client``'s script calls may go out directly (see the module docstring)."""
-    if not isinstance(client, (redis.Redis, aredis.Redis)):
-        return False  # a cluster client, or something else altogether
-    if isinstance(client, (redis.client.Pipeline, aredis.client.Pipeline)):
-        return False
-    if getattr(client, "connection", None) is not None:  # single_connection_client
-        return False
+    if type(client).execute_command not in _PLAIN:
+        return False  # a cluster, a pipeline, or a client that sends commands its own way
+    if getattr(client, "connection", None) is not None or getattr(
+        client, "single_connection_client", getattr(client, "_single_connection_client", False)
+    ):
+        return False  # one fixed connection (an asyncio one is made on first use)
     pool = client.connection_pool
     if getattr(pool, "cache", None) is not None:  # client-side caching
         return False
@@ -57,11 +66,25 @@ def direct_usable(client: Any) -> bool:
     return encoding in ("utf-8", "utf8")
 
 
+_PLAIN = (redis.Redis.execute_command, aredis.Redis.execute_command)
+
+
 def _packed(sha: str, calls: Sequence[Call]) -> list[bytes]:
-    """The EVALSHA commands of ``calls``, as one buffer."""
-    return [
-        b"".join(_hiredis_pack(("EVALSHA", sha, len(keys), *keys, *args)) for keys, args in calls)
-    ]
+    """The EVALSHA commands of ``calls``, as one buffer (arguments as redis-py takes them:
+    a ``bytearray`` or ``memoryview`` as its bytes; another type is a ``DataError``)."""
+    try:
+        return [
+            b"".join(
+                _hiredis_pack(("EVALSHA", sha, len(keys), *keys, *map(_arg, args)))
+                for keys, args in calls
+            )
+        ]
+    except TypeError as err:
+        raise redis.DataError(str(err)) from err
+
+
+def _arg(arg: Any) -> Any:
+    return bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg
 
 
 def _text(sha: bytes | str) -> str:
@@ -82,19 +105,30 @@ class DirectScript(Script):
     def many(self, calls: Sequence[Call]) -> list[Any]:
         """Send ``calls`` together (one buffer) and read their replies in order; a call
         Redis refused has its ``ResponseError`` in its place."""
+        if not calls:
+            return []
         own: Any = self.registered_client  # a plain client (direct_usable)
         pool = own.connection_pool
-        conn = pool.get_connection()
+        try:
+            conn = pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise NotSentError(str(err)) from err
         try:
             replies = self._round(conn, calls)
             missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
             if missing:
                 conn.send_command("SCRIPT", "LOAD", self.script)
-                self.sha = _text(conn.read_response())
+                try:
+                    self.sha = _text(conn.read_response())
+                except ResponseError as err:  # the others' replies stand
+                    return [err if i in missing else r for i, r in enumerate(replies)]
                 again = self._round(conn, [calls[i] for i in missing])
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
             return replies
+        except BaseException:
+            conn.disconnect()  # a reply may still be on its way: never for the next caller
+            raise
         finally:
             pool.release(conn)
 
@@ -122,21 +156,32 @@ class AsyncDirectScript(AsyncScript):
 
     async def many(self, calls: Sequence[Call]) -> list[Any]:
         """:meth:`DirectScript.many`."""
+        if not calls:
+            return []
         own: Any = self.registered_client  # a plain client (direct_usable)
         pool = own.connection_pool
-        conn = await pool.get_connection()
+        try:
+            conn = await pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise NotSentError(str(err)) from err
         try:
             replies = await self._round(conn, calls)
             missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
             if missing:
                 await conn.send_command("SCRIPT", "LOAD", self.script)
-                self.sha = _text(await conn.read_response())
+                try:
+                    self.sha = _text(await conn.read_response())
+                except ResponseError as err:  # the others' replies stand
+                    return [err if i in missing else r for i, r in enumerate(replies)]
                 again = await self._round(conn, [calls[i] for i in missing])
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
             return replies
+        except BaseException:
+            await conn.disconnect(nowait=True)  # never a pending reply for the next caller
+            raise
         finally:
-            await pool.release(conn)
+            await asyncio.shield(pool.release(conn))
 
     async def _round(self, conn: Any, calls: Sequence[Call]) -> list[Any]:
         await conn.send_packed_command(_packed(self.sha, calls))
