@@ -50,6 +50,10 @@ class NotSentError(redis.ConnectionError):
     nothing was sent."""
 
 
+#: redis-py's own execute_command (a client with another sends commands its own way)
+_PLAIN = (redis.Redis.execute_command, aredis.Redis.execute_command)
+
+
 def direct_usable(client: Any) -> bool:
     """Whether ``client``'s script calls may go out directly (see the module docstring)."""
     if type(client).execute_command not in _PLAIN:
@@ -63,9 +67,6 @@ def direct_usable(client: Any) -> bool:
         return False
     encoding = str(pool.connection_kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
     return encoding in ("utf-8", "utf8")
-
-
-_PLAIN = (redis.Redis.execute_command, aredis.Redis.execute_command)
 
 
 def _packed(sha: str, calls: Sequence[Call]) -> list[bytes]:
@@ -134,7 +135,7 @@ class DirectScript(Script):
     def _round(self, conn: Any, calls: Sequence[Call]) -> list[Any]:
         conn.send_packed_command(_packed(self.sha, calls))
         replies: list[Any] = []
-        for _ in calls:  # a failed read disconnects the connection (redis-py's own rule)
+        for _ in calls:  # a failed read: many() drops the connection
             try:
                 replies.append(conn.read_response())
             except ResponseError as err:

@@ -175,7 +175,7 @@ def _json_parts(
     and after that (``depth``: the context before the event id)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    frame = json_frames.get(where) or json_frame(entry, event)  # as json_frame()
+    frame = json_frames.get(where) or json_frame(entry, event, where)  # the cache first
     if frame is None:
         return None, b"", b"", True
     head, middle, tail = frame
@@ -198,7 +198,7 @@ def _pb_parts(
     by the library once per place (:func:`.places.pb_frame`)."""
     p = entry.partition
     where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
-    head, after = pb_frames.get(where) or pb_frame(entry, event)  # as pb_frame()
+    head, after = pb_frames.get(where) or pb_frame(entry, event, where)  # the cache first
     ts = _timestamp(entry.timestamp)
     evid = heads[2] + raw_id
     a, b, tp_first, pick = _PLAN[0] if _PLAN else _context_plan()

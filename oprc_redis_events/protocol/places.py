@@ -24,7 +24,16 @@ from .codes import FUNC_NUMBERS
 from .keys import parse_field_name, parse_object_segment
 from .outbox import OutboxEntry, OutboxEvent
 
-__all__ = ["FRAMES", "Frame", "event_fields", "json_frame", "json_frames", "pb_frame", "pb_frames"]
+__all__ = [
+    "FRAMES",
+    "Frame",
+    "Place",
+    "event_fields",
+    "json_frame",
+    "json_frames",
+    "pb_frame",
+    "pb_frames",
+]
 
 _json = msgspec.json.Encoder()
 #: places kept (and templates: their frames but the object id), per format
@@ -62,21 +71,23 @@ _TS, _CONTEXT, _VALUE, _OBJECT = "\0ts\0", "\0context\0", "\0payload\0", "\0obje
 _MARKS: Final = tuple(_json.encode(m) for m in (_TS, _CONTEXT, _VALUE, _OBJECT))
 _OBJECT_MARK: Final = _MARKS[3]
 Frame = tuple[bytes, bytes, bytes]
+#: a place: class, partition, object (as spelled in keys), event type, key
+Place = tuple[str, int, str, int, str]
 #: per place: the JSON frame of its events (None: built whole, an id spells a mark)
-json_frames: dict[tuple[object, ...], Frame | None] = {}
+json_frames: dict[Place, Frame | None] = {}
 #: per place but its object (class, partition, event type, key, whether the object id is a
 #: string): the frame with a mark where the object id goes
 _json_templates: dict[tuple[object, ...], Frame | None] = {}
 _UNSEEN: Final = (b"", b"", b"")  # not in json_frames (a real frame is never this)
 
 
-def json_frame(entry: OutboxEntry, event: OutboxEvent) -> Frame | None:
-    """The JSON payload of ``event`` before its timestamp, between it and its context, and
-    between that and its value; ``None`` when an id spells a mark (never a valid id).  A
-    worker meets new objects all the time: a place not seen yet is its place's template
-    (built once per class, partition, event type and key) with the object id put in."""
+def json_frame(entry: OutboxEntry, event: OutboxEvent, where: Place) -> Frame | None:
+    """The JSON payload of ``event`` (at ``where``, its :data:`Place`) before its timestamp,
+    between it and its context, and between that and its value; ``None`` when an id spells
+    a mark (never a valid id).  A worker meets new objects all the time: a place not seen
+    yet is its place's template (built once per class, partition, event type and key) with
+    the object id put in."""
     p = entry.partition
-    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
     found = json_frames.get(where, _UNSEEN)
     if found is not _UNSEEN:
         return found
@@ -115,19 +126,20 @@ def _template(entry: OutboxEntry, event: OutboxEvent, text_id: bool) -> Frame | 
     return head, middle, rest[: -len(_MARKS[2]) - 1]
 
 
-pb_frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-#: per place but its object (as :data:`_templates`): EventInfo's fields 1 and 2, then 4
-#: to 6, and 10 (the object id is field 3, a number, or 9, a string)
+#: per place: EventInfo's protobuf fields before its timestamp and after its context
+pb_frames: dict[Place, tuple[bytes, bytes]] = {}
+#: per place but its object (as :data:`_json_templates`, whatever the object id's kind):
+#: EventInfo's fields 1 and 2, then 4 to 6, and 10 (the object id is field 3, a number, or
+#: 9, a string)
 _pb_templates: dict[tuple[object, ...], tuple[bytes, bytes, bytes]] = {}
 
 
-def pb_frame(entry: OutboxEntry, event: OutboxEvent) -> tuple[bytes, bytes]:
+def pb_frame(entry: OutboxEntry, event: OutboxEvent, where: Place) -> tuple[bytes, bytes]:
     """EventInfo's fields before its timestamp (1 to 6) and after its context (9, 10), as
     the protobuf library serializes them, kept per place as :func:`json_frame` is: a place not
     seen yet is its template with the object id's field put in (in field order, as the
     library writes them; ``tests/test_event_parts.py`` compares)."""
     p = entry.partition
-    where = (p.cls_id, p.partition_id, entry.object_segment, event.event_type, event.key)
     found = pb_frames.get(where)
     if found is None:
         oid = parse_object_segment(entry.object_segment)
