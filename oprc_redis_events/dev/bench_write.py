@@ -155,9 +155,9 @@ def _entries(client: redis.Redis, count: int, *, objects: bool = False) -> list[
 def bench_payload(client: redis.Redis, n: int) -> list[Result]:
     rows = []
     for objects in (False, True):
-        entries = _entries(
-            client, min(n, NEW_OBJECTS if objects else PAYLOAD_ENTRIES), objects=objects
-        )
+        # always more objects than the places kept, even for a run of few triggers (--quick)
+        count = NEW_OBJECTS if objects else min(n, PAYLOAD_ENTRIES)
+        entries = _entries(client, count, objects=objects)
         entry = entries[0]
         event = entry.events[0]
         for fmt in ("json", "protobuf"):
