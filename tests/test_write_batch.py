@@ -14,6 +14,7 @@ import redis.asyncio
 from redis.exceptions import ResponseError
 
 from oprc_redis_events import (
+    AsyncEventedRedis,
     AsyncObjectStore,
     CorruptedStateError,
     EventedRedis,
@@ -180,6 +181,62 @@ def test_a_pipeline_answers_and_fires_as_its_commands_one_at_a_time(
     pipe.hset(obj("2"), "1", "q")
     with pytest.raises(ResponseError, match="meta:2 is a string"):
         pipe.execute()
+
+
+def _writes_only(pipe: Any, obj: Callable[[str], str], round_: int) -> None:
+    """Writes only, over two partitions: a run of two, one of the other, one refused."""
+    pipe.hset(obj("1"), "1", f"a{round_}")
+    pipe.hset(obj("1"), mapping={"2": f"b{round_}", "3": "c"})
+    pipe.hset(PartitionKeys.of("orders", 1).obj("5"), "1", f"d{round_}")
+    pipe.hset(obj("2"), "1", "refused: meta:2 is a string")
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_pipeline_of_writes_only_goes_out_in_one_buffer(
+    redis_url: str, client: redis.Redis, is_async: bool
+) -> None:
+    """Off redis-py's pipeline (no SCRIPT EXISTS first), answering as that pipeline would:
+    results in place, the first error raised after all were sent, annotated with the
+    command's name and key; scripts flushed meanwhile are loaded again; a transaction
+    keeps redis-py's pipeline."""
+    obj = PartitionKeys.of("orders", 0).obj
+    client.set("oprc:{orders:0}:meta:2", "not a hash")
+
+    async def rounds(wrapped: Any) -> list[Any]:
+        out: list[Any] = []
+        for round_, transaction in enumerate((False, False, False, True)):
+            if round_ == 2:
+                client.script_flush()
+            client.config_resetstat()
+            pipe = wrapped.pipeline(transaction=transaction)
+            _writes_only(pipe, obj, round_)
+            results = pipe.execute(raise_on_error=False)
+            results = await results if is_async else results
+            stats = client.info("commandstats")
+            out.append((results, "cmdstat_script|exists" in stats, len(pipe)))
+            _writes_only(pipe, obj, round_)
+            direct = not transaction  # redis-py names the EVALSHA it sent
+            named = r"Command # 4 \(HSET .*" if direct else r"Command # \d \(EVALSHA .*"
+            with pytest.raises(ResponseError, match=named + "meta:2 is a string"):
+                await pipe.execute() if is_async else pipe.execute()
+            pipe.hset(obj("1"), "1", f"a{round_}")  # usable again after a failed execute
+            again = pipe.execute()
+            assert (await again if is_async else again) == [0]
+        return out
+
+    async def on_asyncio() -> list[Any]:
+        async with redis.asyncio.Redis.from_url(redis_url) as aclient:
+            return await rounds(AsyncEventedRedis(aclient))
+
+    out = asyncio.run(on_asyncio() if is_async else rounds(EventedRedis(client)))
+    # the first round registers the partitions (SADD: redis-py's pipeline); then directly
+    # until the transaction
+    assert [asked for _, asked, _ in out] == [True, False, False, True]
+    for round_, (results, _, left) in enumerate(out):
+        assert results[:3] == ([1, 2, 1] if round_ == 0 else [0, 0, 0])
+        assert isinstance(results[3], ResponseError)
+        assert left == 0  # reset after execute, as redis-py's pipeline is
+    assert client.hgetall(obj("1")) == {b"1": b"a3", b"2": b"b3", b"3": b"c"}
 
 
 @pytest.mark.quick

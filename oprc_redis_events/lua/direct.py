@@ -39,7 +39,7 @@ from hiredis import pack_command as _hiredis_pack  # redis[hiredis] is a depende
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["AsyncDirectScript", "DirectScript", "NotSentError", "direct_usable"]
+__all__ = ["AsyncDirectScript", "DirectScript", "NotSentError", "direct_usable", "pipeline_calls"]
 
 #: one call: its keys and its arguments
 Call = tuple[Sequence[Any], Sequence[Any]]
@@ -69,15 +69,36 @@ def direct_usable(client: Any) -> bool:
     return encoding in ("utf-8", "utf8")
 
 
+def pipeline_calls(pipe: Any, script: Any) -> list[Call] | None:
+    """The commands queued in redis-py pipeline ``pipe`` as calls of ``script``, when they
+    may go out through ``script.many`` instead: ``script`` is sent directly, ``pipe`` is of
+    its client, not a transaction, not watching, and holds only calls of ``script``."""
+    # redis.asyncio's pipelines name it is_transaction (their transaction is a method)
+    transaction = getattr(pipe, "is_transaction", getattr(pipe, "transaction", None))
+    if not hasattr(script, "many") or transaction is not False or pipe.explicit_transaction:
+        return None
+    if pipe.watching or pipe.connection_pool is not script.registered_client.connection_pool:
+        return None
+    calls: list[Call] = []
+    sha = script.sha
+    for args, _options in pipe.command_stack:
+        if len(args) < 3 or args[0] != "EVALSHA" or args[1] != sha:
+            return None
+        end = 3 + int(args[2])
+        calls.append((args[3:end], args[end:]))
+    return calls
+
+
 def _packed(sha: str, calls: Sequence[Call]) -> list[bytes]:
     """The EVALSHA commands of ``calls``, as one buffer (arguments as redis-py takes them:
     a ``bytearray`` or ``memoryview`` as its bytes; another type is a ``DataError``)."""
     try:
+        return [b"".join(_hiredis_pack(("EVALSHA", sha, len(k), *k, *a)) for k, a in calls)]
+    except TypeError:  # hiredis takes str, bytes, int and float only: convert, then retry
+        pass
+    try:
         return [
-            b"".join(
-                _hiredis_pack(("EVALSHA", sha, len(keys), *keys, *map(_arg, args)))
-                for keys, args in calls
-            )
+            b"".join(_hiredis_pack(("EVALSHA", sha, len(k), *k, *map(_arg, a))) for k, a in calls)
         ]
     except TypeError as err:
         raise redis.DataError(str(err)) from err

@@ -37,6 +37,7 @@ import redis
 from ...config import Settings
 from ...connect.cluster import is_cluster, response_callbacks
 from ...errors import UnsupportedCommandError
+from ...lua.direct import pipeline_calls
 from ...lua.loader import register
 from ..cluster_batch import NodeScripts
 from ..wrapper_core import Plan, Step, plan_command
@@ -176,5 +177,17 @@ class EventedPipeline:
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         self._queued.flush()
-        replies = self.pipe.execute(raise_on_error=raise_on_error)
+        script = self.owner.store._write
+        calls = pipeline_calls(self.pipe, script)
+        try:
+            if calls is None:
+                replies = self.pipe.execute(raise_on_error=raise_on_error)
+            else:  # only writes, no transaction: in one buffer, as store.batch() sends them
+                try:
+                    replies = script.many(calls)
+                finally:
+                    self.pipe.reset()
+        except BaseException:
+            self._queued.clear()  # empty after a failed execute, as redis-py's pipeline
+            raise
         return self._queued.results(replies, raise_on_error)
