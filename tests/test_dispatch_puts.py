@@ -15,7 +15,7 @@ from oprc_redis_events.protocol.encode import build_dispatch
 from oprc_redis_events.protocol.keys import PartitionKeys
 from oprc_redis_events.protocol.outbox import OutboxEntry, OutboxEvent
 from oprc_redis_events.protocol.triggers import Target
-from oprc_redis_events.worker.dispatch import Dispatcher, Plan
+from oprc_redis_events.worker.dispatch import INLINE_PUTS, INLINE_SLOW_S, Dispatcher, Plan
 from oprc_redis_events.worker.metrics import WorkerMetrics
 from oprc_redis_events.worker.publisher import MemoryPublisher
 from oprc_redis_events.worker.stats import WorkerStats
@@ -94,12 +94,19 @@ def test_a_few_puts_go_out_on_the_loop_until_one_is_slow() -> None:
 
     main = threading.current_thread().name
     d, _, _ = dispatcher()
-    publisher = Threads(slow=0.01, slow_puts=1)
+    publisher = Threads(slow=INLINE_SLOW_S * 1.5, slow_puts=1)
     asyncio.run(d.publish(publisher, plans(2)))  # 4 PUTs: on the loop; the first one slow
     asyncio.run(d.publish(publisher, plans(1)))  # after a slow one: from the thread
     assert publisher.threads[:4] == [main] * 4 and main not in publisher.threads[4:]
     d, _, _ = dispatcher()
+    publisher = Threads(slow=INLINE_SLOW_S / 4, slow_puts=1)  # slow, not too slow: on
+    asyncio.run(d.publish(publisher, plans(1)))
+    asyncio.run(d.publish(publisher, plans(1)))
+    assert publisher.threads == [main] * 4
+    d, _, _ = dispatcher()
     publisher = Threads()
-    asyncio.run(d.publish(publisher, plans(3)))  # 6 PUTs: more than INLINE_PUTS
-    asyncio.run(d.publish(publisher, plans(1)))  # fast and few: on the loop
-    assert main not in publisher.threads[:6] and publisher.threads[6:] == [main] * 2
+    many = INLINE_PUTS // 2 + 1  # two PUTs each: more than INLINE_PUTS
+    asyncio.run(d.publish(publisher, plans(many)))
+    asyncio.run(d.publish(publisher, plans(INLINE_PUTS // 2)))  # fast and few: on the loop
+    assert main not in publisher.threads[: 2 * many]
+    assert publisher.threads[2 * many :] == [main] * INLINE_PUTS

@@ -48,11 +48,13 @@ from .stats import WorkerStats
 __all__ = ["Dispatcher", "Forged", "Outcome", "Plan", "forged_letters", "screened"]
 
 #: a batch of at most this many PUTs goes out on the event loop, no thread hop
-INLINE_PUTS = 4
+INLINE_PUTS = 64
 #: an inline send slower than this (Zenoh's queue filling up) or failed sends every batch
 #: from the thread for INLINE_BACKOFF_S
-INLINE_SLOW_S = 0.002
+INLINE_SLOW_S = 0.02
 INLINE_BACKOFF_S = 5.0
+#: the inline send's cancel flag: never set (nothing can stop it but its end)
+_NEVER = threading.Event()
 
 _SENT = "sent"  # a PUT handed to Zenoh, or a GET whose answer was collected
 _PENDING = "pending"
@@ -151,7 +153,6 @@ class Dispatcher:
             )
 
     async def _in_thread(self, publisher: Publisher, plans: list[Plan]) -> Outcome:
-        cancel = threading.Event()
         invokes = any(d.mode == "invoke" for p in plans for d in p.dispatches)
         if (
             not invokes
@@ -159,10 +160,11 @@ class Dispatcher:
             and time.monotonic() >= self._inline_off_until
         ):  # a few PUTs, Zenoh keeping up: on the loop (see the module docstring)
             started = time.monotonic()
-            outcome = self._send(publisher, plans, cancel, invokes)
+            outcome = self._send(publisher, plans, _NEVER, invokes)
             if outcome.error is not None or time.monotonic() - started > INLINE_SLOW_S:
                 self._inline_off_until = time.monotonic() + INLINE_BACKOFF_S
             return outcome
+        cancel = threading.Event()
         task = asyncio.ensure_future(
             asyncio.to_thread(self._send, publisher, plans, cancel, invokes)
         )
