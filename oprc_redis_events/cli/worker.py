@@ -304,10 +304,16 @@ def _host_until(
 
 
 def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT."""
+    """An event set by SIGTERM or SIGINT.  Set from a thread of its own: a handler runs
+    between two bytecodes of the main thread, which may be inside ``stop.wait()`` holding
+    the event's lock, and setting it there would wait for that lock forever."""
     stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handle)
     return stop
 
 
