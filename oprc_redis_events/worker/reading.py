@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -30,7 +28,7 @@ from ..protocol.keys import PartitionKeys, as_text
 from .batch_handling import BatchHandling
 from .broken import is_server_wide
 from .discovery import PartitionState
-from .waking import WakeableRead
+from .waking import Read, WakeableRead, entries
 
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
 
@@ -38,31 +36,6 @@ __all__ = ["POLL_MAX_S", "POLL_MIN_S", "OutboxReading"]
 POLL_MIN_S = 0.005
 #: ... up to this (or ``block_ms``, when that is shorter)
 POLL_MAX_S = 0.1
-
-
-def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
-    """XREADGROUP's reply as (stream, entries) pairs.
-
-    RESP2 gives ``[[stream, entries], ...]``; RESP3 gives ``{stream: [entries]}``.
-    """
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return [(stream, value[0] if value else []) for stream, value in reply.items()]
-    return [(item[0], item[1]) for item in reply]
-
-
-#: an entry read: (stream, entry id, fields)
-Read = tuple[str, str, dict[bytes, bytes]]
-
-
-def _entries(reply: Any) -> list[Read]:
-    """XREADGROUP's reply as (stream, entry id, fields) triples."""
-    return [
-        (as_text(stream), as_text(entry_id), fields or {})
-        for stream, entries in _stream_items(reply)
-        for entry_id, fields in entries
-    ]
 
 
 class OutboxReading(BatchHandling):
@@ -170,7 +143,7 @@ class OutboxReading(BatchHandling):
             if isinstance(reply, BaseException):
                 await self._read_failed(stream, reply)
             else:
-                found += _entries(reply)
+                found += entries(reply)
         return found
 
     async def _read_failed(self, stream: str, err: BaseException) -> None:
@@ -218,12 +191,11 @@ class OutboxReading(BatchHandling):
         if block_ms is not None:  # one Redis: on the connection maintenance can wake
             if self._blocking is None:
                 self._blocking = WakeableRead(self.client)
-            s = self.settings
-            return _entries(
-                await self._blocking.xreadgroup(
-                    s.group, s.consumer, streams, s.batch_size, block_ms
-                )
+            s, blocking = self.settings, self._blocking
+            read: list[Read] = await blocking.xreadgroup(
+                s.group, s.consumer, streams, s.batch_size, block_ms
             )
+            return read
         reply = await self.client.xreadgroup(
             self.settings.group,
             self.settings.consumer,
@@ -231,4 +203,4 @@ class OutboxReading(BatchHandling):
             count=self.settings.batch_size,
             block=block_ms,
         )
-        return _entries(reply)
+        return entries(reply)

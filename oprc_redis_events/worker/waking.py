@@ -1,5 +1,5 @@
-"""The dispatch loop's blocking read, on a connection of its own that can be woken; and
-the heap frozen at start, out of the garbage collector's way.
+"""The dispatch loop's blocking read, on a connection of its own that can be woken and
+sent directly; and the heap frozen at start, out of the garbage collector's way.
 
 On one Redis the loop waits in a blocking ``XREADGROUP`` on the outboxes it owns.  Redis
 ends a ``BLOCK`` that saw no entry only at its server tick (``hz`` 10: every 100 ms), so
@@ -28,12 +28,63 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from hiredis import pack_command
 
-__all__ = ["WakeableRead", "collect_heap", "freeze_loaded_heap", "freeze_warm_heap"]
+from ..protocol.keys import as_text
+
+__all__ = [
+    "Read",
+    "WakeableRead",
+    "collect_heap",
+    "entries",
+    "freeze_loaded_heap",
+    "freeze_warm_heap",
+    "raw_entries",
+]
+
+#: an entry read: (stream, entry id, fields)
+Read = tuple[str, str, dict[bytes, bytes]]
+
+
+def _stream_items(reply: Any) -> Iterable[tuple[Any, Any]]:
+    """redis-py's XREADGROUP reply as (stream, entries) pairs.
+
+    RESP2 gives ``[[stream, entries], ...]``; RESP3 gives ``{stream: [entries]}``.
+    """
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(stream, value[0] if value else []) for stream, value in reply.items()]
+    return [(item[0], item[1]) for item in reply]
+
+
+def entries(reply: Any) -> list[Read]:
+    """redis-py's XREADGROUP reply as (stream, entry id, fields) triples."""
+    return [
+        (as_text(stream), as_text(entry_id), fields or {})
+        for stream, entries in _stream_items(reply)
+        for entry_id, fields in entries
+    ]
+
+
+def raw_entries(reply: Any) -> list[Read]:
+    """XREADGROUP's reply as Redis sends it (RESP2: ``[[stream, entries], ...]``, RESP3:
+    ``{stream: entries}``, an entry ``[id, [field, value, ...]]``, its fields nil when it
+    was deleted) as (stream, entry id, fields) triples."""
+    if not reply:
+        return []
+    out: list[Read] = []
+    for item in reply.items() if isinstance(reply, dict) else reply:
+        stream = as_text(item[0])
+        for entry_id, flat in item[1]:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+            out.append((stream, as_text(entry_id), fields))
+    return out
 
 
 #: objects allocated (less those freed) that start a collection of the youngest generation
@@ -80,19 +131,37 @@ class WakeableRead:
         self.reader = client.client()  # one connection of the same pool, kept
         self._id: int | None = None  # that connection's CLIENT ID (0: unknown for good)
         self._hooked: Any = None
+        self.direct = type(client).execute_command is aredis.Redis.execute_command and (
+            getattr(client.connection_pool, "cache", None) is None
+        )
 
     async def xreadgroup(
         self, group: str, consumer: str, streams: dict[str, str], count: int, block: int
-    ) -> Any:
+    ) -> list[Read]:
         if self._id is None:
             await self._learn_id()
-        return await self.reader.xreadgroup(
-            group,
-            consumer,
-            streams,  # type: ignore[arg-type]
-            count=count,
-            block=block,
-        )
+        connection: Any = self.reader.connection
+        if not self.direct or connection is None:
+            reply = await self.reader.xreadgroup(
+                group,
+                consumer,
+                streams,  # type: ignore[arg-type]
+                count=count,
+                block=block,
+            )
+            return entries(reply)
+        names = list(streams)
+        args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block]
+        packed = pack_command((*args, "STREAMS", *names, *(streams[n] for n in names)))
+        try:
+            await connection.send_packed_command([packed])
+            reply = await connection.read_response()
+        except redis.ResponseError:
+            raise  # an error reply: the connection is in step
+        except BaseException:
+            await connection.disconnect(nowait=True)  # its reply may still come: drop it
+            raise
+        return raw_entries(reply)
 
     async def _learn_id(self) -> None:
         try:
