@@ -87,3 +87,42 @@ def test_a_failed_or_cancelled_read_leaves_no_reply_behind(redis_url: str) -> No
         await client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_client_not_sending_utf8_names_reads_through_redis_py(redis_url: str) -> None:
+    assert not WakeableRead(aredis.Redis.from_url(redis_url, encoding="latin-1")).direct
+    assert WakeableRead(aredis.Redis.from_url(redis_url)).direct
+
+
+def test_a_lost_connection_forgets_its_client_id_until_the_next_one_is_known(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """CLIENT IDs start again from 1 when Redis restarts: a read whose connection was lost
+    must not leave its old id for wake() to CLIENT UNBLOCK; the next read learns the new
+    one before it blocks, so it can be woken from its start."""
+
+    async def run() -> None:
+        aclient = aredis.Redis.from_url(redis_url)
+        stream = "wr:lost"
+        await aclient.delete(stream)
+        await aclient.xgroup_create(stream, "g", id="0", mkstream=True)
+        read = WakeableRead(aclient)
+        assert await read.xreadgroup("g", "c", {stream: ">"}, 10, 10) == []
+        old = read._id
+        assert old and client.client_kill_filter(_id=old) == 1
+        with pytest.raises(redis.ConnectionError):
+            await read.xreadgroup("g", "c", {stream: ">"}, 10, 10)
+        assert read._id is None  # wake() now does nothing
+        blocked = asyncio.ensure_future(read.xreadgroup("g", "c", {stream: ">"}, 10, 20_000))
+        for _ in range(200):  # the new id is learnt on the new connection before the read
+            await asyncio.sleep(0.01)
+            if read._id not in (None, old):
+                break
+        assert read._id not in (None, old)
+        await asyncio.sleep(0.1)
+        await read.wake()
+        assert await asyncio.wait_for(blocked, 10) == []  # woken, long before 20 s
+        await read.aclose()
+        await aclient.aclose()
+
+    asyncio.run(run())

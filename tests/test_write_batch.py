@@ -239,6 +239,50 @@ def test_a_pipeline_of_writes_only_goes_out_in_one_buffer(
     assert client.hgetall(obj("1")) == {b"1": b"a3", b"2": b"b3", b"3": b"c"}
 
 
+def test_a_direct_pipeline_names_every_command_and_registers_what_it_sent(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """An increment refused in a pipeline of writes only is named as queued; a partition
+    whose registration was queued in a pipeline dropped unsent is registered later."""
+    wrapped = EventedRedis(client)
+    obj = PartitionKeys.of("orders", 0).obj
+    wrapped.hset(obj("1"), "n", "not a number")
+    warm = wrapped.pipeline(transaction=False)
+    warm.hset(obj("1"), "a", "1")
+    warm.execute()  # the partition registered: what follows goes out directly
+    pipe = wrapped.pipeline(transaction=False)
+    pipe.hset(obj("1"), "a", "2")
+    pipe.hincrby(obj("1"), "n", 1)
+    with pytest.raises(ResponseError, match=r"Command # 2 \(HINCRBY oprc:\{orders:0\}:obj:1\)"):
+        pipe.execute()
+    fresh = PartitionKeys.of("orders", 7)
+    dropped = wrapped.pipeline(transaction=False)
+    dropped.hset(fresh.obj("1"), "a", "1")
+    dropped.reset()  # its SADD never went out
+    assert not client.sismember("oprc:partitions", fresh.member)
+    again = wrapped.pipeline(transaction=False)
+    again.hset(fresh.obj("1"), "a", "1")
+    assert again.execute() == [1]
+    assert client.sismember("oprc:partitions", fresh.member)
+
+
+@pytest.mark.quick
+def test_a_sync_pipeline_of_an_asyncio_client_is_not_sent_directly() -> None:
+    """redis.asyncio's json().pipeline() gives a sync pipeline on the asyncio pool: its
+    calls cannot be awaited, so they are left to it (which refuses them before writing)."""
+    from oprc_redis_events.lua.direct import pipeline_calls
+    from oprc_redis_events.lua.loader import register
+
+    aclient = redis.asyncio.Redis()  # never connected
+    script = register(aclient, "write")
+    pipe: Any = aclient.json().pipeline(transaction=False)
+    pipe.execute_command("EVALSHA", script.sha, 1, "k", "a")
+    assert pipeline_calls(pipe, script) is None
+    apipe: Any = aclient.pipeline(transaction=False)
+    apipe.execute_command("EVALSHA", script.sha, 1, "k", "a")
+    assert pipeline_calls(apipe, script) == [(("k",), ("a",))]
+
+
 @pytest.mark.quick
 def test_groups_cut_runs_of_one_partition() -> None:
     def call(cls: str, mode: str = "upsert") -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import signal
@@ -310,7 +311,7 @@ def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handle(signum: int, frame: object) -> None:
-        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+        _thread.start_new_thread(stop.set, ())  # no lock of threading's taken here
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)

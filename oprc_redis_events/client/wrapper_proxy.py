@@ -89,7 +89,10 @@ class Intercepted:
     slots: list[tuple[int, Callable[[list[Any]], list[Any]]]] = field(default_factory=list)
     pending: list[tuple[Plan, Any]] = field(default_factory=list)
     size: int = 0  # commands queued (each gives one result)
-    named: dict[int, tuple[str, str]] = field(default_factory=dict)  # grouped: name, key
+    named: dict[int, tuple[str, str]] = field(default_factory=dict)  # routed: name, key
+    #: partitions marked known when their registration (SADD) was queued: unmarked again if
+    #: the pipeline is dropped or fails before its replies are read
+    registering: list[str] = field(default_factory=list)
 
     def plain(self) -> None:
         """Note a plain command the caller queued (after :meth:`flush`)."""
@@ -121,6 +124,9 @@ class Intercepted:
 
         self.slots.append((count, read))
         self.size += 1
+        ref = next((step.ref for step in plan.steps if step.ref is not None), None)
+        if ref is not None:  # its error is raised named as the command queued
+            self.named[self.size] = (plan.name, ref.obj)
 
     def _groupable(self, plan: Plan) -> Any:
         if len(plan.steps) != 1 or plan.steps[0].kind != "write":
@@ -157,6 +163,7 @@ class Intercepted:
             return 0
         self.pipe.execute_command("SADD", PARTITIONS_KEY, member)
         self.store.known_partitions.add(member)
+        self.registering.append(member)
         return 1
 
     def _queue(self, step: Step) -> int:
@@ -183,12 +190,18 @@ class Intercepted:
             out += read(replies[pos : pos + count])
             pos += count
         error = self.first_error(out) if raise_on_error else None
+        self.registering.clear()  # sent and answered
         self.clear()
         if error is not None:
             raise error
         return out
 
     def clear(self) -> None:
+        """Forget what was queued (a reset, a failed execute): the partitions whose
+        registration was not sent are registered by the next write that queues an entry."""
+        for member in self.registering:
+            self.store.known_partitions.discard(member)
+        self.registering.clear()
         self.slots.clear()
         self.pending.clear()
         self.named.clear()

@@ -30,6 +30,7 @@ loaded and the calls it refused are sent again.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,6 +80,8 @@ def pipeline_calls(pipe: Any, script: Any) -> list[Call] | None:
         return None
     if pipe.watching or pipe.connection_pool is not script.registered_client.connection_pool:
         return None
+    if inspect.iscoroutinefunction(pipe.execute) != isinstance(script, AsyncDirectScript):
+        return None  # redis.asyncio's json().pipeline() is a sync pipeline
     calls: list[Call] = []
     sha = script.sha
     for args, _options in pipe.command_stack:

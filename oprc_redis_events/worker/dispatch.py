@@ -9,10 +9,12 @@ of time.  Responses of ``invoke`` deliveries to stateful targets are recorded as
 events on the target objects, in write order.
 
 A batch of a few PUTs (at most :data:`INLINE_PUTS`) goes out on the event loop itself: the
-hop to a sending thread is most of a quiet stream's latency on a busy machine.  Larger
-batches, and every batch for :data:`INLINE_BACKOFF_S` after an inline send that took longer
-than :data:`INLINE_SLOW_S` or failed, or after a send that ran out of time, go out from a
-thread, where ``trigger_timeout_ms`` bounds them and the loop goes on.
+hop to a sending thread is most of a quiet stream's latency on a busy machine.  An inline
+send stops after the PUT that takes it past :data:`INLINE_SLOW_S` (Zenoh's queue full), and
+the rest of its batch goes out from the thread.  Larger batches, and every batch for
+:data:`INLINE_BACKOFF_S` after an inline send that took longer than :data:`INLINE_SLOW_S` or
+failed, or after a send that ran out of time, go out from a thread, where
+``trigger_timeout_ms`` bounds them and the loop goes on.
 
 The GETs of a whole batch start together (``invoke`` delivery: at most
 ``max_concurrent_triggers`` at once) and are collected in write order.  When one fails, the
@@ -53,8 +55,23 @@ INLINE_PUTS = 64
 #: from the thread for INLINE_BACKOFF_S
 INLINE_SLOW_S = 0.02
 INLINE_BACKOFF_S = 5.0
-#: the inline send's cancel flag: never set (nothing can stop it but its end)
-_NEVER = threading.Event()
+
+
+class _Deadline:
+    """An inline send's stop flag: set once ``at`` (``time.monotonic()``) has passed, so
+    that the PUTs after a slow one go out from the thread (see :meth:`_in_thread`)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def is_set(self) -> bool:
+        return time.monotonic() > self.at
+
+
+#: what stops a send between two PUTs: the thread's cancel event or the inline deadline
+Cancel = threading.Event | _Deadline
 
 _SENT = "sent"  # a PUT handed to Zenoh, or a GET whose answer was collected
 _PENDING = "pending"
@@ -160,10 +177,18 @@ class Dispatcher:
             and time.monotonic() >= self._inline_off_until
         ):  # a few PUTs, Zenoh keeping up: on the loop (see the module docstring)
             started = time.monotonic()
-            outcome = self._send(publisher, plans, _NEVER, invokes)
+            outcome = self._send(publisher, plans, _Deadline(started + INLINE_SLOW_S), invokes)
             if outcome.error is not None or time.monotonic() - started > INLINE_SLOW_S:
                 self._inline_off_until = time.monotonic() + INLINE_BACKOFF_S
-            return outcome
+            if outcome.done == len(plans) or outcome.error or outcome.held_key:
+                return outcome
+            rest = await self._threaded(publisher, plans[outcome.done :], invokes)
+            rest.done += outcome.done  # past the deadline: the rest from the thread
+            return rest
+        return await self._threaded(publisher, plans, invokes)
+
+    async def _threaded(self, publisher: Publisher, plans: list[Plan], invokes: bool) -> Outcome:
+        """Send ``plans`` from the sending thread, within ``trigger_timeout_ms`` (PUTs)."""
         cancel = threading.Event()
         task = asyncio.ensure_future(
             asyncio.to_thread(self._send, publisher, plans, cancel, invokes)
@@ -182,7 +207,7 @@ class Dispatcher:
             return outcome
 
     def _send(
-        self, publisher: Publisher, plans: list[Plan], cancel: threading.Event, invokes: bool
+        self, publisher: Publisher, plans: list[Plan], cancel: Cancel, invokes: bool
     ) -> Outcome:
         """Send ``plans`` in write order, reusing what an earlier attempt already sent
         (``invokes``: some of them are GETs)."""
@@ -210,25 +235,27 @@ class Dispatcher:
         publisher: Publisher,
         plans: list[Plan],
         memo: Memo,
-        cancel: threading.Event,
+        cancel: Cancel,
         outcome: Outcome,
     ) -> None:
         """:meth:`_walk` for the usual batch: PUTs only, nothing sent before, no hold.
-        The PUTs of the plan that fails are remembered (``memo``), for its retry."""
+        ``cancel`` stops it between two PUTs; the PUTs of the plan it stopped in, or that
+        failed, are remembered (``memo``), for what sends the rest."""
         put = publisher.put
         for i, plan in enumerate(plans):
             outcome.done = i
-            if cancel.is_set():
-                return
             sent = 0
             try:
                 for d in plan.dispatches:
+                    if cancel.is_set():
+                        break
                     put(d.key, d.body)
                     sent += 1
             except Exception as err:  # any failure of the edge is a failed attempt
+                outcome.error = f"{type(err).__name__}: {err}"
+            if outcome.error is not None or sent < len(plan.dispatches):
                 for d in plan.dispatches[:sent]:
                     memo[(plan.entry_id, d.invocation_id)] = _SENT
-                outcome.error = f"{type(err).__name__}: {err}"
                 return
         outcome.done = len(plans)
 
@@ -245,7 +272,7 @@ class Dispatcher:
         publisher: Publisher,
         plans: list[Plan],
         memo: Memo,
-        cancel: threading.Event,
+        cancel: Cancel,
         outcome: Outcome,
     ) -> None:
         """PUT, or collect the answers of the GETs, plan after plan; stop at the first

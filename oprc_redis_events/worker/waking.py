@@ -35,6 +35,7 @@ import redis
 import redis.asyncio as aredis
 from hiredis import pack_command
 
+from ..lua.direct import direct_usable
 from ..protocol.keys import as_text
 
 __all__ = [
@@ -131,37 +132,51 @@ class WakeableRead:
         self.reader = client.client()  # one connection of the same pool, kept
         self._id: int | None = None  # that connection's CLIENT ID (0: unknown for good)
         self._hooked: Any = None
-        self.direct = type(client).execute_command is aredis.Redis.execute_command and (
-            getattr(client.connection_pool, "cache", None) is None
-        )
+        self.direct = direct_usable(client)  # as the write script's calls (UTF-8 names)
 
     async def xreadgroup(
         self, group: str, consumer: str, streams: dict[str, str], count: int, block: int
     ) -> list[Read]:
-        if self._id is None:
-            await self._learn_id()
         connection: Any = self.reader.connection
-        if not self.direct or connection is None:
-            reply = await self.reader.xreadgroup(
-                group,
-                consumer,
-                streams,  # type: ignore[arg-type]
-                count=count,
-                block=block,
+        if connection is not None and not connection.is_connected:
+            self._id = None  # a new connection, a new id (ids restart with the server)
+        if self._id is None:
+            await self._learn_id()  # connects first: the read can be woken from its start
+            connection = self.reader.connection
+        try:
+            if not self.direct or connection is None:
+                reply = await self.reader.xreadgroup(
+                    group,
+                    consumer,
+                    streams,  # type: ignore[arg-type]
+                    count=count,
+                    block=block,
+                )
+                return entries(reply)
+            return raw_entries(
+                await self._direct(connection, group, consumer, streams, count, block)
             )
-            return entries(reply)
+        except redis.ResponseError:
+            raise  # an error reply: the connection is in step
+        except BaseException:
+            self._id = None  # never CLIENT UNBLOCK an id another client may get next
+            raise
+
+    @staticmethod
+    async def _direct(
+        connection: Any, group: str, consumer: str, streams: dict[str, str], count: int, block: int
+    ) -> Any:
         names = list(streams)
         args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block]
         packed = pack_command((*args, "STREAMS", *names, *(streams[n] for n in names)))
         try:
             await connection.send_packed_command([packed])
-            reply = await connection.read_response()
+            return await connection.read_response()
         except redis.ResponseError:
-            raise  # an error reply: the connection is in step
+            raise
         except BaseException:
             await connection.disconnect(nowait=True)  # its reply may still come: drop it
             raise
-        return raw_entries(reply)
 
     async def _learn_id(self) -> None:
         try:
