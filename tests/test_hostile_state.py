@@ -250,3 +250,32 @@ def test_a_failing_maintenance_step_is_logged_once_then_counted(
     assert len([r for r in failures if r.exc_info]) == 1  # one traceback, not one a round
     write_healthy(store, (0, 1), 5)  # and the worker still serves
     assert len(inbox.wait_for(12)) == 12
+
+
+def test_acknowledgements_of_many_partitions_blame_a_broken_one_alone(
+    settings: Settings,
+    store: ObjectStore,
+    client: redis.Redis,
+    running: Callable[..., Worker],
+    zenoh_hub: ZenohHub,
+    wait: Wait,
+) -> None:
+    """The due acknowledgements of every partition go out in one pipeline: an outbox
+    broken between its PUTs and its XACK is blamed alone, the others are acknowledged."""
+    inbox = zenoh_hub.subscribe()
+    create(store, range(4))
+    worker = running(settings.replace(ack_delay_ms=1500))
+    assert len(inbox.wait_for(4)) == 4
+
+    def pending(pid: int) -> int:
+        return int(
+            client.xpending(PartitionKeys.of("orders", pid).outbox, settings.group)["pending"]
+        )
+
+    assert all(pending(pid) == 1 for pid in range(4))  # sent, not acknowledged yet
+    client.delete(OUTBOX0)
+    client.set(OUTBOX0, "oops")
+    assert wait(lambda: all(pending(pid) == 0 for pid in (1, 2, 3)), 15)
+    assert wait(lambda: metric(worker, "oprc_events_broken_partitions") == 1, 10)
+    write_healthy(store, (1, 2, 3), 5)
+    assert len(inbox.wait_for(4 + 15, timeout=30)) == 4 + 15

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -21,6 +22,7 @@ from ..protocol.encode import Delivery, Dispatch, build_dispatch
 from ..protocol.keys import PartitionKeys
 from ..protocol.limits import Limits, limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
+from .acks import DeferredAck
 from .broken import topology_changing
 from .conditions import skipped
 from .deadletters import DeadLetterRecord, dead_letter
@@ -155,21 +157,41 @@ class EntryHandling(PartitionDiscovery):
         """Acknowledge deferred batches that are due (all of them, or ``stream``'s, when
         ``wait``: after sleeping until they are due)."""
         ready = self.acks.take(stream, wait=wait)
-        if ready and wait:
+        if not ready:
+            return
+        if wait:
             await asyncio.sleep(max(0.0, max(i.due for i in ready) - time.monotonic()))
-        failed: set[str] = set()
-        for i, item in enumerate(ready):
-            outbox = item.partition.outbox
-            if outbox in failed:
-                continue  # its entries stay pending, to be read again
+        try:
+            replies = await self._acknowledge(ready)
+        except redis.RedisError:
+            self.acks.put_back(ready)  # Redis went away: try again on the next step
+            raise
+        for i, (item, reply) in enumerate(zip(ready, replies, strict=True)):
             try:
-                async with self.on_partition(outbox):
-                    await self._finish(item.partition, item.acked, item.dead)
-                    continue
-                failed.add(outbox)  # on_partition dropped the partition
+                async with self.on_partition(item.partition.outbox):
+                    if isinstance(reply, Exception):
+                        raise reply
+                    await self._finish(item.partition, (), item.dead)
             except redis.RedisError:
-                self.acks.put_back(ready[i:])  # Redis went away: try again on the next step
+                self.acks.put_back(ready[i:])  # acknowledging again changes nothing
                 raise
+
+    async def _acknowledge(self, ready: Sequence[DeferredAck]) -> list[Any]:
+        """XACK each partition's entries: one command, or all partitions' in one pipeline
+        (one round trip; on a cluster one per node); a partition's error in its place."""
+        group, acking = self.settings.group, [item for item in ready if item.acked]
+        if len(acking) <= 1:
+            try:
+                for item in acking:
+                    await self.client.xack(item.partition.outbox, group, *item.acked)
+            except redis.ResponseError as err:
+                return [err if item.acked else 0 for item in ready]
+            return [0] * len(ready)
+        pipe: Any = self.client.pipeline(transaction=False)
+        for item in acking:
+            pipe.xack(item.partition.outbox, group, *item.acked)
+        replies = iter(await pipe.execute(raise_on_error=False))
+        return [next(replies) if item.acked else 0 for item in ready]
 
     async def _after_failure(
         self, partition: PartitionKeys, failed: Plan, outcome: Outcome

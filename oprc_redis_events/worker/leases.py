@@ -129,17 +129,28 @@ class Leases:
         return acquired
 
     async def _renew(self) -> None:
-        for stream, partition in list(self.owned.items()):
-            key = partition.lease(self.group)
-            try:
-                held = await self._script(keys=[key], args=["renew", self.consumer, self.lease_ms])
-            except redis.ResponseError as err:  # a lease key of the wrong type
-                if is_server_wide(err):
-                    raise
+        """Renew every lease we hold: on one Redis all in one buffer (one round trip for
+        hundreds of partitions), else one call each; a lease lost or broken is dropped."""
+        owned = list(self.owned.items())
+        calls = [([p.lease(self.group)], ["renew", self.consumer, self.lease_ms]) for _, p in owned]
+        many = getattr(self._script, "many", None)
+        replies: list[Any] = []
+        if many is not None:
+            replies = await many(calls)
+        else:
+            for keys, args in calls:
+                try:
+                    replies.append(await self._script(keys=keys, args=args))
+                except redis.ResponseError as err:
+                    replies.append(err)
+        for (stream, partition), held in zip(owned, replies, strict=True):
+            if isinstance(held, redis.ResponseError):  # a lease key of the wrong type
+                if is_server_wide(held):
+                    raise held
                 del self.owned[stream]
-                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, err)
-                continue
-            if not held:
+                key = partition.lease(self.group)
+                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, held)
+            elif not held:
                 del self.owned[stream]
                 log.warning("lost the lease of partition %s", partition.member)
 
