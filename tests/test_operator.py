@@ -53,6 +53,42 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in the scrape")
 
 
+def test_lag_of_many_partitions_beside_a_broken_one(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    """Every partition's lag is read in one pipeline: a broken outbox is blamed alone and
+    the others' lag is still reported."""
+    for pid in range(3):
+        store.create("lagged", pid, 1, {1: b"0"}, event=watch_all([1]))
+    worker = Worker(
+        settings,
+        publisher=MemoryPublisher(),
+        block_ms=20,
+        discover_interval=0.05,
+        metrics_port=0,
+    )
+    running = RunningWorker(worker)
+    try:
+        deadline = time.monotonic() + 10
+        while len(worker.states) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.delete("oprc:{lagged:0}:outbox")
+        client.set("oprc:{lagged:0}:outbox", "broken")
+        for i in range(4):
+            client.xadd("oprc:{lagged:2}:outbox", {"n": str(i)})  # poison: dead-lettered
+        while not worker.broken.is_unresolved("oprc:{lagged:0}:outbox"):
+            assert time.monotonic() < deadline + 10, "the broken outbox was never found"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert worker.metrics_server is not None
+        _, text = scrape(worker.metrics_server.port)
+        assert 'oprc_events_outbox_lag{partition="lagged:1"}' in text
+        assert 'oprc_events_outbox_lag{partition="lagged:2"}' in text
+        assert 'oprc_events_outbox_lag{partition="lagged:0"}' not in text
+    finally:
+        running.stop()
+
+
 def test_metrics_match_what_happened(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
