@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 import redis.cluster
 
@@ -321,3 +323,60 @@ def test_a_killed_worker_s_pending_entries_are_claimed_by_the_other(
         procs.stop()
     got = {bytes(t.payload.original_payload) for t in inbox.items}
     assert got == {b"start"} | {f"w{i}".encode() for i in range(total - 8)}
+
+
+# redis-py's cluster pipeline drops the connections CLIENT KILL closed without closing them
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_acknowledgements_of_many_partitions_survive_lost_connections_and_slots(
+    cluster_url: str, redis_cluster_server: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The due acknowledgements of every partition go out in one cluster pipeline: a reply
+    lost with its connection is asked again (redis-py returns it in place), and a slot no
+    node serves puts every acknowledgement back for the next flush (none is lost)."""
+    import redis.asyncio as aredis_
+    from redis.exceptions import SlotNotCoveredError
+
+    from oprc_redis_events.worker.acks import FLUSH_INTERVAL_S, DeferredAck
+    from oprc_redis_events.worker.discovery import PartitionState
+
+    async def scenario() -> list[int]:
+        worker = Worker(settings_for(cluster_url), publisher=MemoryPublisher())
+        client: aredis_.RedisCluster = worker.client  # type: ignore[assignment]
+        parts = [PartitionKeys.of("acked", pid) for pid in range(6)]
+        group = worker.settings.group
+
+        async def deliver() -> None:
+            for p in parts:
+                entry = (await client.xadd(p.outbox, {"a": "1"})).decode()
+                await client.xreadgroup(group, "c1", {p.outbox: ">"})
+                worker.acks.add(DeferredAck.of(time.monotonic() - 1, p, [entry], []))
+
+        for p in parts:
+            await client.xgroup_create(p.outbox, group, id="0", mkstream=True)
+            worker.states[p.outbox] = PartitionState(p)
+            worker.partitions[p.outbox] = p
+        await deliver()
+        for port in redis_cluster_server.primary_ports():  # every pooled connection dropped
+            with redis_cluster_server.client(port) as node:
+                node.client_kill_filter(_type="normal", skipme=True)
+        await worker._flush_acks()
+        assert worker.acks.items == []
+        await deliver()
+
+        async def uncovered(ready: Any) -> Any:  # a slot no node serves (not a RedisError)
+            raise SlotNotCoveredError("slot 1 is not covered")
+
+        monkeypatch.setattr(worker, "_acknowledge", uncovered)
+        await asyncio.sleep(FLUSH_INTERVAL_S)  # acknowledgements flush at most this often
+        with pytest.raises(SlotNotCoveredError):
+            await worker._flush_acks()
+        assert len(worker.acks.items) == len(parts)  # all put back
+        monkeypatch.undo()
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        await worker._flush_acks()
+        pending = [(await client.xpending(p.outbox, group))["pending"] for p in parts]
+        await client.delete(*(p.outbox for p in parts))
+        await client.aclose()
+        return pending
+
+    assert asyncio.run(scenario()) == [0] * 6

@@ -76,3 +76,53 @@ def test_renewal_keeps_held_leases_and_drops_lost_and_broken_ones(
     assert lost[0] == f"lost the lease of partition {parts[1].member}"
     assert lost[1].startswith(f"lost the lease of partition {parts[2].member}: ")
     assert "WRONGTYPE" in lost[1] and len(lost) == 2
+
+
+@pytest.mark.quick
+def test_a_renewal_refused_by_the_server_stops_the_others_at_once() -> None:
+    """One call each (a cluster's script): an error about the server (a read-only replica,
+    a cluster down) is raised at the first lease instead of being met by every other."""
+    import redis
+
+    calls: list[object] = []
+
+    async def refused(keys: object = None, args: object = None) -> object:
+        calls.append(keys)
+        raise redis.ResponseError("READONLY You can't write against a read only replica.")
+
+    leases = Leases(aredis.Redis(), "g", "a", 15_000)  # never connected
+    leases._script = refused
+    for pid in range(5):
+        p = PartitionKeys.of("leased", pid)
+        leases.owned[p.outbox] = p
+    with pytest.raises(redis.ResponseError, match="READONLY"):
+        asyncio.run(leases._renew())
+    assert len(calls) == 1 and len(leases.owned) == 5
+
+
+@pytest.mark.quick
+def test_resend_lost_asks_again_only_what_lost_its_reply() -> None:
+    import redis
+
+    from oprc_redis_events.worker.broken import resend_lost
+
+    refusal = redis.ResponseError("WRONGTYPE")
+    replies = [1, redis.ConnectionError("lost"), refusal, redis.TimeoutError("late"), 2]
+    asked: list[int] = []
+
+    async def send(i: int) -> object:
+        asked.append(i)
+        if i == 3:
+            raise redis.ResponseError("NOGROUP")
+        return f"again {i}"
+
+    out = asyncio.run(resend_lost(replies, send))
+    assert asked == [1, 3]
+    assert out[:3] == [1, "again 1", refusal] and out[4] == 2
+    assert isinstance(out[3], redis.ResponseError) and str(out[3]) == "NOGROUP"
+
+    async def down(i: int) -> object:
+        raise redis.ConnectionError("still down")
+
+    with pytest.raises(redis.ConnectionError, match="still down"):
+        asyncio.run(resend_lost([redis.ConnectionError("lost")], down))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import redis
 
@@ -28,6 +29,7 @@ __all__ = [
     "full_stream",
     "is_server_wide",
     "redis_unusable",
+    "resend_lost",
     "topology_changing",
 ]
 
@@ -83,6 +85,21 @@ def redis_unusable(err: BaseException) -> bool:
     if isinstance(err, (redis.ConnectionError, redis.TimeoutError)) or topology_changing(err):
         return True
     return isinstance(err, redis.ResponseError) and is_server_wide(err)
+
+
+async def resend_lost(replies: list[Any], send: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    """The replies of a pipeline executed with ``raise_on_error=False``, where a command
+    whose reply was lost (a connection error in its place: on a cluster redis-py neither
+    retries nor raises it) is sent again alone by ``send(i)``, through the client and its
+    retries; only for commands that may run twice.  An error reply is kept in its place."""
+    out = list(replies)
+    for i, reply in enumerate(out):
+        if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+            try:
+                out[i] = await send(i)
+            except redis.ResponseError as err:
+                out[i] = err
+    return out
 
 
 def full_stream(err: object) -> str:

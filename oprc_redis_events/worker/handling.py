@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import redis
@@ -23,7 +23,7 @@ from ..protocol.keys import PartitionKeys
 from ..protocol.limits import Limits, limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
-from .broken import topology_changing
+from .broken import resend_lost, topology_changing
 from .conditions import skipped
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
@@ -163,8 +163,8 @@ class EntryHandling(PartitionDiscovery):
             await asyncio.sleep(max(0.0, max(i.due for i in ready) - time.monotonic()))
         try:
             replies = await self._acknowledge(ready)
-        except redis.RedisError:
-            self.acks.put_back(ready)  # Redis went away: try again on the next step
+        except BaseException:  # Redis went away, a slot no node serves...: try again later
+            self.acks.put_back(ready)  # (acknowledging again changes nothing)
             raise
         for i, (item, reply) in enumerate(zip(ready, replies, strict=True)):
             try:
@@ -172,8 +172,8 @@ class EntryHandling(PartitionDiscovery):
                     if isinstance(reply, Exception):
                         raise reply
                     await self._finish(item.partition, (), item.dead)
-            except redis.RedisError:
-                self.acks.put_back(ready[i:])  # acknowledging again changes nothing
+            except BaseException:
+                self.acks.put_back(ready[i:])
                 raise
 
     async def _acknowledge(self, ready: Sequence[DeferredAck]) -> list[Any]:
@@ -190,7 +190,12 @@ class EntryHandling(PartitionDiscovery):
         pipe: Any = self.client.pipeline(transaction=False)
         for item in acking:
             pipe.xack(item.partition.outbox, group, *item.acked)
-        replies = iter(await pipe.execute(raise_on_error=False))
+
+        def again(i: int) -> Awaitable[Any]:
+            item = acking[i]
+            return self.client.xack(item.partition.outbox, group, *item.acked)
+
+        replies = iter(await resend_lost(await pipe.execute(raise_on_error=False), again))
         return [next(replies) if item.acked else 0 for item in ready]
 
     async def _after_failure(

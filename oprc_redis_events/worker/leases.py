@@ -142,6 +142,8 @@ class Leases:
                 try:
                     replies.append(await self._script(keys=keys, args=args))
                 except redis.ResponseError as err:
+                    if is_server_wide(err):
+                        raise  # about the server: the other leases would fail alike
                     replies.append(err)
         for (stream, partition), held in zip(owned, replies, strict=True):
             if isinstance(held, redis.ResponseError):  # a lease key of the wrong type

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from ..protocol.keys import as_text
-from .broken import TOPOLOGY_ERRORS, redis_unusable
+from .broken import TOPOLOGY_ERRORS, redis_unusable, resend_lost
 from .discovery import PartitionDiscovery, PartitionState
 from .leases import Leases
 from .logonce import ThrottledLog
@@ -160,6 +160,7 @@ class PartitionMaintenance(PartitionDiscovery):
         for stream, _ in owned:
             pipe.xinfo_groups(stream)
         replies = await pipe.execute(raise_on_error=False) if owned else []
+        replies = await resend_lost(replies, lambda i: self.client.xinfo_groups(owned[i][0]))
         lag: dict[str, int] = {}
         for (stream, state), groups in zip(owned, replies, strict=True):
             async with self.on_partition(stream):
