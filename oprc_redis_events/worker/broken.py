@@ -28,6 +28,7 @@ __all__ = [
     "BrokenPartitions",
     "full_stream",
     "is_server_wide",
+    "pipelined",
     "redis_unusable",
     "resend_lost",
     "topology_changing",
@@ -100,6 +101,20 @@ async def resend_lost(replies: list[Any], send: Callable[[int], Awaitable[Any]])
             except redis.ResponseError as err:
                 out[i] = err
     return out
+
+
+async def pipelined(client: Any, count: int, command: Callable[[Any, int], Any]) -> list[Any]:
+    """The replies of ``command(target, i)`` for i in ``range(count)``, queued on one
+    pipeline of ``client`` (one round trip; on a cluster one per node), an error reply in
+    its place; a reply lost with its connection is asked again alone (:func:`resend_lost`:
+    only for commands that may run twice)."""
+    if not count:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        command(pipe, i)
+    replies = await pipe.execute(raise_on_error=False)
+    return await resend_lost(replies, lambda i: command(client, i))
 
 
 def full_stream(err: object) -> str:

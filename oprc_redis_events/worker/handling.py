@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -23,7 +23,7 @@ from ..protocol.keys import PartitionKeys
 from ..protocol.limits import Limits, limits_of
 from ..protocol.outbox import OutboxEntry, decode_entry
 from .acks import DeferredAck
-from .broken import resend_lost, topology_changing
+from .broken import pipelined, topology_changing
 from .conditions import skipped
 from .deadletters import DeadLetterRecord, dead_letter
 from .discovery import PartitionDiscovery
@@ -180,22 +180,18 @@ class EntryHandling(PartitionDiscovery):
         """XACK each partition's entries: one command, or all partitions' in one pipeline
         (one round trip; on a cluster one per node); a partition's error in its place."""
         group, acking = self.settings.group, [item for item in ready if item.acked]
-        if len(acking) <= 1:
+
+        def xack(target: Any, i: int) -> Any:
+            return target.xack(acking[i].partition.outbox, group, *acking[i].acked)
+
+        if len(acking) == 1:  # one command: no pipeline
             try:
-                for item in acking:
-                    await self.client.xack(item.partition.outbox, group, *item.acked)
+                sent = [await xack(self.client, 0)]
             except redis.ResponseError as err:
-                return [err if item.acked else 0 for item in ready]
-            return [0] * len(ready)
-        pipe: Any = self.client.pipeline(transaction=False)
-        for item in acking:
-            pipe.xack(item.partition.outbox, group, *item.acked)
-
-        def again(i: int) -> Awaitable[Any]:
-            item = acking[i]
-            return self.client.xack(item.partition.outbox, group, *item.acked)
-
-        replies = iter(await resend_lost(await pipe.execute(raise_on_error=False), again))
+                sent = [err]
+        else:
+            sent = await pipelined(self.client, len(acking), xack)
+        replies = iter(sent)
         return [next(replies) if item.acked else 0 for item in ready]
 
     async def _after_failure(

@@ -17,12 +17,11 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import redis
 
 from ..protocol.keys import as_text
-from .broken import TOPOLOGY_ERRORS, redis_unusable, resend_lost
+from .broken import TOPOLOGY_ERRORS, pipelined, redis_unusable
 from .discovery import PartitionDiscovery, PartitionState
 from .leases import Leases
 from .logonce import ThrottledLog
@@ -156,11 +155,9 @@ class PartitionMaintenance(PartitionDiscovery):
         """Each partition's lag (XINFO GROUPS), all in one pipeline (one round trip, on a
         cluster one per node); a partition whose read fails is blamed alone."""
         owned = list(self.states.items())
-        pipe: Any = self.client.pipeline(transaction=False)
-        for stream, _ in owned:
-            pipe.xinfo_groups(stream)
-        replies = await pipe.execute(raise_on_error=False) if owned else []
-        replies = await resend_lost(replies, lambda i: self.client.xinfo_groups(owned[i][0]))
+        replies = await pipelined(
+            self.client, len(owned), lambda target, i: target.xinfo_groups(owned[i][0])
+        )
         lag: dict[str, int] = {}
         for (stream, state), groups in zip(owned, replies, strict=True):
             async with self.on_partition(stream):
