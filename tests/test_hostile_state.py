@@ -235,10 +235,10 @@ def test_a_failing_maintenance_step_is_logged_once_then_counted(
 ) -> None:
     import oprc_redis_events.worker.maintenance as maintenance
 
-    async def on_fire(client: object, stream: str) -> int:
+    async def on_fire(client: object, streams: object) -> int:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(maintenance, "trim_outbox", on_fire)
+    monkeypatch.setattr(maintenance, "trim_outboxes", on_fire)
     monkeypatch.setattr(maintenance, "TRIM_INTERVAL_S", 0.0)  # every round
     caplog.set_level(logging.INFO, logger="oprc_redis_events")
     inbox = zenoh_hub.subscribe()

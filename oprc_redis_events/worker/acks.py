@@ -8,7 +8,7 @@ Reliability section).  :class:`AckQueue` holds those batches until they are due.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import msgspec
 
@@ -76,9 +76,12 @@ class AckQueue:
     def add(self, item: DeferredAck) -> None:
         self.items.append(item)
 
-    def take(self, stream: str | None = None, *, wait: bool = False) -> list[DeferredAck]:
+    def take(
+        self, streams: Collection[str] | None = None, *, wait: bool = False
+    ) -> list[DeferredAck]:
         """Remove and return the batches that are due, merged per partition (all of them,
-        or ``stream``'s, when ``wait``: the caller then sleeps until the last one is due).
+        or those of ``streams``, when ``wait``: the caller then sleeps until the last one
+        is due).
         Without ``wait``, nothing is returned within :data:`FLUSH_INTERVAL_S` of the last
         time something was."""
         now = time.monotonic()
@@ -87,7 +90,7 @@ class AckQueue:
         keep: list[DeferredAck] = []
         ready: list[DeferredAck] = []
         for item in self.items:
-            mine = stream is None or item.partition.outbox == stream
+            mine = streams is None or item.partition.outbox in streams
             (ready if mine and (wait or item.due <= now) else keep).append(item)
         self.items = keep
         if ready and not wait:

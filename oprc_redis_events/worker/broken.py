@@ -107,9 +107,14 @@ async def pipelined(client: Any, count: int, command: Callable[[Any, int], Any])
     """The replies of ``command(target, i)`` for i in ``range(count)``, queued on one
     pipeline of ``client`` (one round trip; on a cluster one per node), an error reply in
     its place; a reply lost with its connection is asked again alone (:func:`resend_lost`:
-    only for commands that may run twice)."""
+    only for commands that may run twice).  One command is sent alone, without a pipeline."""
     if not count:
         return []
+    if count == 1:
+        try:
+            return [await command(client, 0)]
+        except redis.ResponseError as err:
+            return [err]
     pipe = client.pipeline(transaction=False)
     for i in range(count):
         command(pipe, i)

@@ -28,7 +28,7 @@ from ..errors import InvalidIdError
 from ..protocol.keys import PARTITIONS_KEY, PREFIX, PartitionKeys, as_text
 from .acks import AckQueue
 from .batches import Batches
-from .broken import BrokenPartitions, full_stream, is_server_wide
+from .broken import BrokenPartitions, full_stream, is_server_wide, pipelined
 from .deadletters import DeadLetterStreamError
 from .logonce import ThrottledLog
 
@@ -144,9 +144,9 @@ class PartitionDiscovery:
             self._last_scan = time.monotonic()
         found |= self._scan_found
         self.broken.keep_only(labels | self._scan_labels | found)
-        for stream in sorted(found - self.partitions.keys()):
-            if not self.broken.skipped(stream):
-                await self._join(stream)
+        await self._join(
+            [s for s in sorted(found - self.partitions.keys()) if not self.broken.skipped(s)]
+        )
 
     async def _registered(self) -> tuple[set[str], set[str]]:
         """The outboxes named by the registry, and every name it holds."""
@@ -190,24 +190,31 @@ class PartitionDiscovery:
             found.add(key)
         self._scan_found, self._scan_labels = found, labels
 
-    async def _join(self, stream: str) -> None:
-        """Create our group on ``stream`` (a new partition, or one that was broken)."""
-        try:
-            partition = PartitionKeys.from_key(stream)
-        except (InvalidIdError, ValueError) as err:
-            self.broken.mark(stream, f"not the outbox of a partition ({err})")
-            return
-        async with self.on_partition(stream):
+    async def _join(self, streams: list[str]) -> None:
+        """Create our group on each of ``streams`` (new partitions, or broken ones), all in
+        one pipeline; a stream whose name or group fails is blamed alone."""
+        joining: dict[str, PartitionKeys] = {}
+        for stream in streams:
             try:
-                await self.client.xgroup_create(
-                    stream, self.settings.group, id=self._group_start or "0", mkstream=True
-                )
-            except redis.ResponseError as err:
-                if "BUSYGROUP" not in str(err):
-                    raise
-            self.partitions[stream] = partition
-            self.broken.usable(stream)
-            log.debug("found partition %s", partition.member)
+                joining[stream] = PartitionKeys.from_key(stream)
+            except (InvalidIdError, ValueError) as err:
+                self.broken.mark(stream, f"not the outbox of a partition ({err})")
+        names = list(joining)
+        start = self._group_start or "0"
+        replies = await pipelined(
+            self.client,
+            len(names),
+            lambda target, i: target.xgroup_create(
+                names[i], self.settings.group, id=start, mkstream=True
+            ),
+        )
+        for stream, reply in zip(names, replies, strict=True):
+            async with self.on_partition(stream):
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    raise reply
+                self.partitions[stream] = joining[stream]
+                self.broken.usable(stream)
+                log.debug("found partition %s", joining[stream].member)
 
     @contextlib.asynccontextmanager
     async def on_partition(self, stream: str) -> AsyncIterator[None]:

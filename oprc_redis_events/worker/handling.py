@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
-
-import redis
 
 from ..errors import OprcEventsError
 from ..protocol.encode import Delivery, Dispatch, build_dispatch
@@ -153,10 +151,12 @@ class EntryHandling(PartitionDiscovery):
                 return Outcome(done, held_key=outcome.held_key, error=outcome.error)
         return Outcome(len(plans))
 
-    async def _flush_acks(self, stream: str | None = None, *, wait: bool = False) -> None:
-        """Acknowledge deferred batches that are due (all of them, or ``stream``'s, when
-        ``wait``: after sleeping until they are due)."""
-        ready = self.acks.take(stream, wait=wait)
+    async def _flush_acks(
+        self, streams: Collection[str] | None = None, *, wait: bool = False
+    ) -> None:
+        """Acknowledge deferred batches that are due (all of them, or those of ``streams``,
+        when ``wait``: after sleeping until they are due)."""
+        ready = self.acks.take(streams, wait=wait)
         if not ready:
             return
         if wait:
@@ -184,14 +184,7 @@ class EntryHandling(PartitionDiscovery):
         def xack(target: Any, i: int) -> Any:
             return target.xack(acking[i].partition.outbox, group, *acking[i].acked)
 
-        if len(acking) == 1:  # one command: no pipeline
-            try:
-                sent = [await xack(self.client, 0)]
-            except redis.ResponseError as err:
-                sent = [err]
-        else:
-            sent = await pipelined(self.client, len(acking), xack)
-        replies = iter(sent)
+        replies = iter(await pipelined(self.client, len(acking), xack))
         return [next(replies) if item.acked else 0 for item in ready]
 
     async def _after_failure(

@@ -10,6 +10,7 @@ others take its partitions, claiming what it left pending (XAUTOCLAIM).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -21,7 +22,7 @@ import redis.asyncio as aredis
 
 from ..lua.loader import register
 from ..protocol.keys import PartitionKeys, as_text, workers_key
-from .broken import BrokenKeyError, is_server_wide
+from .broken import BrokenKeyError, is_server_wide, pipelined
 
 __all__ = ["Leases"]
 
@@ -91,48 +92,73 @@ class Leases:
         alive = await self.heartbeat()
         if renew:
             await self._renew()
-        for stream in [s for s in self.owned if s not in partitions]:  # gone, or broken
-            await self.release(stream)
+        await self.release(*[s for s in self.owned if s not in partitions])  # gone, or broken
         share = math.ceil(len(partitions) / alive) if partitions else 0
         if len(self.owned) > share:
             extra = sorted(self.owned, key=lambda s: (s in busy, s))[: len(self.owned) - share]
-            for stream in extra:
-                await self.release(stream)
+            await self.release(*extra)
         return await self._take(partitions, share, alive)
 
     async def _take(
         self, partitions: dict[str, PartitionKeys], share: int, alive: int
     ) -> list[PartitionKeys]:
-        """Take free partitions (in random order) until we hold ``share``."""
+        """Take free partitions (in random order) until we hold ``share``: as many SET NX as
+        we lack in one pipeline, again while some were taken by others meanwhile."""
         acquired: list[PartitionKeys] = []
         free = [s for s in partitions if s not in self.owned]
         random.shuffle(free)
-        for stream in free:
-            if len(self.owned) >= share:
-                break
-            partition = partitions[stream]
-            if await self.client.set(
-                partition.lease(self.group), self.consumer, nx=True, px=self.lease_ms
-            ):
-                self.owned[stream] = partition
-                acquired.append(partition)
-                log.log(
-                    self._level(stream, taking=True),
-                    "took partition %s (now %d of %d partition(s); up to %d each for %d "
-                    "live worker(s))",
-                    partition.member,
-                    len(self.owned),
-                    len(partitions),
-                    share,
-                    alive,
-                )
+        while free and len(self.owned) < share:
+            trying, free = free[: share - len(self.owned)], free[share - len(self.owned) :]
+            keys = [partitions[s].lease(self.group) for s in trying]
+            replies = await pipelined(self.client, len(keys), functools.partial(self._set, keys))
+            for stream, took in zip(trying, replies, strict=True):
+                if isinstance(took, redis.ResponseError):
+                    raise took  # SET refuses no key: about the server
+                if took:
+                    self._took(stream, partitions, share, alive)
+                    acquired.append(partitions[stream])
         return acquired
 
+    def _set(self, keys: list[str], target: Any, i: int) -> Any:
+        return target.set(keys[i], self.consumer, nx=True, px=self.lease_ms)
+
+    def _took(
+        self, stream: str, partitions: dict[str, PartitionKeys], share: int, alive: int
+    ) -> None:
+        partition = self.owned[stream] = partitions[stream]
+        log.log(
+            self._level(stream, taking=True),
+            "took partition %s (now %d of %d partition(s); up to %d each for %d live worker(s))",
+            partition.member,
+            len(self.owned),
+            len(partitions),
+            share,
+            alive,
+        )
+
     async def _renew(self) -> None:
-        """Renew every lease we hold: on one Redis all in one buffer (one round trip for
-        hundreds of partitions), else one call each; a lease lost or broken is dropped."""
+        """Renew every lease we hold (see :meth:`_calls`); a lease lost or broken is
+        dropped."""
         owned = list(self.owned.items())
-        calls = [([p.lease(self.group)], ["renew", self.consumer, self.lease_ms]) for _, p in owned]
+        replies = await self._calls("renew", [p for _, p in owned])
+        for (stream, partition), held in zip(owned, replies, strict=True):
+            if isinstance(held, redis.ResponseError):  # a lease key of the wrong type
+                del self.owned[stream]
+                key = partition.lease(self.group)
+                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, held)
+            elif not held:
+                del self.owned[stream]
+                log.warning("lost the lease of partition %s", partition.member)
+
+    async def _calls(self, action: str, partitions: list[PartitionKeys]) -> list[Any]:
+        """The lease script's ``action`` on each of ``partitions``: on one Redis all in one
+        buffer (one round trip for hundreds of partitions), else one call each; an error
+        reply about a lease key in its place, one about the server raised at once (the
+        other leases would fail alike)."""
+        if not partitions:
+            return []
+        argv = [action, self.consumer, self.lease_ms]
+        calls = [([p.lease(self.group)], argv) for p in partitions]
         many = getattr(self._script, "many", None)
         replies: list[Any] = []
         if many is not None:
@@ -143,34 +169,22 @@ class Leases:
                     replies.append(await self._script(keys=keys, args=args))
                 except redis.ResponseError as err:
                     if is_server_wide(err):
-                        raise  # about the server: the other leases would fail alike
+                        raise
                     replies.append(err)
-        for (stream, partition), held in zip(owned, replies, strict=True):
-            if isinstance(held, redis.ResponseError):  # a lease key of the wrong type
-                if is_server_wide(held):
-                    raise held
-                del self.owned[stream]
-                key = partition.lease(self.group)
-                log.warning("lost the lease of partition %s: %s (%s)", partition.member, key, held)
-            elif not held:
-                del self.owned[stream]
-                log.warning("lost the lease of partition %s", partition.member)
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError) and is_server_wide(reply):
+                raise reply
+        return replies
 
-    async def release(self, stream: str) -> None:
-        partition = self.owned.pop(stream, None)
-        if partition is not None:
-            try:
-                await self._script(
-                    keys=[partition.lease(self.group)],
-                    args=["release", self.consumer, self.lease_ms],
-                )
-            except redis.ResponseError as err:  # a lease key of the wrong type: not ours
-                if is_server_wide(err):
-                    raise
+    async def release(self, *streams: str) -> None:
+        """Give the leases of ``streams`` back (those we hold), all in one round trip on
+        one Redis; a lease key of the wrong type is not ours and is left alone."""
+        gone = [(s, self.owned.pop(s)) for s in streams if s in self.owned]
+        await self._calls("release", [p for _, p in gone])
+        for stream, partition in gone:
             log.log(self._level(stream, taking=False), "released partition %s", partition.member)
 
     async def release_all(self) -> None:
         """Give every lease back and leave the heartbeat set (graceful shutdown)."""
-        for stream in list(self.owned):
-            await self.release(stream)
+        await self.release(*self.owned)
         await self.client.zrem(workers_key(self.group), self.consumer)

@@ -17,6 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
 
@@ -25,7 +26,7 @@ from .broken import TOPOLOGY_ERRORS, pipelined, redis_unusable
 from .discovery import PartitionDiscovery, PartitionState
 from .leases import Leases
 from .logonce import ThrottledLog
-from .retention import trim_outbox
+from .retention import trim_outboxes
 from .stats import WorkerStats
 from .waking import collect_heap, freeze_warm_heap
 
@@ -100,21 +101,18 @@ class PartitionMaintenance(PartitionDiscovery):
         for stream in [s for s in self.states if s not in self.leases.owned]:
             del self.states[stream]
             self.batches.drop(stream)  # its held entries stay pending, for the new owner
-        taken = False
-        for stream, partition in list(self.leases.owned.items()):
-            if stream not in self.states:  # newly taken, or kept while we rediscovered
-                self.states[stream] = PartitionState(partition)
-                async with self.on_partition(stream):
-                    await self._claim(stream, force=True)
-                taken = True
+        taken = [s for s in self.leases.owned if s not in self.states]
+        for stream in taken:  # newly taken, or kept while we rediscovered
+            self.states[stream] = PartitionState(self.leases.owned[stream])
         if taken:
+            await self._claim(taken, force=True)
             await self._wake_loop()
         if quick:
             return
         now = time.monotonic()
         if now - self._last_claim >= self.settings.claim_idle_ms / 2000:
             self._last_claim = now
-            await self._each_owned("claim", self._claim)
+            await self._optional_step("claim", lambda: self._claim(list(self.states)))
         progress_due = now - self._last_progress >= PROGRESS_INTERVAL_S
         if progress_due or self.metrics_port is not None:  # lag is for these two only
             await self._optional_step("lag", self._measure_lag)
@@ -123,7 +121,7 @@ class PartitionMaintenance(PartitionDiscovery):
             self._log_progress()
         if now - self._last_trim >= TRIM_INTERVAL_S:
             self._last_trim = now
-            await self._each_owned("trim", self._trim)
+            await self._optional_step("trim", self._trim)
 
     async def _optional_step(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run one optional step; a failure other than a Redis error (those are the
@@ -142,14 +140,15 @@ class PartitionMaintenance(PartitionDiscovery):
                 exc_info=err,
             )
 
-    async def _each_owned(self, name: str, step: Callable[[str], Awaitable[None]]) -> None:
-        """``step(stream)`` for each partition we own, each on its own."""
-        for stream in list(self.states):
+    async def _trim(self) -> None:
+        """Trim every partition we own, in three round trips (see ``trim_outboxes``); a
+        partition whose trimming fails is blamed alone."""
+        streams = list(self.states)
+        for stream, removed in zip(streams, await trim_outboxes(self.client, streams), strict=True):
             async with self.on_partition(stream):
-                await self._optional_step(name, functools.partial(step, stream))
-
-    async def _trim(self, stream: str) -> None:
-        self.stats.trimmed += await trim_outbox(self.client, stream)
+                if isinstance(removed, Exception):
+                    raise removed
+                self.stats.trimmed += removed
 
     async def _measure_lag(self) -> None:
         """Each partition's lag (XINFO GROUPS), all in one pipeline (one round trip, on a
@@ -168,29 +167,49 @@ class PartitionMaintenance(PartitionDiscovery):
                         lag[state.keys.member] = int(group.get("lag") or 0)
         self.lag = lag
 
-    async def _claim(self, stream: str, *, force: bool = False) -> None:
-        """Take over entries other consumers left pending longer than ``claim_idle_ms``;
-        they are then read, in order, by our pending read."""
-        start, claimed = "0-0", 0
-        while True:
-            reply = await self.client.xautoclaim(
-                stream,
-                self.settings.group,
-                self.settings.consumer,
-                min_idle_time=self.settings.claim_idle_ms,
-                start_id=start,
-                count=self.settings.batch_size,
+    async def _claim(self, streams: list[str], *, force: bool = False) -> None:
+        """Take over the entries other consumers left pending longer than ``claim_idle_ms``
+        on ``streams`` (XAUTOCLAIM, one pipeline a page for all of them); they are then
+        read, in order, by our pending read (``force``: read those streams' pending
+        entries anyway).  A partition whose claim fails is blamed alone.  A claim whose
+        reply was lost (a cluster node's connection) is asked again alone: what it took
+        is ours and idle, and is claimed again, and read, by a later round."""
+        start, claimed = dict.fromkeys(streams, "0-0"), dict.fromkeys(streams, 0)
+        going = list(streams)
+        while going:
+            replies = await pipelined(
+                self.client,
+                len(going),
+                functools.partial(self._claim_page, going, start),
             )
-            start = as_text(reply[0])
-            claimed += len(reply[1])
-            if start == "0-0":
-                break
-        state = self.states.get(stream)
-        if state is not None and (claimed or force):
-            state.retry_at = state.retry_at or time.monotonic()
-        if claimed:
-            self.stats.claimed += claimed
-            log.info("claimed %d entries of %s left pending by another worker", claimed, stream)
+            more: list[str] = []
+            for stream, reply in zip(going, replies, strict=True):
+                async with self.on_partition(stream):
+                    if isinstance(reply, Exception):
+                        raise reply
+                    start[stream] = as_text(reply[0])
+                    claimed[stream] += len(reply[1])
+                    if start[stream] != "0-0":
+                        more.append(stream)
+            going = more
+        for stream, count in claimed.items():
+            state = self.states.get(stream)
+            if state is not None and (count or force):
+                state.retry_at = state.retry_at or time.monotonic()
+            if count:
+                self.stats.claimed += count
+                log.info("claimed %d entries of %s left pending by another worker", count, stream)
+
+    def _claim_page(self, streams: list[str], start: dict[str, str], target: Any, i: int) -> Any:
+        """The XAUTOCLAIM of the next page of ``streams[i]`` on ``target``."""
+        return target.xautoclaim(
+            streams[i],
+            self.settings.group,
+            self.settings.consumer,
+            min_idle_time=self.settings.claim_idle_ms,
+            start_id=start[streams[i]],
+            count=self.settings.batch_size,
+        )
 
     def _log_progress(self) -> None:
         """One line a person can read, when something happened since the last one."""

@@ -26,7 +26,7 @@ import redis.asyncio as aredis
 
 from ..protocol.keys import PartitionKeys, as_text
 from .batch_handling import BatchHandling
-from .broken import is_server_wide
+from .broken import is_server_wide, pipelined
 from .discovery import PartitionState
 from .waking import Read, WakeableRead, entries
 
@@ -54,11 +54,8 @@ class OutboxReading(BatchHandling):
         await self._flush_acks()
         await self._close_due_batches()
         now = time.monotonic()
-        handled = 0
-        for stream, state in list(self.states.items()):
-            if state.retry_at is not None and state.retry_at <= now:
-                async with self.on_partition(stream):
-                    handled += await self._read_pending(stream, state)
+        due = [s for s, st in self.states.items() if st.retry_at is not None and st.retry_at <= now]
+        handled = await self._read_pending(due) if due else 0
         reading = {s: ">" for s, st in self.states.items() if st.retry_at is None}
         block_ms = self._block_ms(now) if block else None
         if not reading:
@@ -82,22 +79,45 @@ class OutboxReading(BatchHandling):
                 self.broken.ok(stream)
         return handled
 
-    async def _read_pending(self, stream: str, state: PartitionState) -> int:
+    async def _read_pending(self, streams: list[str]) -> int:
+        """Read our pending entries of ``streams`` again (a partition just taken, a failed
+        entry due again, Redis back): the first page of each in one pipeline (on a cluster,
+        one per node), then, alone, what a partition holds beyond it (held batches)."""
         # Our pending entries include deferred acks: settle them first, or they would be
         # read (and sent) again.
-        await self._flush_acks(stream, wait=True)
-        if stream not in self.states:  # settling them broke the partition
-            return 0
-        state.retry_at = None
-        handled, start = 0, "0"
-        while True:  # held entries (batches) may be more than one read's worth
-            pending = await self._xreadgroup({stream: start}, block_ms=None)
+        await self._flush_acks(set(streams), wait=True)
+        states = {s: st for s in streams if (st := self.states.get(s)) is not None}
+        for state in states.values():  # (settling them broke those not there)
+            state.retry_at = None
+        names, s = list(states), self.settings
+        replies = await pipelined(
+            self.client,
+            len(names),
+            lambda target, i: target.xreadgroup(
+                s.group, s.consumer, {names[i]: "0"}, count=s.batch_size
+            ),
+        )
+        handled = 0
+        for stream, reply in zip(names, replies, strict=True):
+            if self.states.get(stream) is not states[stream]:
+                continue  # released meanwhile: its entries stay pending, for the new owner
+            async with self.on_partition(stream):
+                if isinstance(reply, Exception):
+                    raise reply
+                handled += await self._pending_pages(stream, states[stream], entries(reply))
+        return handled
+
+    async def _pending_pages(self, stream: str, state: PartitionState, pending: list[Read]) -> int:
+        """Handle a page of ``stream``'s pending entries, and read and handle the next while
+        the page was full (held entries may be more than one read's worth)."""
+        handled = 0
+        while True:
             handled += await self._handle(state.keys, [(i, f) for _, i, f in pending])
             if len(pending) < self.settings.batch_size or self.states.get(stream) is not state:
                 break
             if state.retry_at is not None:  # it failed again: read again later
                 break
-            start = pending[-1][1]
+            pending = await self._xreadgroup({stream: pending[-1][1]}, block_ms=None)
         if stream in self.states:
             self.broken.ok(stream)
         return handled

@@ -7,13 +7,15 @@ that has none.  A stream with no group keeps everything (nothing was acknowledge
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aredis
+import redis
 
 from ..errors import OprcEventsError
+from .broken import pipelined
 
-__all__ = ["OutboxBoundError", "acknowledged_bound", "trim_outbox"]
+__all__ = ["OutboxBoundError", "acknowledged_bound", "trim_outbox", "trim_outboxes"]
 
 
 class OutboxBoundError(OprcEventsError):
@@ -42,35 +44,74 @@ def _after(entry_id: bytes | str) -> str | None:
     return f"{ms + 1}-0" if ms < _MAX_PART else None
 
 
-async def acknowledged_bound(client: aredis.Redis, stream: str) -> str | None:
+def acknowledged_bound(
+    groups: list[dict[str, Any]], oldest_pending: dict[Any, bytes | str]
+) -> str | None:
     """The smallest id some group still needs (entries below it are acknowledged by all
-    groups), or ``None`` when the stream has no group."""
-    groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
+    groups), or ``None`` when the stream has no group: ``groups`` as XINFO GROUPS lists
+    them, ``oldest_pending`` the oldest pending id of each group that has some."""
     bounds: list[str] = []
     for group in groups:
         if group["pending"]:
-            summary = await client.xpending(stream, group["name"])
-            min_id = summary["min"]
+            min_id = oldest_pending[group["name"]]
             bounds.append(min_id.decode() if isinstance(min_id, bytes) else min_id)
         else:  # after the largest id there is: the group needs nothing that is stored
             bounds.append(_after(group["last-delivered-id"]) or _ALL)
     return min(bounds, key=_parse) if bounds else None
 
 
-async def trim_outbox(client: aredis.Redis, stream: str, *, maxlen: int | None = None) -> int:
+def _trim_command(stream: str, bound: str) -> Callable[[Any], Any]:
+    if bound == _ALL:
+        return lambda target: target.xtrim(stream, maxlen=0, approximate=False)
+    return lambda target: target.xtrim(stream, minid=bound, approximate=False)
+
+
+async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis.ResponseError]:
+    """Remove the acknowledged entries of each of ``streams``: three round trips whatever
+    their number (on a cluster, three per node): XINFO GROUPS of each, XPENDING of each
+    group with pending entries, XTRIM of each.  Per stream, how many entries were removed
+    (0 for a stream that does not exist), or the error reply about it in its place (not a
+    stream, a group destroyed meanwhile...).  Each command may run twice: a reply lost
+    with its connection is asked again alone."""
+    infos = await pipelined(client, len(streams), lambda t, i: t.xinfo_groups(streams[i]))
+    results: list[int | redis.ResponseError] = [0] * len(streams)
+    asks: list[tuple[int, Any]] = []  # (stream, group) of each group with pending entries
+    for i, groups in enumerate(infos):
+        if isinstance(groups, redis.ResponseError):
+            if not str(groups).startswith("no such key"):  # (a stream gone: 0 removed)
+                results[i] = groups
+            continue
+        asks += [(i, g["name"]) for g in groups if g["pending"]]
+    summaries = await pipelined(
+        client, len(asks), lambda t, j: t.xpending(streams[asks[j][0]], asks[j][1])
+    )
+    oldest: list[dict[Any, bytes | str]] = [{} for _ in streams]
+    for (i, group), summary in zip(asks, summaries, strict=True):
+        if isinstance(summary, redis.ResponseError):
+            results[i] = summary
+        else:
+            oldest[i][group] = summary["min"]
+    trims: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, groups in enumerate(infos):
+        if isinstance(groups, list) and not isinstance(results[i], redis.ResponseError):
+            bound = acknowledged_bound(groups, oldest[i])
+            if bound is not None:
+                trims.append((i, _trim_command(streams[i], bound)))
+    removed = await pipelined(client, len(trims), lambda t, k: trims[k][1](t))
+    for (i, _), count in zip(trims, removed, strict=True):
+        results[i] = count if isinstance(count, redis.ResponseError) else int(count)
+    return results
+
+
+async def trim_outbox(client: Any, stream: str, *, maxlen: int | None = None) -> int:
     """Remove acknowledged entries from ``stream``; return how many were removed.
 
     With ``maxlen``, refuse (:class:`OutboxBoundError`, nothing removed beyond the
     acknowledged entries) when keeping ``maxlen`` entries would drop unacknowledged ones.
     """
-    if not await client.exists(stream):
-        return 0
-    bound = await acknowledged_bound(client, stream)
-    removed = 0
-    if bound == _ALL:
-        removed = int(await client.xtrim(stream, maxlen=0, approximate=False))
-    elif bound is not None:
-        removed = int(await client.xtrim(stream, minid=bound, approximate=False))
+    (removed,) = await trim_outboxes(client, [stream])
+    if isinstance(removed, redis.ResponseError):
+        raise removed
     if maxlen is not None:
         left = int(await client.xlen(stream))
         if left > maxlen:
