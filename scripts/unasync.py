@@ -39,6 +39,7 @@ RULES: list[tuple[str, str]] = [
     (r"\bredis\.asyncio\.Redis\b", "redis.Redis"),
     (r"^import redis\.asyncio\n", ""),
     (r"\bfunctions\.run_blocking\b", "functions.run_now"),
+    (r"\bcoroutines=True\b", "coroutines=False"),
     (r"\basync def\b", "def"),
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),

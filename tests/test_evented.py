@@ -300,6 +300,34 @@ def test_json_namespace_and_its_pipeline_refuse_object_keys(client: redis.Redis)
     assert pipe.execute() == [1, {b"1": b"a"}]
 
 
+def test_asyncio_json_pipeline_is_refused_before_anything_is_queued(
+    server: RedisServer,
+) -> None:
+    """redis.asyncio's json().pipeline() is a sync pipeline on the asyncio pool (redis-py),
+    which fails once sent: it is refused at once with the way that works; a json()
+    namespace of the wrapper's own pipeline queues as any command."""
+    from oprc_redis_events import UnsupportedCommandError
+
+    async def run() -> None:
+        raw = aredis.Redis.from_url(server.url)
+        try:
+            await raw.flushdb()
+            wrapped = AsyncEventedRedis(raw)
+            with pytest.raises(UnsupportedCommandError, match=r"pipe = r.pipeline\(\), then"):
+                wrapped.json().pipeline()
+            pipe = wrapped.pipeline(transaction=False)
+            with pytest.raises(UnsupportedCommandError, match=r"JSON\.SET"):
+                pipe.json().set(KEY, "$", {"a": 1})
+            pipe.json().set("doc", "$", {"a": 1}).set("plain", "1")
+            replies = await pipe.execute(raise_on_error=False)
+            assert replies[1] is True  # (this redis-server has no JSON module)
+            assert isinstance(replies[0], redis.ResponseError) and "JSON.SET" in str(replies[0])
+        finally:
+            await raw.aclose()
+
+    asyncio.run(run())
+
+
 def test_async_pipeline_and_execute_command(server: RedisServer) -> None:
     from oprc_redis_events import UnsupportedCommandError
 

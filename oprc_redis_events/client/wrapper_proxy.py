@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..errors import UnsupportedCommandError
 from ..protocol.keys import PARTITIONS_KEY
 from .batch_core import BATCH_MODES, MAX_WRITES_PER_CALL, batch_call, batch_replies
 from .wrapper_core import Plan, Step
 
-__all__ = ["Intercepted", "command_attribute"]
+__all__ = ["Intercepted", "command_attribute", "module_pipeline"]
 
 #: redis-py's module namespaces (``r.json()``...): their commands go through the wrapper
 MODULES: Final = frozenset({"json", "ft", "ts", "bf", "cf", "cms", "topk", "tdigest", "vset"})
@@ -55,6 +56,20 @@ def command_attribute(
         return _module_factory(wrapper, getattr(target, name), wrap_pipeline)
     func = _command_function(type(target), name)
     return getattr(target, name) if func is None else func.__get__(wrapper)
+
+
+def module_pipeline(pipe: Any, *, coroutines: bool) -> Any:
+    """``pipe``, a module's pipeline (``r.json().pipeline()``...), refused with a clear
+    error when it is not of the client's kind: redis.asyncio's module pipelines are sync
+    ones on the asyncio pool (redis-py), which fail once sent."""
+    if inspect.iscoroutinefunction(getattr(pipe, "execute", None)) != coroutines:
+        kind = "an asyncio" if coroutines else "a sync"
+        raise UnsupportedCommandError(
+            f"{type(pipe).__module__}.{type(pipe).__name__} is not {kind} pipeline, as this "
+            "client is (redis-py's module pipelines, such as json().pipeline(), are sync "
+            "ones even on redis.asyncio): use pipe = r.pipeline(), then pipe.json().set(...)"
+        )
+    return pipe
 
 
 def _module_factory(

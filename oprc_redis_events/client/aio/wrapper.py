@@ -41,7 +41,7 @@ from ...lua.direct import pipeline_calls
 from ...lua.loader import register
 from ..cluster_batch import NodeScripts
 from ..wrapper_core import Plan, Step, plan_command
-from ..wrapper_proxy import Intercepted, command_attribute
+from ..wrapper_proxy import Intercepted, command_attribute, module_pipeline
 from .cluster_pipeline import AsyncEventedClusterPipeline
 from .store import AsyncObjectStore
 
@@ -128,7 +128,7 @@ class AsyncEventedRedis:
         return AsyncEventedPipeline(self, pipe)
 
     def _wrap_pipeline(self, pipe: Any) -> AsyncEventedPipeline:
-        return AsyncEventedPipeline(self, pipe)
+        return AsyncEventedPipeline(self, module_pipeline(pipe, coroutines=True))
 
 
 class AsyncEventedPipeline:
