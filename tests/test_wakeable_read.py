@@ -47,6 +47,35 @@ async def _read_both_ways(url: str, protocol: int) -> tuple[list[Any], list[Any]
     return out[0], out[1]
 
 
+async def _pending_both_ways(url: str, protocol: int) -> list[list[Any]]:
+    client = aredis.Redis.from_url(url, protocol=protocol)
+    await client.delete("wr:p")
+    await client.xgroup_create("wr:p", "g", id="0", mkstream=True)
+    ids = [await client.xadd("wr:p", {"n": str(n)}) for n in range(3)]
+    out = []
+    for direct in (True, False):
+        read = WakeableRead(client)
+        read.direct = direct
+        if direct:  # new entries, without BLOCK
+            assert len(await read.xreadgroup("g", "c", {"wr:p": ">"}, 10, None)) == 3
+            await client.xdel("wr:p", ids[1])  # pending, deleted since: nil fields
+        out.append(await read.xreadgroup("g", "c", {"wr:p": "0"}, 10, None))
+        await read.aclose()
+    await client.aclose()
+    return out
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_read_without_block_gives_pending_entries_as_redis_py_does(
+    redis_url: str, protocol: int
+) -> None:
+    """The worker's reads that do not block (pending entries, a burst run) go on the same
+    connection, directly, without BLOCK."""
+    direct, through_redis_py = asyncio.run(_pending_both_ways(redis_url, protocol))
+    assert direct == through_redis_py
+    assert [fields for _, _, fields in direct] == [{b"n": b"0"}, {}, {b"n": b"2"}]
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_a_direct_read_gives_what_redis_py_gives(redis_url: str, protocol: int) -> None:
     direct, through_redis_py = asyncio.run(_read_both_ways(redis_url, protocol))

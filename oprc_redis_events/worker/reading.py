@@ -208,7 +208,7 @@ class OutboxReading(BatchHandling):
     async def _xreadgroup(
         self, streams: dict[str, str], *, block_ms: int | None
     ) -> list[tuple[str, str, dict[bytes, bytes]]]:
-        if block_ms is not None:  # one Redis: on the connection maintenance can wake
+        if not self.cluster:  # on the connection maintenance can wake (when it blocks)
             if self._blocking is None:
                 self._blocking = WakeableRead(self.client)
             s, blocking = self.settings, self._blocking

@@ -135,8 +135,9 @@ class WakeableRead:
         self.direct = direct_usable(client)  # as the write script's calls (UTF-8 names)
 
     async def xreadgroup(
-        self, group: str, consumer: str, streams: dict[str, str], count: int, block: int
+        self, group: str, consumer: str, streams: dict[str, str], count: int, block: int | None
     ) -> list[Read]:
+        """XREADGROUP on our connection; ``block`` None: without BLOCK."""
         connection: Any = self.reader.connection
         if connection is not None and not connection.is_connected:
             self._id = None  # a new connection, a new id (ids restart with the server)
@@ -164,10 +165,17 @@ class WakeableRead:
 
     @staticmethod
     async def _direct(
-        connection: Any, group: str, consumer: str, streams: dict[str, str], count: int, block: int
+        connection: Any,
+        group: str,
+        consumer: str,
+        streams: dict[str, str],
+        count: int,
+        block: int | None,
     ) -> Any:
         names = list(streams)
-        args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block]
+        args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count]
+        if block is not None:
+            args += ["BLOCK", block]
         packed = pack_command((*args, "STREAMS", *names, *(streams[n] for n in names)))
         try:
             await connection.send_packed_command([packed])
