@@ -236,3 +236,29 @@ def test_a_worker_s_round_trips_do_not_grow_with_its_partitions(
 
     few, many = burst(4), burst(32)
     assert many - few < 28, (few, many)
+
+
+def test_a_pending_read_failing_on_one_partition_blames_it_alone(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    good = [PartitionKeys.of("orders", pid).outbox for pid in range(3)]
+    for pid in range(3):
+        store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
+    bad = PartitionKeys.of("orders", 9).outbox
+    client.set(bad, "not a stream")
+    sent = MemoryPublisher()
+    worker = Worker(settings, publisher=sent)
+
+    async def reread() -> int:
+        try:
+            await worker.discover()
+            for stream in good:  # read once, not acknowledged: pending
+                client.xreadgroup(settings.group, settings.consumer, {stream: ">"})
+            for stream in [*good, bad]:
+                worker.states[stream] = PartitionState(PartitionKeys.from_key(stream))
+            return await worker._read_pending([bad, *good])
+        finally:
+            await worker.client.aclose()
+
+    assert asyncio.run(reread()) == 3 and len(sent.sent) == 3
+    assert bad in worker.broken and bad not in worker.states
