@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from oprc_redis_events.worker.discovery import PartitionState
 from oprc_redis_events.worker.leases import Leases
 from oprc_redis_events.worker.loop import Worker
 from oprc_redis_events.worker.publisher import MemoryPublisher
-from oprc_redis_events.worker.retention import trim_outboxes
+from oprc_redis_events.worker.retention import acknowledged_bound, trim_outboxes
 
 from .helpers import watch_all
 
@@ -34,6 +35,42 @@ class CountingPipelines:
     def pipeline(self, *args: Any, **kw: Any) -> Any:
         self.pipelines += 1
         return self.client.pipeline(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class Tampered:
+    """A client whose next pipeline of ``command`` has its replies passed through
+    ``tamper`` (a reply lost and the command sent again, a cluster error in place...)."""
+
+    def __init__(
+        self, client: aredis.Redis, tamper: Callable[[list[Any]], list[Any]], command: str
+    ) -> None:
+        self.client, self.tamper, self.command = client, tamper, command
+
+    def pipeline(self, *args: Any, **kw: Any) -> Any:
+        pipe = self.client.pipeline(*args, **kw)
+        execute = pipe.execute
+
+        async def tampered(*a: Any, **k: Any) -> list[Any]:
+            replies = await execute(*a, **k)
+            if self.tamper is None or pipe_command != self.command:
+                return replies
+            tamper, self.tamper = self.tamper, None  # once
+            return tamper(replies)
+
+        pipe_command = ""
+
+        def first(*a: Any, **k: Any) -> Any:
+            nonlocal pipe_command
+            pipe_command = pipe_command or str(a[0])
+            return queue(*a, **k)
+
+        queue = pipe.execute_command
+        pipe.execute_command = first  # type: ignore[method-assign]
+        pipe.execute = tampered  # type: ignore[method-assign]
+        return pipe
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -124,20 +161,24 @@ def test_a_claim_failing_on_one_partition_blames_it_alone(
         store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
     bad = PartitionKeys.of("orders", 9).outbox
     client.set(bad, "not a stream")
-    worker = Worker(settings, publisher=MemoryPublisher())
+    worker = Worker(settings.replace(claim_idle_ms=500), publisher=MemoryPublisher())
 
     async def claim() -> None:
         try:
             await worker.discover()  # the group on each good outbox
+            for stream in good:  # read by a worker that died since
+                client.xreadgroup(settings.group, "dead", {stream: ">"})
+            await asyncio.sleep(0.6)  # idle for claim_idle_ms
             for stream in [*good, bad]:
                 worker.states[stream] = PartitionState(PartitionKeys.from_key(stream))
-            await worker._claim([*good, bad], force=True)
+            await worker._claim([*good, bad])
         finally:
             await worker.client.aclose()
 
     asyncio.run(claim())
     assert bad in worker.broken and bad not in worker.states
-    assert all(worker.states[s].retry_at is not None for s in good)  # force: read them
+    assert worker.stats.claimed == 3
+    assert all(worker.states[s].retry_at is not None for s in good)  # to be read now
 
 
 def test_pending_entries_of_many_partitions_are_read_again_page_by_page(
@@ -262,3 +303,125 @@ def test_a_pending_read_failing_on_one_partition_blames_it_alone(
 
     assert asyncio.run(reread()) == 3 and len(sent.sent) == 3
     assert bad in worker.broken and bad not in worker.states
+
+
+PARTS = {p.outbox: p for p in (PartitionKeys.of("leased", pid) for pid in range(3))}
+
+
+def _take(url: str, tamper: Callable[[list[Any]], list[Any]]) -> tuple[Any, set[str], list[Any]]:
+    """Leases for 3 partitions taken by ``a`` through a client whose SET NX pipeline's
+    replies are tampered with: what it raised, what it owns, who holds each lease."""
+
+    async def scenario() -> tuple[Any, set[str], list[Any]]:
+        client = aredis.Redis.from_url(url)
+        leases = Leases(client, "g", "a", 15_000)
+        leases.client = Tampered(client, tamper, "SET")  # type: ignore[assignment]
+        raised: Any = None
+        try:
+            await leases.rebalance(PARTS)
+        except redis.RedisError as err:
+            raised = err
+        try:
+            return (
+                raised,
+                set(leases.owned),
+                [await client.get(p.lease("g")) for p in PARTS.values()],
+            )
+        finally:
+            await client.delete(*(p.lease("g") for p in PARTS.values()))
+            await client.aclose()
+
+    return asyncio.run(scenario())
+
+
+def test_a_take_with_a_cluster_error_in_place_records_the_others_and_raises(
+    redis_url: str,
+) -> None:
+    """redis-py's cluster pipeline returns an error about the cluster in place: that lease is
+    not ours (it was never set), the others are recorded, and the error is raised."""
+
+    def tamper(replies: list[Any]) -> list[Any]:
+        return [replies[0], redis.exceptions.ClusterError("TTL exhausted."), replies[2]]
+
+    raised, owned, holders = _take(redis_url, tamper)
+    assert isinstance(raised, redis.exceptions.ClusterError)
+    assert len(owned) == 2  # the one whose reply was an error is not read
+    assert holders == [b"a"] * 3  # (this fake one was set: it expires, then is taken)
+
+
+def test_a_release_that_could_not_be_sent_keeps_the_leases(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> tuple[set[str], set[str]]:
+        client = aredis.Redis.from_url(redis_url)
+        leases = Leases(client, "g", "a", 15_000)
+        try:
+            await leases.rebalance(PARTS)
+            before = set(leases.owned)
+
+            async def down(action: str, partitions: list[PartitionKeys]) -> list[Any]:
+                raise redis.ConnectionError("connection lost")
+
+            monkeypatch.setattr(leases, "_calls", down)
+            with pytest.raises(redis.ConnectionError):
+                await leases.release_all()
+            return before, set(leases.owned)
+        finally:
+            await client.delete(*(p.lease("g") for p in PARTS.values()))
+            await client.aclose()
+
+    before, after = asyncio.run(scenario())
+    assert before == after == set(PARTS)  # released, or renewed, next round
+
+
+def test_trimming_raises_a_cluster_error_returned_in_place(redis_url: str) -> None:
+    async def trim() -> None:
+        client = aredis.Redis.from_url(redis_url)
+        await client.xadd("t:c", {"n": "1"})
+        tamper = lambda replies: [redis.exceptions.ClusterError("TTL exhausted.")] * len(replies)  # noqa: E731
+        try:
+            with pytest.raises(redis.exceptions.ClusterError):
+                await trim_outboxes(Tampered(client, tamper, "XINFO GROUPS"), ["t:c", "t:d"])
+        finally:
+            await client.delete("t:c")
+            await client.aclose()
+
+    asyncio.run(trim())
+
+
+@pytest.mark.quick
+def test_a_group_whose_pending_entries_were_acknowledged_between_the_phases() -> None:
+    """XINFO GROUPS said pending, XPENDING then found none: the group needs what it was
+    not delivered yet, nothing more."""
+    group = {"name": b"g", "pending": 2, "last-delivered-id": b"5-0"}
+    assert acknowledged_bound([group], {b"g": None}) == "5-1"
+    assert acknowledged_bound([group], {b"g": b"3-0"}) == "3-0"
+
+
+def test_a_partition_taken_is_read_only_after_its_claim(
+    settings: Settings, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the claim of a partition just taken is in flight, the loop must not read its
+    new entries before the older ones the claim takes: it is not among the partitions read
+    until then, and then its pending entries are read first."""
+    for pid in range(3):
+        store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
+    worker = Worker(settings, publisher=MemoryPublisher())
+    seen: list[set[str]] = []
+    claim = worker._claim
+
+    async def watched(streams: list[str]) -> None:
+        seen.append(set(streams) & set(worker.states))
+        await claim(streams)
+
+    monkeypatch.setattr(worker, "_claim", watched)
+
+    async def take() -> None:
+        try:
+            await worker.maintain(quick=True)
+        finally:
+            await worker.client.aclose()
+
+    asyncio.run(take())
+    assert seen == [set()] and len(worker.states) == 3
+    assert all(state.retry_at is not None for state in worker.states.values())

@@ -103,7 +103,11 @@ class Leases:
         self, partitions: dict[str, PartitionKeys], share: int, alive: int
     ) -> list[PartitionKeys]:
         """Take free partitions (in random order) until we hold ``share``: as many SET NX as
-        we lack in one pipeline, again while some were taken by others meanwhile."""
+        we lack in one pipeline, again while some were held by others.  Every lease taken
+        is recorded before an error in a reply is raised.  (A SET sent again after its
+        reply was lost finds the lease it set: that partition waits for it to expire.  It
+        is not read back: workers of one consumer name, two in one process, would then
+        both take it.)"""
         acquired: list[PartitionKeys] = []
         free = [s for s in partitions if s not in self.owned]
         random.shuffle(free)
@@ -112,11 +116,12 @@ class Leases:
             keys = [partitions[s].lease(self.group) for s in trying]
             replies = await pipelined(self.client, len(keys), functools.partial(self._set, keys))
             for stream, took in zip(trying, replies, strict=True):
-                if isinstance(took, redis.ResponseError):
-                    raise took  # SET refuses no key: about the server
-                if took:
+                if took is True:  # (an error about the cluster may come in place)
                     self._took(stream, partitions, share, alive)
                     acquired.append(partitions[stream])
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply  # SET refuses no key: about the server or the cluster
         return acquired
 
     def _set(self, keys: list[str], target: Any, i: int) -> Any:
@@ -178,10 +183,12 @@ class Leases:
 
     async def release(self, *streams: str) -> None:
         """Give the leases of ``streams`` back (those we hold), all in one round trip on
-        one Redis; a lease key of the wrong type is not ours and is left alone."""
-        gone = [(s, self.owned.pop(s)) for s in streams if s in self.owned]
+        one Redis; a lease key of the wrong type is not ours and is left alone.  A lease
+        whose release could not be sent stays ours (released, or renewed, next round)."""
+        gone = [(s, self.owned[s]) for s in streams if s in self.owned]
         await self._calls("release", [p for _, p in gone])
         for stream, partition in gone:
+            self.owned.pop(stream, None)
             log.log(self._level(stream, taking=False), "released partition %s", partition.member)
 
     async def release_all(self) -> None:

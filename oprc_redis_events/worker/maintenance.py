@@ -102,10 +102,13 @@ class PartitionMaintenance(PartitionDiscovery):
             del self.states[stream]
             self.batches.drop(stream)  # its held entries stay pending, for the new owner
         taken = [s for s in self.leases.owned if s not in self.states]
-        for stream in taken:  # newly taken, or kept while we rediscovered
-            self.states[stream] = PartitionState(self.leases.owned[stream])
-        if taken:
-            await self._claim(taken, force=True)
+        if taken:  # newly taken, or kept while we rediscovered
+            # Claimed before the loop may read them: their older entries come first.
+            await self._claim(taken)
+            now = time.monotonic()
+            for stream in taken:
+                if stream in self.partitions and stream in self.leases.owned:  # not broken
+                    self.states[stream] = PartitionState(self.leases.owned[stream], now)
             await self._wake_loop()
         if quick:
             return
@@ -167,11 +170,11 @@ class PartitionMaintenance(PartitionDiscovery):
                         lag[state.keys.member] = int(group.get("lag") or 0)
         self.lag = lag
 
-    async def _claim(self, streams: list[str], *, force: bool = False) -> None:
+    async def _claim(self, streams: list[str]) -> None:
         """Take over the entries other consumers left pending longer than ``claim_idle_ms``
         on ``streams`` (XAUTOCLAIM, one pipeline a page for all of them); they are then
-        read, in order, by our pending read (``force``: read those streams' pending
-        entries anyway).  A partition whose claim fails is blamed alone.  A claim whose
+        read, in order, by our pending read.  A partition whose claim fails is blamed
+        alone.  A claim whose
         reply was lost (a cluster node's connection) is asked again alone: what it took
         is ours and idle, and is claimed again, and read, by a later round."""
         start, claimed = dict.fromkeys(streams, "0-0"), dict.fromkeys(streams, 0)
@@ -194,7 +197,7 @@ class PartitionMaintenance(PartitionDiscovery):
             going = more
         for stream, count in claimed.items():
             state = self.states.get(stream)
-            if state is not None and (count or force):
+            if state is not None and count:
                 state.retry_at = state.retry_at or time.monotonic()
             if count:
                 self.stats.claimed += count

@@ -49,15 +49,25 @@ def acknowledged_bound(
 ) -> str | None:
     """The smallest id some group still needs (entries below it are acknowledged by all
     groups), or ``None`` when the stream has no group: ``groups`` as XINFO GROUPS lists
-    them, ``oldest_pending`` the oldest pending id of each group that has some."""
+    them, ``oldest_pending`` the oldest pending id of each group that has some (``None``
+    when they were acknowledged since)."""
     bounds: list[str] = []
     for group in groups:
-        if group["pending"]:
-            min_id = oldest_pending[group["name"]]
+        min_id = oldest_pending.get(group["name"]) if group["pending"] else None
+        if min_id is not None:
             bounds.append(min_id.decode() if isinstance(min_id, bytes) else min_id)
-        else:  # after the largest id there is: the group needs nothing that is stored
+        else:  # (none pending: all acknowledged since, say) everything delivered may go
             bounds.append(_after(group["last-delivered-id"]) or _ALL)
     return min(bounds, key=_parse) if bounds else None
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """``replies``, once none is an error other than a command's own error reply (a cluster
+    error returned in place: about the cluster, for the caller to wait out)."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
 
 
 def _trim_command(stream: str, bound: str) -> Callable[[Any], Any]:
@@ -73,7 +83,7 @@ async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis
     (0 for a stream that does not exist), or the error reply about it in its place (not a
     stream, a group destroyed meanwhile...).  Each command may run twice: a reply lost
     with its connection is asked again alone."""
-    infos = await pipelined(client, len(streams), lambda t, i: t.xinfo_groups(streams[i]))
+    infos = _checked(await pipelined(client, len(streams), lambda t, i: t.xinfo_groups(streams[i])))
     results: list[int | redis.ResponseError] = [0] * len(streams)
     asks: list[tuple[int, Any]] = []  # (stream, group) of each group with pending entries
     for i, groups in enumerate(infos):
@@ -82,8 +92,8 @@ async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis
                 results[i] = groups
             continue
         asks += [(i, g["name"]) for g in groups if g["pending"]]
-    summaries = await pipelined(
-        client, len(asks), lambda t, j: t.xpending(streams[asks[j][0]], asks[j][1])
+    summaries = _checked(
+        await pipelined(client, len(asks), lambda t, j: t.xpending(streams[asks[j][0]], asks[j][1]))
     )
     oldest: list[dict[Any, bytes | str]] = [{} for _ in streams]
     for (i, group), summary in zip(asks, summaries, strict=True):
@@ -97,7 +107,7 @@ async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis
             bound = acknowledged_bound(groups, oldest[i])
             if bound is not None:
                 trims.append((i, _trim_command(streams[i], bound)))
-    removed = await pipelined(client, len(trims), lambda t, k: trims[k][1](t))
+    removed = _checked(await pipelined(client, len(trims), lambda t, k: trims[k][1](t)))
     for (i, _), count in zip(trims, removed, strict=True):
         results[i] = count if isinstance(count, redis.ResponseError) else int(count)
     return results
