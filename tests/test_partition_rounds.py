@@ -76,6 +76,17 @@ class Tampered:
         return getattr(self.client, name)
 
 
+class Crashing(MemoryPublisher):
+    """A publisher that fails and stops its worker at the first PUT: a crash, what the
+    worker read stays pending."""
+
+    worker: Worker
+
+    def put(self, key: str, payload: bytes) -> None:
+        self.worker.stop()
+        raise ZenohUnavailableError("zenoh is down")
+
+
 def _fill(client: redis.Redis, stream: str, count: int) -> list[bytes]:
     return [client.xadd(stream, {"n": str(i)}) for i in range(count)]  # type: ignore[misc]
 
@@ -128,13 +139,6 @@ def test_a_worker_claims_what_a_dead_one_left_on_many_partitions_in_pages(
         for i in range(1, n):
             store.update("orders", pid, 1, {1: str(i).encode()})
 
-    class Crashing(MemoryPublisher):
-        worker: Worker
-
-        def put(self, key: str, payload: bytes) -> None:
-            self.worker.stop()  # a crash: what it read stays pending
-            raise ZenohUnavailableError("zenoh is down")
-
     config = settings.replace(batch_size=3)
     crashing = Crashing()
     crashed = Worker(config.replace(consumer="w1"), publisher=crashing)
@@ -153,14 +157,21 @@ def test_a_worker_claims_what_a_dead_one_left_on_many_partitions_in_pages(
     assert all(client.xpending(outbox[pid], config.group)["pending"] == 0 for pid in counts)
 
 
-def test_a_claim_failing_on_one_partition_blames_it_alone(
-    settings: Settings, store: ObjectStore, client: redis.Redis
-) -> None:
+def _three_and_a_broken(store: ObjectStore, client: redis.Redis) -> tuple[list[str], str]:
+    """The outboxes of three partitions with an entry each, and a fourth outbox key that is
+    not a stream."""
     good = [PartitionKeys.of("orders", pid).outbox for pid in range(3)]
     for pid in range(3):
         store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
     bad = PartitionKeys.of("orders", 9).outbox
     client.set(bad, "not a stream")
+    return good, bad
+
+
+def test_a_claim_failing_on_one_partition_blames_it_alone(
+    settings: Settings, store: ObjectStore, client: redis.Redis
+) -> None:
+    good, bad = _three_and_a_broken(store, client)
     worker = Worker(settings.replace(claim_idle_ms=500), publisher=MemoryPublisher())
 
     async def claim() -> None:
@@ -193,13 +204,6 @@ def test_pending_entries_of_many_partitions_are_read_again_page_by_page(
         for i in range(1, n):
             store.update("orders", pid, 1, {1: str(i).encode()})
     config = settings.replace(batch_size=2, consumer="w1")
-
-    class Crashing(MemoryPublisher):
-        worker: Worker
-
-        def put(self, key: str, payload: bytes) -> None:
-            self.worker.stop()
-            raise ZenohUnavailableError("zenoh is down")
 
     crashing = Crashing()
     crashed = Worker(config, publisher=crashing)
@@ -282,11 +286,7 @@ def test_a_worker_s_round_trips_do_not_grow_with_its_partitions(
 def test_a_pending_read_failing_on_one_partition_blames_it_alone(
     settings: Settings, store: ObjectStore, client: redis.Redis
 ) -> None:
-    good = [PartitionKeys.of("orders", pid).outbox for pid in range(3)]
-    for pid in range(3):
-        store.create("orders", pid, 1, {1: b"0"}, event=watch_all([1]))
-    bad = PartitionKeys.of("orders", 9).outbox
-    client.set(bad, "not a stream")
+    good, bad = _three_and_a_broken(store, client)
     sent = MemoryPublisher()
     worker = Worker(settings, publisher=sent)
 
