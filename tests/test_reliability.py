@@ -430,6 +430,7 @@ def test_trimming_keeps_unacknowledged_entries(
         text=True,
     )
     assert out.returncode == 1 and "would drop 4 of them" in out.stderr
+    assert out.stderr.startswith(f"Error: {stream} holds 6 entries")  # the name, not b'...'
 
 
 def test_sigterm_releases_partitions_at_once(

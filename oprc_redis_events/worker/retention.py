@@ -70,13 +70,15 @@ def _checked(replies: list[Any]) -> list[Any]:
     return replies
 
 
-def _trim_command(stream: str, bound: str) -> Callable[[Any], Any]:
+def _trim_command(stream: str | bytes, bound: str) -> Callable[[Any], Any]:
     if bound == _ALL:
         return lambda target: target.xtrim(stream, maxlen=0, approximate=False)
     return lambda target: target.xtrim(stream, minid=bound, approximate=False)
 
 
-async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis.ResponseError]:
+async def trim_outboxes(
+    client: Any, streams: Sequence[str | bytes]
+) -> list[int | redis.ResponseError]:
     """Remove the acknowledged entries of each of ``streams``: three round trips whatever
     their number (on a cluster, three per node): XINFO GROUPS of each, XPENDING of each
     group with pending entries, XTRIM of each.  Per stream, how many entries were removed
@@ -113,7 +115,7 @@ async def trim_outboxes(client: Any, streams: Sequence[str]) -> list[int | redis
     return results
 
 
-async def trim_outbox(client: Any, stream: str, *, maxlen: int | None = None) -> int:
+async def trim_outbox(client: Any, stream: str | bytes, *, maxlen: int | None = None) -> int:
     """Remove acknowledged entries from ``stream``; return how many were removed.
 
     With ``maxlen``, refuse (:class:`OutboxBoundError`, nothing removed beyond the
@@ -125,8 +127,9 @@ async def trim_outbox(client: Any, stream: str, *, maxlen: int | None = None) ->
     if maxlen is not None:
         left = int(await client.xlen(stream))
         if left > maxlen:
+            name = stream.decode(errors="backslashreplace") if isinstance(stream, bytes) else stream
             raise OutboxBoundError(
-                f"{stream} holds {left} entries not yet acknowledged by every consumer group; "
+                f"{name} holds {left} entries not yet acknowledged by every consumer group; "
                 f"a bound of {maxlen} would drop {left - maxlen} of them. Start or fix the "
                 "workers, or dead-letter entries explicitly."
             )
