@@ -84,7 +84,7 @@ class PartitionDiscovery:
     _wake: asyncio.Event  # a new outbox was announced: maintain now
     _announced: set[str]  # outbox keys announced since the last discovery
     _states_changed: asyncio.Event  # maintenance took a partition: the loop reads it now
-    _blocking: Any = None  # the loop's WakeableRead, once it blocked (one Redis only)
+    _blocking: Any = None  # the loop's WakeableRead, once it read (one Redis only)
     announcements: Any  # the OutboxAnnouncements listener
     problems: ThrottledLog
 
